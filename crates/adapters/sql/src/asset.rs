@@ -1,0 +1,410 @@
+//! The Asset Service's tables: watchlists, alert rules and the transactional outbox.
+
+use async_trait::async_trait;
+use signal_domain::{
+    AlertRule, Condition, InstrumentId, Repeat, RuleId, RuleSpec, RuleState, Timestamp,
+    TriggeredAlert, UserId,
+};
+use signal_ports::{OutboxEntry, RuleChange, RuleStore, StoreError, WatchlistStore};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use crate::codec::{
+    backend_error, corrupt, decimal, from_micros, instrument, micros, opt_from_micros, user,
+};
+
+const RULE_COLUMNS: &str = "id, user_id, instrument, condition, value, repeat_mode, cooldown_ms, \
+     rearm_band, expires_at, note, state, rearmed, cooling_until, trigger_count, \
+     last_triggered_at, created_at, updated_at";
+
+const ACTIVE: &str = "state IN ('armed', 'cooling')";
+
+#[derive(Clone)]
+pub struct SqlAssetStore {
+    pool: AnyPool,
+}
+
+impl SqlAssetStore {
+    pub fn new(pool: AnyPool) -> Self {
+        Self { pool }
+    }
+}
+
+/// The columns a rule's spec occupies, in the order the statements below bind them.
+struct SpecColumns {
+    instrument: String,
+    condition: &'static str,
+    value: String,
+    repeat_mode: &'static str,
+    cooldown_ms: i64,
+    rearm_band: String,
+    expires_at: Option<i64>,
+    note: Option<String>,
+}
+
+impl SpecColumns {
+    fn of(spec: &RuleSpec) -> Self {
+        let (repeat_mode, cooldown_ms, rearm_band) = match spec.repeat {
+            Repeat::Once => ("once", 0, "0".to_string()),
+            Repeat::Every {
+                cooldown,
+                rearm_band,
+            } => ("every", cooldown.num_milliseconds(), rearm_band.to_string()),
+        };
+        Self {
+            instrument: spec.instrument.to_string(),
+            condition: spec.condition.kind().as_str(),
+            value: spec.condition.value().to_string(),
+            repeat_mode,
+            cooldown_ms,
+            rearm_band,
+            expires_at: spec.expires_at.map(micros),
+            note: spec.note.clone(),
+        }
+    }
+}
+
+/// (state, rearmed, cooling_until) as stored.
+fn state_columns(state: RuleState) -> (&'static str, i64, Option<i64>) {
+    match state {
+        RuleState::Cooling { rearmed, until } => ("cooling", i64::from(rearmed), Some(micros(until))),
+        other => (other.name(), 0, None),
+    }
+}
+
+fn rule_from_row(row: &AnyRow) -> Result<AlertRule, StoreError> {
+    let get_err = |e: sqlx::Error| corrupt("alert_rule row", e);
+    let text = |name: &str| row.try_get::<String, _>(name).map_err(get_err);
+    let int = |name: &str| row.try_get::<i64, _>(name).map_err(get_err);
+    let opt_int = |name: &str| row.try_get::<Option<i64>, _>(name).map_err(get_err);
+
+    let kind = text("condition")?
+        .parse()
+        .map_err(|e| corrupt("condition", e))?;
+    let condition =
+        Condition::from_parts(kind, decimal(&text("value")?)?).map_err(|e| corrupt("rule", e))?;
+    let repeat = match text("repeat_mode")?.as_str() {
+        "once" => Repeat::Once,
+        "every" => Repeat::Every {
+            cooldown: chrono::Duration::milliseconds(int("cooldown_ms")?),
+            rearm_band: decimal(&text("rearm_band")?)?,
+        },
+        other => return Err(corrupt("repeat_mode", other)),
+    };
+    let state = match text("state")?.as_str() {
+        "armed" => RuleState::Armed,
+        "cooling" => RuleState::Cooling {
+            rearmed: int("rearmed")? != 0,
+            until: from_micros(
+                opt_int("cooling_until")?.ok_or_else(|| corrupt("cooling_until", "missing"))?,
+            )?,
+        },
+        "triggered" => RuleState::Triggered,
+        "expired" => RuleState::Expired,
+        other => return Err(corrupt("state", other)),
+    };
+    Ok(AlertRule {
+        id: RuleId(int("id")?),
+        user: user(text("user_id")?)?,
+        spec: RuleSpec {
+            instrument: instrument(&text("instrument")?)?,
+            condition,
+            repeat,
+            expires_at: opt_from_micros(opt_int("expires_at")?)?,
+            note: row.try_get::<Option<String>, _>("note").map_err(get_err)?,
+        },
+        state,
+        trigger_count: u32::try_from(int("trigger_count")?).unwrap_or(u32::MAX),
+        last_triggered_at: opt_from_micros(opt_int("last_triggered_at")?)?,
+        created_at: from_micros(int("created_at")?)?,
+        updated_at: from_micros(int("updated_at")?)?,
+    })
+}
+
+#[async_trait]
+impl WatchlistStore for SqlAssetStore {
+    async fn add(
+        &self,
+        user: &UserId,
+        instrument: &InstrumentId,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO watchlist (user_id, instrument, added_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, instrument) DO NOTHING",
+        )
+        .bind(user.as_str())
+        .bind(instrument.to_string())
+        .bind(micros(at))
+        .execute(&self.pool)
+        .await
+        .map_err(backend_error)?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, user: &UserId, instrument: &InstrumentId) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM watchlist WHERE user_id = $1 AND instrument = $2")
+            .bind(user.as_str())
+            .bind(instrument.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn list(&self, user: &UserId) -> Result<Vec<(InstrumentId, Timestamp)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT instrument, added_at FROM watchlist WHERE user_id = $1 \
+             ORDER BY added_at, instrument",
+        )
+        .bind(user.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_error)?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("instrument").map_err(backend_error)?;
+                let at: i64 = row.try_get("added_at").map_err(backend_error)?;
+                Ok((instrument(&id)?, from_micros(at)?))
+            })
+            .collect()
+    }
+
+    async fn watched_instruments(&self) -> Result<Vec<InstrumentId>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT instrument FROM watchlist")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        rows.iter()
+            .map(|row| instrument(&row.try_get::<String, _>("instrument").map_err(backend_error)?))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl RuleStore for SqlAssetStore {
+    async fn create(
+        &self,
+        user: &UserId,
+        spec: &RuleSpec,
+        limit: usize,
+        at: Timestamp,
+    ) -> Result<AlertRule, StoreError> {
+        let cols = SpecColumns::of(spec);
+        // One statement, so the limit check and the insert cannot be split by a concurrent create.
+        let sql = format!(
+            "INSERT INTO alert_rule (user_id, instrument, condition, value, repeat_mode, \
+             cooldown_ms, rearm_band, expires_at, note, state, rearmed, trigger_count, \
+             created_at, updated_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'armed', 0, 0, $10, $10 \
+             WHERE (SELECT COUNT(*) FROM alert_rule WHERE user_id = $1 AND {ACTIVE}) < $11 \
+             RETURNING {RULE_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(user.as_str())
+            .bind(cols.instrument)
+            .bind(cols.condition)
+            .bind(cols.value)
+            .bind(cols.repeat_mode)
+            .bind(cols.cooldown_ms)
+            .bind(cols.rearm_band)
+            .bind(cols.expires_at)
+            .bind(cols.note)
+            .bind(micros(at))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        match row {
+            Some(row) => rule_from_row(&row),
+            None => Err(StoreError::RuleLimit { limit }),
+        }
+    }
+
+    async fn get(&self, user: &UserId, id: RuleId) -> Result<Option<AlertRule>, StoreError> {
+        let sql = format!("SELECT {RULE_COLUMNS} FROM alert_rule WHERE id = $1 AND user_id = $2");
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .bind(user.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        row.as_ref().map(rule_from_row).transpose()
+    }
+
+    async fn list(&self, user: &UserId, active_only: bool) -> Result<Vec<AlertRule>, StoreError> {
+        let filter = if active_only {
+            format!("AND {ACTIVE}")
+        } else {
+            String::new()
+        };
+        let sql = format!(
+            "SELECT {RULE_COLUMNS} FROM alert_rule WHERE user_id = $1 {filter} ORDER BY id DESC"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        rows.iter().map(rule_from_row).collect()
+    }
+
+    async fn update(
+        &self,
+        user: &UserId,
+        id: RuleId,
+        spec: &RuleSpec,
+        limit: usize,
+        at: Timestamp,
+    ) -> Result<Option<AlertRule>, StoreError> {
+        let cols = SpecColumns::of(spec);
+        // Re-arming an ended rule makes it active again, so it must fit under the limit; a rule
+        // that is already active does not count twice.
+        let sql = format!(
+            "UPDATE alert_rule SET instrument = $1, condition = $2, value = $3, repeat_mode = $4, \
+             cooldown_ms = $5, rearm_band = $6, expires_at = $7, note = $8, state = 'armed', \
+             rearmed = 0, cooling_until = NULL, updated_at = $9 \
+             WHERE id = $10 AND user_id = $11 AND ({ACTIVE} OR \
+             (SELECT COUNT(*) FROM alert_rule WHERE user_id = $11 AND {ACTIVE}) < $12) \
+             RETURNING {RULE_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(cols.instrument)
+            .bind(cols.condition)
+            .bind(cols.value)
+            .bind(cols.repeat_mode)
+            .bind(cols.cooldown_ms)
+            .bind(cols.rearm_band)
+            .bind(cols.expires_at)
+            .bind(cols.note)
+            .bind(micros(at))
+            .bind(id.0)
+            .bind(user.as_str())
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        match row {
+            Some(row) => rule_from_row(&row).map(Some),
+            None if RuleStore::get(self, user, id).await?.is_some() => {
+                Err(StoreError::RuleLimit { limit })
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn delete(&self, user: &UserId, id: RuleId) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM alert_rule WHERE id = $1 AND user_id = $2")
+            .bind(id.0)
+            .bind(user.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete_for_instrument(
+        &self,
+        user: &UserId,
+        instrument: &InstrumentId,
+    ) -> Result<Vec<RuleId>, StoreError> {
+        let rows = sqlx::query(
+            "DELETE FROM alert_rule WHERE user_id = $1 AND instrument = $2 RETURNING id",
+        )
+        .bind(user.as_str())
+        .bind(instrument.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_error)?;
+        rows.iter()
+            .map(|row| Ok(RuleId(row.try_get("id").map_err(backend_error)?)))
+            .collect()
+    }
+
+    async fn active_rules(&self) -> Result<Vec<AlertRule>, StoreError> {
+        let sql = format!("SELECT {RULE_COLUMNS} FROM alert_rule WHERE {ACTIVE} ORDER BY id");
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        rows.iter().map(rule_from_row).collect()
+    }
+
+    async fn apply_changes(
+        &self,
+        changes: &[RuleChange],
+        events: &[TriggeredAlert],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        for change in changes {
+            let (state, rearmed, until) = state_columns(change.state);
+            let fired = change.fired_at.map(micros);
+            // A rule deleted meanwhile simply matches no row: its change is moot.
+            sqlx::query(
+                "UPDATE alert_rule SET state = $1, rearmed = $2, cooling_until = $3, \
+                 trigger_count = trigger_count + $4, \
+                 last_triggered_at = COALESCE($5, last_triggered_at), \
+                 updated_at = COALESCE($5, updated_at) WHERE id = $6",
+            )
+            .bind(state)
+            .bind(rearmed)
+            .bind(until)
+            .bind(i64::from(fired.is_some()))
+            .bind(fired)
+            .bind(change.rule.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        }
+        for event in events {
+            let payload = serde_json::to_string(event).map_err(|e| corrupt("event", e))?;
+            sqlx::query(
+                "INSERT INTO outbox (event_id, event_key, payload, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(event.event_id.to_string())
+            .bind(event.user_id.as_str())
+            .bind(payload)
+            .bind(micros(event.triggered_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        }
+        tx.commit().await.map_err(backend_error)
+    }
+
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, payload FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_error)?;
+        rows.iter()
+            .map(|row| {
+                let payload: String = row.try_get("payload").map_err(backend_error)?;
+                Ok(OutboxEntry {
+                    id: row.try_get("id").map_err(backend_error)?,
+                    event: serde_json::from_str(&payload).map_err(|e| corrupt("outbox", e))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_outbox_sent(&self, ids: &[i64], at: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        for id in ids {
+            sqlx::query("UPDATE outbox SET sent_at = $1 WHERE id = $2")
+                .bind(micros(at))
+                .bind(*id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_error)?;
+        }
+        tx.commit().await.map_err(backend_error)
+    }
+}

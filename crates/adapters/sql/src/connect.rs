@@ -1,0 +1,102 @@
+//! Opening a pool for a database URL and bringing its schema up to date.
+
+use signal_ports::StoreError;
+use sqlx::any::{AnyPoolOptions, AnyConnectOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+use std::str::FromStr;
+
+use crate::codec::backend_error;
+
+static SQLITE_ASSET: Migrator = sqlx::migrate!("migrations/sqlite/asset");
+static SQLITE_ALERT: Migrator = sqlx::migrate!("migrations/sqlite/alert");
+static POSTGRES_ASSET: Migrator = sqlx::migrate!("migrations/postgres/asset");
+static POSTGRES_ALERT: Migrator = sqlx::migrate!("migrations/postgres/alert");
+
+/// Which service's tables a database holds: each service owns its own database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    Asset,
+    Alert,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Backend(format!(
+                "unsupported database URL scheme in `{}` (expected sqlite: or postgres:)",
+                redact(url)
+            )))
+        }
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***{}", &url[..scheme_end], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Connects to `url` and applies the migrations of `schema`.
+pub async fn connect(url: &str, schema: Schema) -> Result<AnyPool, StoreError> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::of_url(url)?;
+    let options = AnyConnectOptions::from_str(url).map_err(backend_error)?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(match backend {
+            // SQLite serialises writers anyway; a few readers are plenty.
+            Backend::Sqlite => 4,
+            Backend::Postgres => 10,
+        })
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;")
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(backend_error)?;
+    let migrator = match (backend, schema) {
+        (Backend::Sqlite, Schema::Asset) => &SQLITE_ASSET,
+        (Backend::Sqlite, Schema::Alert) => &SQLITE_ALERT,
+        (Backend::Postgres, Schema::Asset) => &POSTGRES_ASSET,
+        (Backend::Postgres, Schema::Alert) => &POSTGRES_ALERT,
+    };
+    migrator
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+    Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://u:secret@db:5432/x"),
+            "postgres://***@db:5432/x"
+        );
+        assert_eq!(redact("sqlite://data/a.db"), "sqlite://data/a.db");
+    }
+}

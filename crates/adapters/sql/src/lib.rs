@@ -1,0 +1,12 @@
+//! Relational store adapter. One code path serves SQLite (the embedded default) and PostgreSQL
+//! (production) through sqlx's `Any` driver: columns use portable types (epoch-microsecond
+//! integers, exact decimals as text) and each backend has its own migration folder.
+
+mod alert;
+mod asset;
+mod codec;
+mod connect;
+
+pub use alert::SqlAlertStore;
+pub use asset::SqlAssetStore;
+pub use connect::{connect, Backend, Schema};

@@ -1,0 +1,24 @@
+//! The vocabulary of DonTouch Signal: markets, instruments, exact prices, quotes, alert rules and the
+//! triggered-alert event. Pure data and rules about data; nothing here performs I/O, so every adapter
+//! and service agrees on one meaning for each value.
+
+pub mod event;
+pub mod instrument;
+pub mod market;
+pub mod price;
+pub mod quote;
+pub mod rule;
+pub mod user;
+
+pub use event::{TriggeredAlert, TRIGGERED_ALERT_SCHEMA_VERSION};
+pub use instrument::{Instrument, InstrumentId, InstrumentIdError};
+pub use market::{AssetClass, Market};
+pub use price::{Percent, Price, PriceError};
+pub use quote::{Quote, QuoteSource, Tick};
+pub use rule::{
+    AlertRule, Condition, ConditionKind, Direction, Repeat, RuleError, RuleId, RuleSpec, RuleState,
+};
+pub use user::{UserId, UserIdError};
+
+/// Wall-clock instants everywhere in the system are UTC.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;

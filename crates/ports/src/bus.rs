@@ -1,0 +1,43 @@
+//! Event bus port: how triggered alerts travel from the Asset Service to the Alert Service.
+//!
+//! Both sides are at-least-once: `publish` returns only once the bus holds the events durably, and
+//! a consumer acknowledges a delivery only after it has stored the alert. Consumers deduplicate on
+//! the event id, so the user sees each alert once.
+
+use async_trait::async_trait;
+use signal_domain::TriggeredAlert;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("event bus unavailable: {0}")]
+    Unavailable(String),
+    #[error("event bus closed")]
+    Closed,
+}
+
+/// The producing side, used by the outbox relay.
+#[async_trait]
+pub trait AlertPublisher: Send + Sync + 'static {
+    /// Publishes `events` in order; returns once every one of them is durably on the bus.
+    async fn publish(&self, events: &[TriggeredAlert]) -> Result<(), BusError>;
+}
+
+/// Completes a delivery: commits the consumer's position past this event.
+#[async_trait]
+pub trait DeliveryAck: Send {
+    async fn ack(self: Box<Self>) -> Result<(), BusError>;
+}
+
+/// One event handed to the consumer, with the handle that acknowledges it.
+pub struct Delivery {
+    pub event: TriggeredAlert,
+    pub ack: Box<dyn DeliveryAck>,
+}
+
+/// The consuming side, used by the Alert Service. Undecodable messages never reach it: the adapter
+/// routes them aside (a dead-letter topic) and moves on.
+#[async_trait]
+pub trait AlertInbox: Send + 'static {
+    /// The next delivery; `Err(BusError::Closed)` when the bus has shut down.
+    async fn next(&mut self) -> Result<Delivery, BusError>;
+}

@@ -1,0 +1,16 @@
+//! Ports: the small traits through which the services reach everything that does I/O. Each has an
+//! embedded adapter (in-process, SQLite, in-memory, simulated) and a production one (Kafka,
+//! PostgreSQL, Redis, exchanges), chosen by configuration.
+
+pub mod bus;
+pub mod feed;
+pub mod state;
+pub mod store;
+
+pub use bus::{AlertInbox, AlertPublisher, BusError, Delivery, DeliveryAck};
+pub use feed::{FeedError, QuoteFeed, TickSink};
+pub use state::QuoteCache;
+pub use store::{
+    AlertHistoryStore, AlertRecord, HistoryPage, HistoryQuery, OutboxEntry, RuleChange,
+    RuleStore, StoreError, WatchlistStore,
+};

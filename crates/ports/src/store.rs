@@ -1,0 +1,158 @@
+//! Relational store ports. Every method takes the owning user where a row belongs to one, so a
+//! user can only ever see or change their own data.
+
+use async_trait::async_trait;
+use signal_domain::{
+    AlertRule, ConditionKind, InstrumentId, Price, RuleId, RuleSpec, RuleState, Timestamp,
+    TriggeredAlert, UserId,
+};
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists")]
+    Conflict,
+    #[error("limit reached: at most {limit} active rules per user")]
+    RuleLimit { limit: usize },
+    #[error("storage failure: {0}")]
+    Backend(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait WatchlistStore: Send + Sync + 'static {
+    /// Adds to the user's watchlist; `Err(Conflict)` when it is already there.
+    async fn add(&self, user: &UserId, instrument: &InstrumentId, at: Timestamp)
+        -> Result<(), StoreError>;
+    /// Removes it; false when it was not there.
+    async fn remove(&self, user: &UserId, instrument: &InstrumentId) -> Result<bool, StoreError>;
+    /// Oldest first.
+    async fn list(&self, user: &UserId) -> Result<Vec<(InstrumentId, Timestamp)>, StoreError>;
+    /// Every instrument on anyone's watchlist: these need live data.
+    async fn watched_instruments(&self) -> Result<Vec<InstrumentId>, StoreError>;
+}
+
+/// A change of a rule's state decided by the trigger engine, stored together with the events it
+/// raised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleChange {
+    pub rule: RuleId,
+    pub state: RuleState,
+    /// Set when the change is a firing.
+    pub fired_at: Option<Timestamp>,
+}
+
+#[async_trait]
+pub trait RuleStore: Send + Sync + 'static {
+    /// Creates an armed rule, unless the user already has `limit` active rules.
+    async fn create(
+        &self,
+        user: &UserId,
+        spec: &RuleSpec,
+        limit: usize,
+        at: Timestamp,
+    ) -> Result<AlertRule, StoreError>;
+    async fn get(&self, user: &UserId, id: RuleId) -> Result<Option<AlertRule>, StoreError>;
+    /// The user's rules, newest first; only active ones when `active_only`.
+    async fn list(&self, user: &UserId, active_only: bool) -> Result<Vec<AlertRule>, StoreError>;
+    /// Replaces the user-chosen part and re-arms the rule (re-activating counts against `limit`).
+    async fn update(
+        &self,
+        user: &UserId,
+        id: RuleId,
+        spec: &RuleSpec,
+        limit: usize,
+        at: Timestamp,
+    ) -> Result<Option<AlertRule>, StoreError>;
+    async fn delete(&self, user: &UserId, id: RuleId) -> Result<bool, StoreError>;
+    /// Deletes the user's rules on one instrument; returns their ids.
+    async fn delete_for_instrument(
+        &self,
+        user: &UserId,
+        instrument: &InstrumentId,
+    ) -> Result<Vec<RuleId>, StoreError>;
+    /// Every active rule of every user: what the trigger engine loads at start.
+    async fn active_rules(&self) -> Result<Vec<AlertRule>, StoreError>;
+    /// In one transaction: the rule state changes and the events they raised, into the outbox.
+    /// Either all of it is stored or none.
+    async fn apply_changes(
+        &self,
+        changes: &[RuleChange],
+        events: &[TriggeredAlert],
+    ) -> Result<(), StoreError>;
+    /// Oldest pending outbox events, at most `limit`.
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    async fn mark_outbox_sent(&self, ids: &[i64], at: Timestamp) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub event: TriggeredAlert,
+}
+
+/// One alert in a user's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRecord {
+    pub id: i64,
+    pub event_id: Uuid,
+    pub user: UserId,
+    pub rule_id: RuleId,
+    pub instrument: InstrumentId,
+    pub condition: ConditionKind,
+    pub level: Price,
+    pub price: Price,
+    pub exchange_time: Timestamp,
+    pub triggered_at: Timestamp,
+    pub stored_at: Timestamp,
+    pub note: Option<String>,
+    pub simulated: bool,
+    pub percent: Option<signal_domain::Percent>,
+    pub read_at: Option<Timestamp>,
+    pub acknowledged_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryQuery {
+    pub instrument: Option<InstrumentId>,
+    /// Some(true): read only; Some(false): unread only.
+    pub read: Option<bool>,
+    /// Only records with an id below this one (keyset pagination, newest first).
+    pub before_id: Option<i64>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    pub items: Vec<AlertRecord>,
+    /// Pass as `before_id` for the next page; None on the last page.
+    pub next_before_id: Option<i64>,
+}
+
+#[async_trait]
+pub trait AlertHistoryStore: Send + Sync + 'static {
+    /// Stores the alert unless one with the same event id exists. Returns the new record, or None
+    /// for a redelivery.
+    async fn insert_if_absent(
+        &self,
+        event: &TriggeredAlert,
+        at: Timestamp,
+    ) -> Result<Option<AlertRecord>, StoreError>;
+    async fn list(&self, user: &UserId, query: &HistoryQuery) -> Result<HistoryPage, StoreError>;
+    async fn get(&self, user: &UserId, id: i64) -> Result<Option<AlertRecord>, StoreError>;
+    /// Marks read (and so acknowledged). False when the user has no such alert.
+    async fn mark_read(&self, user: &UserId, id: i64, at: Timestamp) -> Result<bool, StoreError>;
+    /// Marks every alert of the user read; returns how many changed.
+    async fn mark_all_read(&self, user: &UserId, at: Timestamp) -> Result<u64, StoreError>;
+    /// Records that a client received the alert. False when the user has no such alert.
+    async fn acknowledge(&self, user: &UserId, id: i64, at: Timestamp) -> Result<bool, StoreError>;
+    /// Alerts not yet acknowledged, oldest first, at most `limit`.
+    async fn unacknowledged(
+        &self,
+        user: &UserId,
+        limit: usize,
+    ) -> Result<Vec<AlertRecord>, StoreError>;
+    async fn delete(&self, user: &UserId, id: i64) -> Result<bool, StoreError>;
+    async fn delete_all(&self, user: &UserId) -> Result<u64, StoreError>;
+}
