@@ -125,6 +125,20 @@ impl serde::de::Visitor<'_> for DecimalVisitor {
     }
 }
 
+/// Deserializes an optional exact decimal from a JSON string or number (see [`DecimalVisitor`]),
+/// for fields that are amounts rather than prices.
+pub fn optional_decimal<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Decimal>, D::Error> {
+    struct Exact(Decimal);
+    impl<'de> Deserialize<'de> for Exact {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(DecimalVisitor).map(Exact)
+        }
+    }
+    Ok(Option::<Exact>::deserialize(deserializer)?.map(|e| e.0))
+}
+
 impl utoipa::PartialSchema for Price {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::schema::ObjectBuilder::new()
@@ -188,7 +202,9 @@ impl utoipa::PartialSchema for Percent {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::schema::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some("A percentage as an exact decimal string: \"1.5\" is 1.5 %"))
+            .description(Some(
+                "A percentage as an exact decimal string: \"1.5\" is 1.5 %",
+            ))
             .examples(["1.5", "-0.85"])
             .into()
     }

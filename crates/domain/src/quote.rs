@@ -61,12 +61,12 @@ impl Quote {
     /// The quote after `tick`, keeping what the tick does not carry from `previous`.
     pub fn after(tick: &Tick, previous: Option<&Quote>) -> Quote {
         let prev_close = tick.prev_close.or(previous.and_then(|q| q.prev_close));
-        let volume = tick
-            .cumulative_volume
-            .or_else(|| match (previous.and_then(|q| q.volume), tick.trade_volume) {
+        let volume = tick.cumulative_volume.or_else(|| {
+            match (previous.and_then(|q| q.volume), tick.trade_volume) {
                 (Some(total), Some(trade)) => Some(total + trade),
                 (total, trade) => total.or(trade),
-            });
+            }
+        });
         let change = prev_close.map(|close| tick.price.value() - close.value());
         let change_percent =
             prev_close.and_then(|close| Percent::change(tick.price.value(), close.value()));

@@ -11,6 +11,6 @@ pub use bus::{AlertInbox, AlertPublisher, BusError, Delivery, DeliveryAck};
 pub use feed::{FeedError, QuoteFeed, TickSink};
 pub use state::QuoteCache;
 pub use store::{
-    AlertHistoryStore, AlertRecord, HistoryPage, HistoryQuery, OutboxEntry, RuleChange,
-    RuleStore, StoreError, WatchlistStore,
+    AlertHistoryStore, AlertRecord, HistoryPage, HistoryQuery, OutboxEntry, RuleChange, RuleStore,
+    StoreError, WatchlistStore,
 };

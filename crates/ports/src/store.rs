@@ -23,8 +23,12 @@ pub enum StoreError {
 #[async_trait]
 pub trait WatchlistStore: Send + Sync + 'static {
     /// Adds to the user's watchlist; `Err(Conflict)` when it is already there.
-    async fn add(&self, user: &UserId, instrument: &InstrumentId, at: Timestamp)
-        -> Result<(), StoreError>;
+    async fn add(
+        &self,
+        user: &UserId,
+        instrument: &InstrumentId,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
     /// Removes it; false when it was not there.
     async fn remove(&self, user: &UserId, instrument: &InstrumentId) -> Result<bool, StoreError>;
     /// Oldest first.

@@ -67,7 +67,9 @@ impl SpecColumns {
 /// (state, rearmed, cooling_until) as stored.
 fn state_columns(state: RuleState) -> (&'static str, i64, Option<i64>) {
     match state {
-        RuleState::Cooling { rearmed, until } => ("cooling", i64::from(rearmed), Some(micros(until))),
+        RuleState::Cooling { rearmed, until } => {
+            ("cooling", i64::from(rearmed), Some(micros(until)))
+        }
         other => (other.name(), 0, None),
     }
 }
@@ -179,7 +181,12 @@ impl WatchlistStore for SqlAssetStore {
             .await
             .map_err(backend_error)?;
         rows.iter()
-            .map(|row| instrument(&row.try_get::<String, _>("instrument").map_err(backend_error)?))
+            .map(|row| {
+                instrument(
+                    &row.try_get::<String, _>("instrument")
+                        .map_err(backend_error)?,
+                )
+            })
             .collect()
     }
 }

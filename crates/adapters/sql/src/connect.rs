@@ -1,7 +1,7 @@
 //! Opening a pool for a database URL and bringing its schema up to date.
 
 use signal_ports::StoreError;
-use sqlx::any::{AnyPoolOptions, AnyConnectOptions};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 use std::str::FromStr;

@@ -65,7 +65,9 @@ async fn rules_survive_a_reopen_and_respect_the_limit() {
         .create(&alice, &above(dec!(72000)), 2, Utc::now())
         .await
         .unwrap();
-    let third = store.create(&alice, &above(dec!(73000)), 2, Utc::now()).await;
+    let third = store
+        .create(&alice, &above(dec!(73000)), 2, Utc::now())
+        .await;
     assert!(matches!(third, Err(StoreError::RuleLimit { limit: 2 })));
 
     // A triggered rule no longer counts against the limit.
@@ -170,7 +172,13 @@ async fn history_is_idempotent_paginated_and_private() {
         .unwrap();
 
     let page = store
-        .list(&alice, &HistoryQuery { limit: 3, ..Default::default() })
+        .list(
+            &alice,
+            &HistoryQuery {
+                limit: 3,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let prices: Vec<String> = page.items.iter().map(|r| r.price.to_string()).collect();

@@ -1,0 +1,83 @@
+//! The original Spring Alert Service's routes: the user's history, delete one, delete all.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Serialize;
+use signal_ports::{AlertRecord, HistoryQuery};
+use signal_web::{ApiError, ApiPath, AuthUser};
+
+use super::AlertState;
+
+/// The original returned the whole history; this caps it at the newest alerts.
+const LEGACY_HISTORY_LIMIT: usize = 1000;
+
+pub fn routes() -> Router<AlertState> {
+    Router::new()
+        .route("/alert", get(history).delete(delete_all))
+        .route("/alert/{id}", delete(delete_one))
+}
+
+/// `{id, userEmail, symbol, targetPrice, triggeredPrice, condition, triggeredAt}` as the original.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LegacyAlert {
+    id: i64,
+    user_email: String,
+    symbol: String,
+    target_price: f64,
+    triggered_price: f64,
+    condition: &'static str,
+    triggered_at: signal_domain::Timestamp,
+    instrument: String,
+}
+
+impl From<AlertRecord> for LegacyAlert {
+    fn from(record: AlertRecord) -> Self {
+        Self {
+            id: record.id,
+            user_email: record.user.to_string(),
+            symbol: record.instrument.symbol().to_string(),
+            target_price: record.level.to_f64_lossy(),
+            triggered_price: record.price.to_f64_lossy(),
+            condition: record.condition.as_str(),
+            triggered_at: record.triggered_at,
+            instrument: record.instrument.to_string(),
+        }
+    }
+}
+
+async fn history(
+    AuthUser(user): AuthUser,
+    State(state): State<AlertState>,
+) -> Result<Json<Vec<LegacyAlert>>, ApiError> {
+    let query = HistoryQuery {
+        limit: LEGACY_HISTORY_LIMIT,
+        ..Default::default()
+    };
+    let page = state.history.list(&user, &query).await?;
+    Ok(Json(
+        page.items.into_iter().map(LegacyAlert::from).collect(),
+    ))
+}
+
+async fn delete_one(
+    AuthUser(user): AuthUser,
+    State(state): State<AlertState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    if state.history.delete(&user, id).await? {
+        Ok(StatusCode::OK)
+    } else {
+        Err(ApiError::NotFound(format!("you have no alert {id}")))
+    }
+}
+
+async fn delete_all(
+    AuthUser(user): AuthUser,
+    State(state): State<AlertState>,
+) -> Result<StatusCode, ApiError> {
+    state.history.delete_all(&user).await?;
+    Ok(StatusCode::OK)
+}

@@ -1,0 +1,37 @@
+//! The Alert Service's HTTP surface: the original routes, the JSON API beside them, and the alert
+//! socket, over the same history store and session hub.
+
+mod api;
+mod legacy;
+mod socket;
+
+use axum::extract::FromRef;
+use axum::Router;
+use signal_ports::AlertHistoryStore;
+use signal_web::JwtVerifier;
+use std::sync::Arc;
+
+use crate::metrics::AlertMetrics;
+use crate::sessions::SessionHub;
+
+#[derive(Clone)]
+pub struct AlertState {
+    pub history: Arc<dyn AlertHistoryStore>,
+    pub hub: Arc<SessionHub>,
+    pub verifier: Arc<JwtVerifier>,
+    pub metrics: AlertMetrics,
+}
+
+impl FromRef<AlertState> for Arc<JwtVerifier> {
+    fn from_ref(state: &AlertState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+pub fn router(state: AlertState) -> Router {
+    Router::new()
+        .merge(legacy::routes())
+        .merge(api::routes())
+        .merge(socket::routes())
+        .with_state(state)
+}

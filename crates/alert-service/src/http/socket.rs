@@ -1,0 +1,162 @@
+//! The alert socket. Every open socket of a user receives each of their alerts. On connect the
+//! socket first replays the alerts the user has not acknowledged (oldest first), then streams new
+//! ones; the client acknowledges with `{"type":"ack","id":N}` (or `"ids":[...]`), and whatever it
+//! has not acknowledged comes again on its next connection.
+//!
+//! Messages keep the original push's fields (`symbol, targetPrice, currentPrice, condition,
+//! timestamp`) and add the alert's id and exact values.
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use signal_domain::UserId;
+use signal_ports::AlertRecord;
+use signal_web::SocketUser;
+use std::collections::HashSet;
+
+use super::api::AlertView;
+use super::AlertState;
+
+/// Alerts replayed per connection; more stay for the next one or for the history API.
+const REPLAY_LIMIT: usize = 500;
+
+pub fn routes() -> Router<AlertState> {
+    Router::new()
+        .route("/ws/socket/alert", get(upgrade))
+        .route("/api/v1/alerts/stream", get(upgrade))
+}
+
+async fn upgrade(
+    SocketUser(user): SocketUser,
+    State(state): State<AlertState>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.on_upgrade(move |socket| session(socket, user, state))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AlertMessage {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    alert: AlertView,
+    target_price: f64,
+    current_price: f64,
+    /// Epoch milliseconds when the rule fired.
+    timestamp: i64,
+    /// True when sent from the unacknowledged backlog on connect.
+    replayed: bool,
+}
+
+#[derive(Deserialize)]
+struct ClientMessage {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<i64>,
+    #[serde(default)]
+    ids: Vec<i64>,
+}
+
+async fn session(mut ws: WebSocket, user: UserId, state: AlertState) {
+    state.metrics.alert_sockets_open.inc();
+    // Register before reading the backlog, so nothing stored in between is missed; `sent` keeps
+    // an alert that is both in the backlog and pushed live from going out twice.
+    let mut handle = state.hub.register(&user);
+    let mut sent = HashSet::new();
+    let replay = state.history.unacknowledged(&user, REPLAY_LIMIT).await;
+    let mut open = match replay {
+        Ok(backlog) => send_all(&mut ws, &state, &backlog, true, &mut sent).await,
+        Err(e) => {
+            tracing::error!(error = %e, %user, "reading unacknowledged alerts failed");
+            false
+        }
+    };
+    while open {
+        tokio::select! {
+            incoming = ws.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    open = handle_client(&mut ws, &state, &user, &text).await;
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => open = false,
+                Some(Ok(_)) => {}
+            },
+            alert = handle.alerts.recv() => match alert {
+                Some(record) => {
+                    open = send_all(&mut ws, &state, std::slice::from_ref(&*record), false, &mut sent).await;
+                }
+                // The hub dropped this session (too slow): close so the client reconnects and
+                // gets its backlog.
+                None => open = false,
+            },
+        }
+    }
+    let _ = ws.send(Message::Close(None)).await;
+    state.metrics.alert_sockets_open.dec();
+}
+
+async fn send_all(
+    ws: &mut WebSocket,
+    state: &AlertState,
+    records: &[AlertRecord],
+    replayed: bool,
+    sent: &mut HashSet<i64>,
+) -> bool {
+    for record in records {
+        if !sent.insert(record.id) {
+            continue;
+        }
+        let message = AlertMessage {
+            kind: "alert",
+            alert: AlertView::from(record),
+            target_price: record.level.to_f64_lossy(),
+            current_price: record.price.to_f64_lossy(),
+            timestamp: record.triggered_at.timestamp_millis(),
+            replayed,
+        };
+        let Ok(text) = serde_json::to_string(&message) else {
+            continue;
+        };
+        if ws.send(Message::Text(text.into())).await.is_err() {
+            return false;
+        }
+        state.metrics.alerts_pushed.inc();
+    }
+    true
+}
+
+async fn handle_client(ws: &mut WebSocket, state: &AlertState, user: &UserId, text: &str) -> bool {
+    let reply = match serde_json::from_str::<ClientMessage>(text) {
+        Ok(message) if message.kind == "ack" => {
+            let ids: Vec<i64> = message.id.into_iter().chain(message.ids).collect();
+            let mut acknowledged = Vec::with_capacity(ids.len());
+            for id in ids {
+                match state
+                    .history
+                    .acknowledge(user, id, chrono::Utc::now())
+                    .await
+                {
+                    Ok(true) => acknowledged.push(id),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "acknowledging an alert failed"),
+                }
+            }
+            serde_json::json!({ "type": "acked", "ids": acknowledged })
+        }
+        Ok(message) if message.kind == "ping" => serde_json::json!({ "type": "pong" }),
+        Ok(message) => serde_json::json!({
+            "type": "error",
+            "message": format!("unknown type `{}` (expected ack or ping)", message.kind),
+        }),
+        Err(e) => serde_json::json!({
+            "type": "error",
+            "message": format!("expected {{\"type\":\"ack\",\"id\":N}}: {e}"),
+        }),
+    };
+    ws.send(Message::Text(reply.to_string().into()))
+        .await
+        .is_ok()
+}

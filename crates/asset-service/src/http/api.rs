@@ -1,0 +1,354 @@
+//! The JSON API beside the original routes: market-qualified ids, exact decimal strings, rules
+//! with every option, and errors that name the problem.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use signal_domain::{
+    AlertRule, AssetClass, Condition, ConditionKind, InstrumentId, Percent, Price, Quote, Repeat,
+    RuleId, RuleState, Timestamp,
+};
+use signal_web::{ApiError, ApiJson, ApiPath, ApiQuery, AuthUser};
+
+use super::ops::Listing;
+use super::AssetState;
+
+pub fn routes() -> Router<AssetState> {
+    Router::new()
+        .route("/api/v1/instruments", get(search))
+        .route("/api/v1/instruments/{id}", get(instrument))
+        .route("/api/v1/movers", get(movers))
+        .route("/api/v1/watchlist", get(watchlist))
+        .route("/api/v1/watchlist/{id}", put(watch).delete(unwatch))
+        .route("/api/v1/rules", get(list_rules).post(create_rule))
+        .route(
+            "/api/v1/rules/{id}",
+            get(get_rule).put(update_rule).delete(delete_rule),
+        )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InstrumentView {
+    id: InstrumentId,
+    market: signal_domain::Market,
+    symbol: String,
+    korean_name: String,
+    english_name: String,
+    currency: &'static str,
+    warning: bool,
+    quote: Option<Quote>,
+    /// Why `quote` is null, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quote_unavailable: Option<String>,
+}
+
+fn view(listing: Listing, state: &AssetState) -> InstrumentView {
+    let id = listing.entry.instrument.id.clone();
+    InstrumentView {
+        market: id.market(),
+        symbol: id.symbol().to_string(),
+        currency: id.market().currency(),
+        korean_name: listing.entry.instrument.korean_name,
+        english_name: listing.entry.instrument.english_name,
+        warning: listing.entry.instrument.warning,
+        quote_unavailable: listing
+            .quote
+            .is_none()
+            .then(|| format!("no price received yet ({})", state.feed_description)),
+        quote: listing.quote,
+        id,
+    }
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: String,
+    limit: Option<usize>,
+}
+
+async fn search(
+    AuthUser(_): AuthUser,
+    State(state): State<AssetState>,
+    ApiQuery(query): ApiQuery<SearchQuery>,
+) -> Json<Vec<InstrumentView>> {
+    let limit = query.limit.unwrap_or(20).clamp(1, 100);
+    Json(
+        state
+            .search(&query.q, limit)
+            .into_iter()
+            .map(|l| view(l, &state))
+            .collect(),
+    )
+}
+
+async fn instrument(
+    AuthUser(_): AuthUser,
+    State(state): State<AssetState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<InstrumentView>, ApiError> {
+    let id = state.resolve(&id)?;
+    Ok(Json(view(state.listing(&id)?, &state)))
+}
+
+#[derive(Deserialize)]
+struct MoversQuery {
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct Movers {
+    stocks: Vec<InstrumentView>,
+    crypto: Vec<InstrumentView>,
+}
+
+async fn movers(
+    AuthUser(_): AuthUser,
+    State(state): State<AssetState>,
+    ApiQuery(query): ApiQuery<MoversQuery>,
+) -> Json<Movers> {
+    let limit = query.limit.unwrap_or(5).clamp(1, 50);
+    let views = |class| {
+        state
+            .top_movers(class, limit)
+            .into_iter()
+            .map(|l| view(l, &state))
+            .collect()
+    };
+    Json(Movers {
+        stocks: views(AssetClass::Stock),
+        crypto: views(AssetClass::Crypto),
+    })
+}
+
+async fn watchlist(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+) -> Result<Json<Vec<InstrumentView>>, ApiError> {
+    let ids = state.watchlist(&user).await?;
+    let views = ids
+        .iter()
+        .filter_map(|id| state.listing(id).ok())
+        .map(|l| view(l, &state))
+        .collect();
+    Ok(Json(views))
+}
+
+async fn watch(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = state.resolve(&id)?;
+    state.watch(&user, &id).await?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn unwatch(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = state.resolve(&id)?;
+    state.unwatch(&user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+enum RepeatMode {
+    #[default]
+    Once,
+    Every,
+}
+
+/// A rule as a client writes it. ABOVE/BELOW take a `level`; CHANGE_UP/CHANGE_DOWN a `percent`
+/// against the previous close.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RuleRequest {
+    instrument: String,
+    condition: ConditionKind,
+    level: Option<Price>,
+    percent: Option<Percent>,
+    #[serde(default)]
+    repeat: RepeatMode,
+    /// For `every`: minimum time between two alerts. Default 300 s.
+    cooldown_seconds: Option<u32>,
+    /// For `every`: how far past the level the price must go back before the rule re-arms.
+    #[serde(default, deserialize_with = "signal_domain::price::optional_decimal")]
+    rearm_band: Option<rust_decimal::Decimal>,
+    expires_at: Option<Timestamp>,
+    note: Option<String>,
+}
+
+const DEFAULT_COOLDOWN_SECONDS: u32 = 300;
+
+impl RuleRequest {
+    fn condition(&self) -> Result<Condition, ApiError> {
+        let invalid = |m: &str| Err(ApiError::Unprocessable(m.to_string()));
+        let value = match (self.condition, self.level, self.percent) {
+            (ConditionKind::Above | ConditionKind::Below, Some(level), None) => level.value(),
+            (ConditionKind::Above | ConditionKind::Below, _, _) => {
+                return invalid("ABOVE and BELOW take a `level` (and no `percent`)")
+            }
+            (ConditionKind::ChangeUp | ConditionKind::ChangeDown, None, Some(pct)) => pct.value(),
+            (ConditionKind::ChangeUp | ConditionKind::ChangeDown, _, _) => {
+                return invalid("CHANGE_UP and CHANGE_DOWN take a `percent` (and no `level`)")
+            }
+        };
+        Condition::from_parts(self.condition, value)
+            .map_err(|e| ApiError::Unprocessable(e.to_string()))
+    }
+
+    fn repeat(&self) -> Result<Repeat, ApiError> {
+        match self.repeat {
+            RepeatMode::Once => {
+                if self.cooldown_seconds.is_some() || self.rearm_band.is_some() {
+                    return Err(ApiError::Unprocessable(
+                        "cooldownSeconds and rearmBand apply only to repeat `every`".into(),
+                    ));
+                }
+                Ok(Repeat::Once)
+            }
+            RepeatMode::Every => Ok(Repeat::Every {
+                cooldown: chrono::Duration::seconds(i64::from(
+                    self.cooldown_seconds.unwrap_or(DEFAULT_COOLDOWN_SECONDS),
+                )),
+                rearm_band: self.rearm_band.unwrap_or_default(),
+            }),
+        }
+    }
+
+    fn into_spec(self, state: &AssetState) -> Result<signal_domain::RuleSpec, ApiError> {
+        let instrument = state.resolve(&self.instrument)?;
+        let condition = self.condition()?;
+        let repeat = self.repeat()?;
+        state.rule_spec(instrument, condition, repeat, self.expires_at, self.note)
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RuleView {
+    id: RuleId,
+    instrument: InstrumentId,
+    symbol: String,
+    condition: ConditionKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    level: Option<Price>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    percent: Option<Percent>,
+    repeat: RepeatMode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cooldown_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rearm_band: Option<String>,
+    expires_at: Option<Timestamp>,
+    note: Option<String>,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cooling_until: Option<Timestamp>,
+    trigger_count: u32,
+    last_triggered_at: Option<Timestamp>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl From<AlertRule> for RuleView {
+    fn from(rule: AlertRule) -> Self {
+        let (level, percent) = match rule.spec.condition {
+            Condition::Above(p) | Condition::Below(p) => (Some(p), None),
+            Condition::ChangeUp(p) | Condition::ChangeDown(p) => (None, Some(p)),
+        };
+        let (repeat, cooldown_seconds, rearm_band) = match rule.spec.repeat {
+            Repeat::Once => (RepeatMode::Once, None, None),
+            Repeat::Every {
+                cooldown,
+                rearm_band,
+            } => (
+                RepeatMode::Every,
+                Some(cooldown.num_seconds()),
+                Some(rearm_band.normalize().to_string()),
+            ),
+        };
+        Self {
+            id: rule.id,
+            symbol: rule.spec.instrument.symbol().to_string(),
+            instrument: rule.spec.instrument,
+            condition: rule.spec.condition.kind(),
+            level,
+            percent,
+            repeat,
+            cooldown_seconds,
+            rearm_band,
+            expires_at: rule.spec.expires_at,
+            note: rule.spec.note,
+            state: rule.state.name(),
+            cooling_until: match rule.state {
+                RuleState::Cooling { until, .. } => Some(until),
+                _ => None,
+            },
+            trigger_count: rule.trigger_count,
+            last_triggered_at: rule.last_triggered_at,
+            created_at: rule.created_at,
+            updated_at: rule.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RuleListQuery {
+    #[serde(default)]
+    active: bool,
+}
+
+async fn list_rules(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiQuery(query): ApiQuery<RuleListQuery>,
+) -> Result<Json<Vec<RuleView>>, ApiError> {
+    let rules = state.rules.list(&user, query.active).await?;
+    Ok(Json(rules.into_iter().map(RuleView::from).collect()))
+}
+
+async fn create_rule(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiJson(request): ApiJson<RuleRequest>,
+) -> Result<(StatusCode, Json<RuleView>), ApiError> {
+    let spec = request.into_spec(&state)?;
+    let rule = state.create_rule(&user, &spec).await?;
+    Ok((StatusCode::CREATED, Json(rule.into())))
+}
+
+async fn get_rule(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<RuleView>, ApiError> {
+    Ok(Json(state.rule(&user, RuleId(id)).await?.into()))
+}
+
+async fn update_rule(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(request): ApiJson<RuleRequest>,
+) -> Result<Json<RuleView>, ApiError> {
+    let spec = request.into_spec(&state)?;
+    Ok(Json(
+        state.update_rule(&user, RuleId(id), &spec).await?.into(),
+    ))
+}
+
+async fn delete_rule(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    state.delete_rule(&user, RuleId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,239 @@
+//! The original Spring Asset Service's routes and message shapes, so its gateway and frontend can
+//! switch over. Identity comes from the verified token instead of a trusted `X-Auth-User` header.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use signal_domain::{AssetClass, Condition, ConditionKind, Repeat};
+use signal_web::{ApiError, ApiPath, ApiQuery, AuthUser};
+
+use super::ops::Listing;
+use super::AssetState;
+
+pub fn routes() -> Router<AssetState> {
+    Router::new()
+        .route("/asset/search", get(search))
+        .route("/asset/top-movers", get(top_movers))
+        .route(
+            "/asset/favorite",
+            post(add_favorite).delete(remove_favorite).get(favorites),
+        )
+        .route(
+            "/asset/target-price",
+            post(set_target).delete(remove_target),
+        )
+        .route("/asset/target-prices", get(targets))
+        .route("/asset/{symbol}", get(asset))
+}
+
+/// `{symbol, koreanName, englishName, price, changeRate}` as the original returned it (numbers as
+/// JSON numbers, change rate in percent), plus the unambiguous instrument id.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AssetSummary {
+    symbol: String,
+    korean_name: String,
+    english_name: String,
+    price: Option<f64>,
+    change_rate: Option<f64>,
+    instrument: String,
+    market: String,
+    simulated: bool,
+}
+
+impl From<Listing> for AssetSummary {
+    fn from(listing: Listing) -> Self {
+        let id = &listing.entry.instrument.id;
+        Self {
+            symbol: id.symbol().to_string(),
+            korean_name: listing.entry.instrument.korean_name.clone(),
+            english_name: listing.entry.instrument.english_name.clone(),
+            price: listing.quote.as_ref().map(|q| q.price.to_f64_lossy()),
+            change_rate: listing
+                .quote
+                .as_ref()
+                .and_then(|q| q.change_percent)
+                .map(|p| p.to_f64_lossy()),
+            instrument: id.to_string(),
+            market: id.market().to_string(),
+            simulated: listing.quote.as_ref().is_some_and(|q| q.simulated),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Keyword {
+    keyword: String,
+}
+
+async fn search(
+    AuthUser(_): AuthUser,
+    State(state): State<AssetState>,
+    ApiQuery(query): ApiQuery<Keyword>,
+) -> Json<Vec<AssetSummary>> {
+    Json(
+        state
+            .search(&query.keyword, 50)
+            .into_iter()
+            .map(AssetSummary::from)
+            .collect(),
+    )
+}
+
+async fn asset(
+    AuthUser(_): AuthUser,
+    State(state): State<AssetState>,
+    ApiPath(symbol): ApiPath<String>,
+) -> Result<Json<AssetSummary>, ApiError> {
+    let id = state.resolve(&symbol)?;
+    Ok(Json(state.listing(&id)?.into()))
+}
+
+async fn top_movers(
+    AuthUser(_): AuthUser,
+    State(state): State<AssetState>,
+) -> Json<Vec<AssetSummary>> {
+    let stocks = state.top_movers(AssetClass::Stock, 3);
+    let cryptos = state.top_movers(AssetClass::Crypto, 3);
+    Json(
+        stocks
+            .into_iter()
+            .chain(cryptos)
+            .map(AssetSummary::from)
+            .collect(),
+    )
+}
+
+#[derive(Deserialize)]
+struct SymbolParam {
+    symbol: String,
+}
+
+async fn add_favorite(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiQuery(param): ApiQuery<SymbolParam>,
+) -> Result<StatusCode, ApiError> {
+    let id = state.resolve(&param.symbol)?;
+    state.watch(&user, &id).await?;
+    Ok(StatusCode::OK)
+}
+
+/// Removes the symbol from the watchlist and, as the original did, the user's targets on it.
+async fn remove_favorite(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiQuery(param): ApiQuery<SymbolParam>,
+) -> Result<StatusCode, ApiError> {
+    let id = state.resolve(&param.symbol)?;
+    state.unwatch(&user, &id).await?;
+    state.delete_rules_where(&user, &id, is_target).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn favorites(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let list = state.watchlist(&user).await?;
+    Ok(Json(
+        list.iter().map(|id| id.symbol().to_string()).collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TargetParams {
+    symbol: String,
+    target_price: String,
+    condition: String,
+}
+
+/// What the original called a target: a one-shot ABOVE or BELOW level. It kept one per user and
+/// symbol, so setting a target replaces these and leaves the user's other rules alone.
+fn is_target(rule: &signal_domain::AlertRule) -> bool {
+    rule.spec.repeat == Repeat::Once
+        && matches!(
+            rule.spec.condition,
+            Condition::Above(_) | Condition::Below(_)
+        )
+}
+
+async fn set_target(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiQuery(params): ApiQuery<TargetParams>,
+) -> Result<StatusCode, ApiError> {
+    let id = state.resolve(&params.symbol)?;
+    let kind: ConditionKind = params
+        .condition
+        .parse()
+        .map_err(|e: signal_domain::RuleError| ApiError::Unprocessable(e.to_string()))?;
+    if !matches!(kind, ConditionKind::Above | ConditionKind::Below) {
+        return Err(ApiError::Unprocessable(
+            "condition must be ABOVE or BELOW".into(),
+        ));
+    }
+    let level = params
+        .target_price
+        .parse::<signal_domain::Price>()
+        .map_err(|e| ApiError::Unprocessable(format!("targetPrice: {e}")))?;
+    let condition = Condition::from_parts(kind, level.value())
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let spec = state.rule_spec(id.clone(), condition, Repeat::Once, None, None)?;
+    state.delete_rules_where(&user, &id, is_target).await?;
+    state.create_rule(&user, &spec).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn remove_target(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiQuery(param): ApiQuery<SymbolParam>,
+) -> Result<StatusCode, ApiError> {
+    let id = state.resolve(&param.symbol)?;
+    if state.delete_rules_where(&user, &id, is_target).await? == 0 {
+        return Err(ApiError::NotFound(format!("you have no target on {id}")));
+    }
+    Ok(StatusCode::OK)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TargetView {
+    user_email: String,
+    symbol: String,
+    target_price: f64,
+    condition: &'static str,
+    instrument: String,
+    rule_id: i64,
+}
+
+async fn targets(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+) -> Result<Json<Vec<TargetView>>, ApiError> {
+    let rules = state.rules.list(&user, true).await?;
+    Ok(Json(
+        rules
+            .into_iter()
+            .filter(is_target)
+            .filter_map(|rule| {
+                let (Condition::Above(level) | Condition::Below(level)) = rule.spec.condition
+                else {
+                    return None;
+                };
+                Some(TargetView {
+                    user_email: user.to_string(),
+                    symbol: rule.spec.instrument.symbol().to_string(),
+                    target_price: level.to_f64_lossy(),
+                    condition: rule.spec.condition.kind().as_str(),
+                    instrument: rule.spec.instrument.to_string(),
+                    rule_id: rule.id.0,
+                })
+            })
+            .collect(),
+    ))
+}

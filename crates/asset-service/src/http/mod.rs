@@ -1,0 +1,47 @@
+//! The Asset Service's HTTP surface. The original system's routes (`legacy`) and the cleaner JSON
+//! API (`api`) are two thin shapes over the same operations (`ops`).
+
+mod api;
+mod legacy;
+mod ops;
+mod quote_socket;
+
+use axum::extract::FromRef;
+use axum::Router;
+use signal_catalog::Catalog;
+use signal_ports::{RuleStore, WatchlistStore};
+use signal_web::JwtVerifier;
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+
+use crate::metrics::AssetMetrics;
+use crate::pipeline::EngineCommand;
+use crate::quote_book::QuoteBook;
+
+#[derive(Clone)]
+pub struct AssetState {
+    pub catalog: Arc<RwLock<Catalog>>,
+    pub book: Arc<QuoteBook>,
+    pub rules: Arc<dyn RuleStore>,
+    pub watchlist: Arc<dyn WatchlistStore>,
+    pub engine: mpsc::Sender<EngineCommand>,
+    pub verifier: Arc<JwtVerifier>,
+    pub metrics: AssetMetrics,
+    pub max_active_rules: usize,
+    /// Shown when an instrument has no quote yet, so a user knows why.
+    pub feed_description: Arc<str>,
+}
+
+impl FromRef<AssetState> for Arc<JwtVerifier> {
+    fn from_ref(state: &AssetState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+pub fn router(state: AssetState) -> Router {
+    Router::new()
+        .merge(legacy::routes())
+        .merge(api::routes())
+        .merge(quote_socket::routes())
+        .with_state(state)
+}

@@ -1,0 +1,216 @@
+//! The operations behind both HTTP shapes. Every write goes to the store first and then to the
+//! engine, and returns only once the engine has it: a confirmed rule is watching.
+
+use chrono::Utc;
+use signal_catalog::CatalogEntry;
+use signal_domain::{
+    AlertRule, AssetClass, Condition, InstrumentId, Quote, Repeat, RuleId, RuleSpec, UserId,
+};
+use signal_web::ApiError;
+use tokio::sync::oneshot;
+
+use super::AssetState;
+use crate::pipeline::EngineCommand;
+
+/// An instrument with its latest quote.
+pub struct Listing {
+    pub entry: CatalogEntry,
+    pub quote: Option<Quote>,
+}
+
+impl AssetState {
+    /// Accepts `MARKET:SYMBOL` or a bare symbol as the original API did.
+    pub fn resolve(&self, text: &str) -> Result<InstrumentId, ApiError> {
+        self.catalog()
+            .resolve(text)
+            .map_err(|e| ApiError::NotFound(e.to_string()))
+    }
+
+    pub fn listing(&self, id: &InstrumentId) -> Result<Listing, ApiError> {
+        let entry = self
+            .catalog()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound(format!("unknown instrument `{id}`")))?;
+        Ok(Listing {
+            quote: self.book.latest(id),
+            entry,
+        })
+    }
+
+    pub fn search(&self, query: &str, limit: usize) -> Vec<Listing> {
+        let entries: Vec<CatalogEntry> = self
+            .catalog()
+            .search(query, limit)
+            .into_iter()
+            .cloned()
+            .collect();
+        entries
+            .into_iter()
+            .map(|entry| Listing {
+                quote: self.book.latest(&entry.instrument.id),
+                entry,
+            })
+            .collect()
+    }
+
+    /// The `per_class` instruments of `class` with the largest absolute change, largest first.
+    pub fn top_movers(&self, class: AssetClass, per_class: usize) -> Vec<Listing> {
+        let mut quotes: Vec<Quote> = self
+            .book
+            .all()
+            .into_iter()
+            .filter(|q| q.instrument.asset_class() == class && q.change_percent.is_some())
+            .collect();
+        quotes.sort_by(|a, b| {
+            let magnitude = |q: &Quote| q.change_percent.map(|p| p.value().abs());
+            magnitude(b)
+                .cmp(&magnitude(a))
+                .then_with(|| a.instrument.cmp(&b.instrument))
+        });
+        let catalog = self.catalog();
+        quotes
+            .into_iter()
+            .filter_map(|quote| {
+                let entry = catalog.get(&quote.instrument)?.clone();
+                Some(Listing {
+                    entry,
+                    quote: Some(quote),
+                })
+            })
+            .take(per_class)
+            .collect()
+    }
+
+    pub async fn watch(&self, user: &UserId, id: &InstrumentId) -> Result<(), ApiError> {
+        self.listing(id)?;
+        self.watchlist
+            .add(user, id, Utc::now())
+            .await
+            .map_err(|e| match e {
+                signal_ports::StoreError::Conflict => {
+                    ApiError::Conflict(format!("{id} is already on your watchlist"))
+                }
+                other => other.into(),
+            })
+    }
+
+    pub async fn unwatch(&self, user: &UserId, id: &InstrumentId) -> Result<(), ApiError> {
+        if self.watchlist.remove(user, id).await? {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound(format!("{id} is not on your watchlist")))
+        }
+    }
+
+    pub async fn watchlist(&self, user: &UserId) -> Result<Vec<InstrumentId>, ApiError> {
+        Ok(self
+            .watchlist
+            .list(user)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    pub fn rule_spec(
+        &self,
+        instrument: InstrumentId,
+        condition: Condition,
+        repeat: Repeat,
+        expires_at: Option<signal_domain::Timestamp>,
+        note: Option<String>,
+    ) -> Result<RuleSpec, ApiError> {
+        self.listing(&instrument)?;
+        RuleSpec::new(instrument, condition, repeat, expires_at, note, Utc::now())
+            .map_err(|e| ApiError::Unprocessable(e.to_string()))
+    }
+
+    pub async fn create_rule(&self, user: &UserId, spec: &RuleSpec) -> Result<AlertRule, ApiError> {
+        let rule = self
+            .rules
+            .create(user, spec, self.max_active_rules, Utc::now())
+            .await?;
+        self.engine_upsert(rule.clone()).await?;
+        Ok(rule)
+    }
+
+    pub async fn update_rule(
+        &self,
+        user: &UserId,
+        id: RuleId,
+        spec: &RuleSpec,
+    ) -> Result<AlertRule, ApiError> {
+        let rule = self
+            .rules
+            .update(user, id, spec, self.max_active_rules, Utc::now())
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("you have no rule {id}")))?;
+        self.engine_upsert(rule.clone()).await?;
+        Ok(rule)
+    }
+
+    pub async fn rule(&self, user: &UserId, id: RuleId) -> Result<AlertRule, ApiError> {
+        self.rules
+            .get(user, id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("you have no rule {id}")))
+    }
+
+    pub async fn delete_rule(&self, user: &UserId, id: RuleId) -> Result<(), ApiError> {
+        if !self.rules.delete(user, id).await? {
+            return Err(ApiError::NotFound(format!("you have no rule {id}")));
+        }
+        self.engine_remove(vec![id]).await
+    }
+
+    /// Deletes the user's rules on `id` that `matches` accepts; returns how many went.
+    pub async fn delete_rules_where(
+        &self,
+        user: &UserId,
+        id: &InstrumentId,
+        matches: impl Fn(&AlertRule) -> bool,
+    ) -> Result<usize, ApiError> {
+        let doomed: Vec<RuleId> = self
+            .rules
+            .list(user, false)
+            .await?
+            .into_iter()
+            .filter(|r| &r.spec.instrument == id && matches(r))
+            .map(|r| r.id)
+            .collect();
+        for rule in &doomed {
+            self.rules.delete(user, *rule).await?;
+        }
+        self.engine_remove(doomed.clone()).await?;
+        Ok(doomed.len())
+    }
+
+    async fn engine_upsert(&self, rule: AlertRule) -> Result<(), ApiError> {
+        let (done, applied) = oneshot::channel();
+        self.send(EngineCommand::Upsert(rule, done), applied).await
+    }
+
+    async fn engine_remove(&self, ids: Vec<RuleId>) -> Result<(), ApiError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let (done, applied) = oneshot::channel();
+        self.send(EngineCommand::Remove(ids, done), applied).await
+    }
+
+    async fn send(
+        &self,
+        command: EngineCommand,
+        applied: oneshot::Receiver<()>,
+    ) -> Result<(), ApiError> {
+        let unavailable = || ApiError::Unavailable("the trigger engine is shutting down".into());
+        self.engine.send(command).await.map_err(|_| unavailable())?;
+        applied.await.map_err(|_| unavailable())
+    }
+
+    fn catalog(&self) -> std::sync::RwLockReadGuard<'_, signal_catalog::Catalog> {
+        // Catalog updates replace entries whole, so a poisoned lock holds a consistent catalog.
+        self.catalog.read().unwrap_or_else(|p| p.into_inner())
+    }
+}

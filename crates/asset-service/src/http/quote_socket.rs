@@ -1,0 +1,168 @@
+//! Live quotes over WebSocket, in the original `/ws/stocks` protocol: the client sends
+//! `{"type":"subscribe"|"unsubscribe","symbol":"..."}`, the server answers
+//! `{"status":"success"|"error","message":"..."}` and pushes `price_update` messages.
+//!
+//! Each subscription is a `watch` receiver, so the socket holds at most one pending quote per
+//! instrument: a slow client gets the latest price, never a backlog.
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use signal_domain::{InstrumentId, Quote};
+use signal_web::SocketUser;
+use tokio_stream::wrappers::WatchStream;
+use tokio_stream::StreamMap;
+
+use super::AssetState;
+
+/// Bounds the memory one client can pin.
+const MAX_SUBSCRIPTIONS: usize = 200;
+
+pub fn routes() -> Router<AssetState> {
+    Router::new()
+        .route("/ws/stocks", get(upgrade))
+        .route("/api/v1/quotes/stream", get(upgrade))
+}
+
+async fn upgrade(
+    SocketUser(user): SocketUser,
+    State(state): State<AssetState>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    tracing::debug!(%user, "quote socket opened");
+    ws.on_upgrade(move |socket| session(socket, state))
+}
+
+#[derive(Deserialize)]
+struct ClientMessage {
+    #[serde(rename = "type")]
+    kind: String,
+    symbol: String,
+}
+
+#[derive(Serialize)]
+struct Reply {
+    status: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PriceUpdate<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    symbol: &'a str,
+    instrument: &'a InstrumentId,
+    /// As the original: a JSON number.
+    price: f64,
+    /// The exact price, as a decimal string.
+    price_exact: String,
+    change_rate: Option<f64>,
+    /// Epoch milliseconds of the trade.
+    timestamp: i64,
+    simulated: bool,
+}
+
+struct Socket {
+    ws: WebSocket,
+    subscriptions: StreamMap<InstrumentId, WatchStream<Option<Quote>>>,
+}
+
+async fn session(ws: WebSocket, state: AssetState) {
+    state.metrics.quote_sockets_open.inc();
+    let mut socket = Socket {
+        ws,
+        subscriptions: StreamMap::new(),
+    };
+    loop {
+        tokio::select! {
+            incoming = socket.ws.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    let reply = socket.handle(&state, &text);
+                    if socket.send_json(&reply).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            Some((_, quote)) = socket.subscriptions.next(), if !socket.subscriptions.is_empty() => {
+                let Some(quote) = quote else { continue };
+                if socket.send_json(&price_update(&quote)).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    state.metrics.quote_sockets_open.dec();
+}
+
+impl Socket {
+    fn handle(&mut self, state: &AssetState, text: &str) -> Reply {
+        let error = |message: String| Reply {
+            status: "error",
+            message,
+        };
+        let message: ClientMessage = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => {
+                return error(format!(
+                    "expected {{\"type\":\"subscribe\"|\"unsubscribe\",\"symbol\":\"...\"}}: {e}"
+                ))
+            }
+        };
+        let id = match state.resolve(&message.symbol) {
+            Ok(id) => id,
+            Err(e) => return error(e.to_string()),
+        };
+        match message.kind.as_str() {
+            "subscribe" => {
+                if self.subscriptions.len() >= MAX_SUBSCRIPTIONS
+                    && !self.subscriptions.contains_key(&id)
+                {
+                    return error(format!(
+                        "at most {MAX_SUBSCRIPTIONS} subscriptions per socket"
+                    ));
+                }
+                let updates = WatchStream::new(state.book.subscribe(&id));
+                self.subscriptions.insert(id.clone(), updates);
+                Reply {
+                    status: "success",
+                    message: format!("subscribed to {id}"),
+                }
+            }
+            "unsubscribe" => {
+                self.subscriptions.remove(&id);
+                Reply {
+                    status: "success",
+                    message: format!("unsubscribed from {id}"),
+                }
+            }
+            other => error(format!(
+                "unknown type `{other}` (expected subscribe or unsubscribe)"
+            )),
+        }
+    }
+
+    async fn send_json<T: Serialize>(&mut self, value: &T) -> Result<(), axum::Error> {
+        let text = serde_json::to_string(value).map_err(axum::Error::new)?;
+        self.ws.send(Message::Text(text.into())).await
+    }
+}
+
+fn price_update(quote: &Quote) -> PriceUpdate<'_> {
+    PriceUpdate {
+        kind: "price_update",
+        symbol: quote.instrument.symbol(),
+        instrument: &quote.instrument,
+        price: quote.price.to_f64_lossy(),
+        price_exact: quote.price.to_string(),
+        change_rate: quote.change_percent.map(|p| p.to_f64_lossy()),
+        timestamp: quote.exchange_time.timestamp_millis(),
+        simulated: quote.simulated,
+    }
+}

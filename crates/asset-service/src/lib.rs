@@ -1,0 +1,115 @@
+//! Asset Service: instruments and quotes, watchlists, alert rules, and the pipeline that turns
+//! each tick into fired rules and outbox events. Everything that does I/O comes in through the
+//! ports in [`AssetDeps`], so the same service runs embedded or in production.
+
+mod http;
+mod metrics;
+mod pipeline;
+mod quote_book;
+mod relay;
+
+use axum::Router;
+use prometheus::Registry;
+use signal_catalog::Catalog;
+use signal_ports::{AlertPublisher, QuoteCache, RuleStore, TickSink, WatchlistStore};
+use signal_web::{ops_router, JwtVerifier, Readiness};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use metrics::AssetMetrics;
+
+/// The adapters the service runs on.
+pub struct AssetDeps {
+    pub rules: Arc<dyn RuleStore>,
+    pub watchlist: Arc<dyn WatchlistStore>,
+    pub quote_cache: Arc<dyn QuoteCache>,
+    pub publisher: Arc<dyn AlertPublisher>,
+    pub catalog: Catalog,
+}
+
+pub struct AssetSettings {
+    pub max_active_rules_per_user: usize,
+    /// How the service gets prices, in a few words, for users and logs ("simulated market").
+    pub feed_description: String,
+}
+
+/// A started service: its routes, where feeds deliver ticks, and its background tasks.
+pub struct AssetService {
+    pub router: Router,
+    pub ticks: TickSink,
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// Ticks waiting for the engine. A feed that outruns the engine waits instead of growing memory.
+const TICK_QUEUE: usize = 65_536;
+
+struct PipelineRunning(AtomicBool);
+
+impl Readiness for PipelineRunning {
+    fn ready(&self) -> Result<(), String> {
+        self.0
+            .load(Ordering::Relaxed)
+            .then_some(())
+            .ok_or_else(|| "the trigger pipeline is not running".to_string())
+    }
+}
+
+pub async fn start(
+    deps: AssetDeps,
+    settings: AssetSettings,
+    verifier: Arc<JwtVerifier>,
+    registry: &Registry,
+    shutdown: CancellationToken,
+) -> anyhow::Result<AssetService> {
+    let metrics = AssetMetrics::register(registry)?;
+    let book = Arc::new(quote_book::QuoteBook::default());
+    let outbox_ready = Arc::new(Notify::new());
+    let pipeline = pipeline::Pipeline::load(
+        deps.rules.clone(),
+        book.clone(),
+        deps.quote_cache.clone(),
+        outbox_ready.clone(),
+        metrics.clone(),
+    )
+    .await?;
+    let (ticks, tick_queue) = mpsc::channel(TICK_QUEUE);
+    let (engine, commands) = mpsc::channel(1024);
+    let running = Arc::new(PipelineRunning(AtomicBool::new(true)));
+
+    let pipeline_task = tokio::spawn({
+        let shutdown = shutdown.clone();
+        let running = running.clone();
+        async move {
+            pipeline.run(tick_queue, commands, shutdown).await;
+            running.0.store(false, Ordering::Relaxed);
+        }
+    });
+    let relay_task = tokio::spawn(relay::run_relay(
+        deps.rules.clone(),
+        deps.publisher,
+        outbox_ready,
+        metrics.clone(),
+        shutdown,
+    ));
+
+    let state = http::AssetState {
+        catalog: Arc::new(RwLock::new(deps.catalog)),
+        book,
+        rules: deps.rules,
+        watchlist: deps.watchlist,
+        engine,
+        verifier,
+        metrics,
+        max_active_rules: settings.max_active_rules_per_user,
+        feed_description: settings.feed_description.into(),
+    };
+    let router = http::router(state).merge(ops_router(registry.clone(), running));
+    Ok(AssetService {
+        router,
+        ticks,
+        tasks: vec![pipeline_task, relay_task],
+    })
+}

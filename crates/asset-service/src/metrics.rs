@@ -1,0 +1,45 @@
+//! The Asset Service's Prometheus metrics.
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+#[derive(Clone)]
+pub struct AssetMetrics {
+    pub ticks_processed: IntCounterVec,
+    pub active_rules: IntGauge,
+    pub alerts_fired: IntCounter,
+    pub quote_sockets_open: IntGauge,
+    pub outbox_published: IntCounter,
+}
+
+impl AssetMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let metrics = Self {
+            ticks_processed: IntCounterVec::new(
+                Opts::new(
+                    "signal_ticks_processed_total",
+                    "Ticks run through the trigger engine",
+                ),
+                &["source"],
+            )?,
+            active_rules: IntGauge::new(
+                "signal_active_rules",
+                "Alert rules the engine is watching",
+            )?,
+            alerts_fired: IntCounter::new("signal_alerts_fired_total", "Rules that fired")?,
+            quote_sockets_open: IntGauge::new(
+                "signal_quote_sockets_open",
+                "Open live-quote WebSocket sessions",
+            )?,
+            outbox_published: IntCounter::new(
+                "signal_outbox_published_total",
+                "Events the outbox relay handed to the bus",
+            )?,
+        };
+        registry.register(Box::new(metrics.ticks_processed.clone()))?;
+        registry.register(Box::new(metrics.active_rules.clone()))?;
+        registry.register(Box::new(metrics.alerts_fired.clone()))?;
+        registry.register(Box::new(metrics.quote_sockets_open.clone()))?;
+        registry.register(Box::new(metrics.outbox_published.clone()))?;
+        Ok(metrics)
+    }
+}

@@ -1,0 +1,272 @@
+//! The path of a tick through the Asset Service: quote book, trigger engine, and one transaction
+//! that stores the rules' new states together with the events they raised (the outbox).
+//!
+//! One task owns the engine, so rule changes from the API and ticks from the feeds are applied in
+//! a single order without locks. Commands are served before ticks: a rule the API has confirmed is
+//! in the engine before any later tick.
+
+use backon::{ExponentialBuilder, Retryable};
+use rust_decimal::Decimal;
+use signal_domain::{
+    AlertRule, Condition, InstrumentId, Price, QuoteSource, RuleId, Tick, Timestamp,
+    TriggeredAlert, UserId, TRIGGERED_ALERT_SCHEMA_VERSION,
+};
+use signal_ports::{QuoteCache, RuleChange, RuleStore, StoreError};
+use signal_trigger_engine::{EngineRule, RuleEngine, Transition, TransitionKind, TriggerEngine};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::AssetMetrics;
+use crate::quote_book::QuoteBook;
+
+/// A change to the engine's rule set, confirmed once applied.
+pub enum EngineCommand {
+    Upsert(AlertRule, oneshot::Sender<()>),
+    Remove(Vec<RuleId>, oneshot::Sender<()>),
+}
+
+/// What an event needs that the engine does not keep.
+struct RuleOwner {
+    user: UserId,
+    condition: Condition,
+    note: Option<String>,
+}
+
+pub struct Pipeline {
+    engine: TriggerEngine,
+    owners: HashMap<RuleId, RuleOwner>,
+    references: HashMap<InstrumentId, Price>,
+    book: Arc<QuoteBook>,
+    cache: Arc<dyn QuoteCache>,
+    store: Arc<dyn RuleStore>,
+    outbox_ready: Arc<Notify>,
+    metrics: AssetMetrics,
+    transitions: Vec<Transition>,
+}
+
+impl Pipeline {
+    pub async fn load(
+        store: Arc<dyn RuleStore>,
+        book: Arc<QuoteBook>,
+        cache: Arc<dyn QuoteCache>,
+        outbox_ready: Arc<Notify>,
+        metrics: AssetMetrics,
+    ) -> Result<Self, StoreError> {
+        let mut pipeline = Self {
+            engine: TriggerEngine::default(),
+            owners: HashMap::new(),
+            references: HashMap::new(),
+            book,
+            cache,
+            store,
+            outbox_ready,
+            metrics,
+            transitions: Vec::new(),
+        };
+        for rule in pipeline.store.active_rules().await? {
+            pipeline.upsert(rule);
+        }
+        tracing::info!(rules = pipeline.engine.len(), "trigger engine loaded");
+        Ok(pipeline)
+    }
+
+    pub async fn run(
+        mut self,
+        mut ticks: mpsc::Receiver<Tick>,
+        mut commands: mpsc::Receiver<EngineCommand>,
+        shutdown: CancellationToken,
+    ) {
+        let mut expiry = tokio::time::interval(Duration::from_secs(1));
+        expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(command) = commands.recv() => self.apply(command),
+                Some(tick) = ticks.recv() => self.on_tick(tick).await,
+                _ = expiry.tick() => self.expire(chrono::Utc::now()).await,
+                else => break,
+            }
+        }
+    }
+
+    fn apply(&mut self, command: EngineCommand) {
+        match command {
+            EngineCommand::Upsert(rule, done) => {
+                self.upsert(rule);
+                let _ = done.send(());
+            }
+            EngineCommand::Remove(ids, done) => {
+                for id in ids {
+                    self.engine.remove(id);
+                    self.owners.remove(&id);
+                }
+                let _ = done.send(());
+            }
+        }
+        self.metrics.active_rules.set(self.engine.len() as i64);
+    }
+
+    fn upsert(&mut self, rule: AlertRule) {
+        if !rule.state.is_active() {
+            self.engine.remove(rule.id);
+            self.owners.remove(&rule.id);
+            return;
+        }
+        self.owners.insert(
+            rule.id,
+            RuleOwner {
+                user: rule.user,
+                condition: rule.spec.condition,
+                note: rule.spec.note,
+            },
+        );
+        self.engine.upsert(EngineRule {
+            id: rule.id,
+            instrument: rule.spec.instrument,
+            condition: rule.spec.condition,
+            repeat: rule.spec.repeat,
+            expires_at: rule.spec.expires_at,
+            state: rule.state,
+        });
+        self.metrics.active_rules.set(self.engine.len() as i64);
+    }
+
+    async fn on_tick(&mut self, tick: Tick) {
+        let now = chrono::Utc::now();
+        let quote = signal_domain::Quote::after(&tick, self.book.latest(&tick.instrument).as_ref());
+        if let Err(e) = self.cache.put(&quote).await {
+            tracing::warn!(error = %e, instrument = %tick.instrument, "quote cache write failed");
+        }
+        self.book.publish(quote);
+        if let Some(close) = tick.prev_close {
+            if self.references.get(&tick.instrument) != Some(&close) {
+                self.references.insert(tick.instrument.clone(), close);
+                self.engine.set_reference(&tick.instrument, close);
+            }
+        }
+        self.metrics
+            .ticks_processed
+            .with_label_values(&[source_label(tick.source)])
+            .inc();
+        let mut transitions = std::mem::take(&mut self.transitions);
+        self.engine
+            .on_tick(&tick.instrument, tick.price, now, &mut transitions);
+        if !transitions.is_empty() {
+            self.persist(&transitions, Some(&tick), now).await;
+        }
+        transitions.clear();
+        self.transitions = transitions;
+    }
+
+    async fn expire(&mut self, now: Timestamp) {
+        let mut transitions = std::mem::take(&mut self.transitions);
+        self.engine.expire_due(now, &mut transitions);
+        if !transitions.is_empty() {
+            self.persist(&transitions, None, now).await;
+        }
+        transitions.clear();
+        self.transitions = transitions;
+    }
+
+    /// Stores the transitions and their events in one transaction, retrying until it succeeds:
+    /// the engine has already moved on, so giving up would lose an alert.
+    async fn persist(&mut self, transitions: &[Transition], tick: Option<&Tick>, now: Timestamp) {
+        let mut changes = Vec::with_capacity(transitions.len());
+        let mut events = Vec::new();
+        for transition in transitions {
+            match &transition.kind {
+                TransitionKind::Fired { level, price, next } => {
+                    changes.push(RuleChange {
+                        rule: transition.rule,
+                        state: *next,
+                        fired_at: Some(now),
+                    });
+                    if let (Some(tick), Some(owner)) = (tick, self.owners.get(&transition.rule)) {
+                        events.push(event_for(transition.rule, owner, tick, *level, *price, now));
+                    }
+                }
+                TransitionKind::Rearmed { next } => changes.push(RuleChange {
+                    rule: transition.rule,
+                    state: *next,
+                    fired_at: None,
+                }),
+                TransitionKind::Expired => changes.push(RuleChange {
+                    rule: transition.rule,
+                    state: signal_domain::RuleState::Expired,
+                    fired_at: None,
+                }),
+            }
+            let ended = match &transition.kind {
+                TransitionKind::Fired { next, .. } => !next.is_active(),
+                TransitionKind::Rearmed { .. } => false,
+                TransitionKind::Expired => true,
+            };
+            if ended {
+                self.owners.remove(&transition.rule);
+            }
+        }
+        let store = self.store.clone();
+        let write = || async { store.apply_changes(&changes, &events).await };
+        let stored = write
+            .retry(
+                ExponentialBuilder::default()
+                    .with_max_delay(Duration::from_secs(10))
+                    .without_max_times(),
+            )
+            .notify(|e: &StoreError, wait| {
+                tracing::error!(error = %e, retry_in = ?wait, "storing fired rules failed; retrying");
+            })
+            .await;
+        if stored.is_ok() {
+            self.metrics.alerts_fired.inc_by(events.len() as u64);
+            self.metrics.active_rules.set(self.engine.len() as i64);
+            if !events.is_empty() {
+                self.outbox_ready.notify_one();
+            }
+        }
+    }
+}
+
+fn source_label(source: QuoteSource) -> &'static str {
+    match source {
+        QuoteSource::Simulated => "simulated",
+        QuoteSource::Upbit => "upbit",
+        QuoteSource::Kis => "kis",
+    }
+}
+
+fn event_for(
+    rule: RuleId,
+    owner: &RuleOwner,
+    tick: &Tick,
+    level: Decimal,
+    price: Price,
+    now: Timestamp,
+) -> TriggeredAlert {
+    // A compiled percent level can carry long fractions; eight places is finer than any venue.
+    let level = Price::new(level.round_dp(8)).unwrap_or(price);
+    let percent = match owner.condition {
+        Condition::ChangeUp(p) | Condition::ChangeDown(p) => Some(p),
+        Condition::Above(_) | Condition::Below(_) => None,
+    };
+    TriggeredAlert {
+        event_id: uuid::Uuid::now_v7(),
+        schema_version: TRIGGERED_ALERT_SCHEMA_VERSION,
+        user_id: owner.user.clone(),
+        rule_id: rule,
+        instrument: tick.instrument.clone(),
+        symbol: tick.instrument.symbol().to_string(),
+        condition: owner.condition.kind(),
+        level,
+        percent,
+        price,
+        exchange_time: tick.exchange_time,
+        triggered_at: now,
+        note: owner.note.clone(),
+        simulated: tick.source == QuoteSource::Simulated,
+    }
+}

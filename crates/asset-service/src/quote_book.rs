@@ -1,0 +1,64 @@
+//! The latest quote of every instrument, and the live fan-out to quote sockets.
+//!
+//! Each instrument has a `watch` channel: a subscriber only ever sees the newest value, so a slow
+//! client gets the latest price instead of a growing backlog, and a burst of ticks costs it
+//! nothing beyond one pending value per instrument it follows.
+
+use signal_domain::{InstrumentId, Quote};
+use std::collections::HashMap;
+use std::sync::RwLock;
+use tokio::sync::watch;
+
+#[derive(Default)]
+pub struct QuoteBook {
+    channels: RwLock<HashMap<InstrumentId, watch::Sender<Option<Quote>>>>,
+}
+
+impl QuoteBook {
+    pub fn latest(&self, id: &InstrumentId) -> Option<Quote> {
+        self.read().get(id).and_then(|tx| tx.borrow().clone())
+    }
+
+    pub fn all(&self) -> Vec<Quote> {
+        self.read()
+            .values()
+            .filter_map(|tx| tx.borrow().clone())
+            .collect()
+    }
+
+    pub fn publish(&self, quote: Quote) {
+        if let Some(tx) = self.read().get(&quote.instrument) {
+            tx.send_replace(Some(quote));
+            return;
+        }
+        let mut channels = self.write();
+        channels
+            .entry(quote.instrument.clone())
+            .or_insert_with(|| watch::Sender::new(None))
+            .send_replace(Some(quote));
+    }
+
+    /// A receiver that sees the current quote (if any) and every later one, conflated.
+    pub fn subscribe(&self, id: &InstrumentId) -> watch::Receiver<Option<Quote>> {
+        if let Some(tx) = self.read().get(id) {
+            return tx.subscribe();
+        }
+        self.write()
+            .entry(id.clone())
+            .or_insert_with(|| watch::Sender::new(None))
+            .subscribe()
+    }
+
+    fn read(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<InstrumentId, watch::Sender<Option<Quote>>>> {
+        // Nothing panics while holding this lock, so a poisoned lock guards no broken invariant.
+        self.channels.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<InstrumentId, watch::Sender<Option<Quote>>>> {
+        self.channels.write().unwrap_or_else(|p| p.into_inner())
+    }
+}

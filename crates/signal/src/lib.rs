@@ -1,0 +1,9 @@
+//! DonTouch Signal in one process: the Asset Service and the Alert Service on their own ports,
+//! wired over the embedded adapters (SQLite, in-process bus, in-memory state). The same service
+//! libraries run apart in production; only this wiring differs.
+
+pub mod app;
+pub mod settings;
+
+pub use app::{start, RunningApp};
+pub use settings::Settings;

@@ -1,0 +1,87 @@
+//! `dontouch-signal`: run the whole system in one process, or print a token for a user.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use dontouch_signal::Settings;
+use signal_domain::UserId;
+use signal_web::{JwtConfig, JwtSigner};
+use std::path::PathBuf;
+
+/// Real-time market monitoring and price alerts for Korean and US stocks and Upbit crypto.
+///
+/// With no command, runs the Asset Service (port 8082) and the Alert Service (port 8083) in one
+/// process over SQLite files in the data directory. Configuration comes from signal.toml (or
+/// --config), then SIGNAL_* environment variables (SIGNAL_ASSET__BIND=0.0.0.0:9082), then flags.
+#[derive(Parser)]
+#[command(name = "dontouch-signal", version, about, long_about)]
+struct Cli {
+    /// TOML configuration file (default: ./signal.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Data directory for the SQLite files and the token secret (default: ./data).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Run over the simulated market; every price it produces is marked simulated.
+    #[arg(long)]
+    demo: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run both services (the default).
+    Run,
+    /// Print a signed access token for USER, for the API and the sockets.
+    Token {
+        /// The user id the token names (any string, e.g. alice or alice@example.com).
+        user: String,
+        /// How long the token is valid, in days.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if let Some(dir) = cli.data_dir {
+        settings.data_dir = dir;
+    }
+    settings.demo |= cli.demo;
+    init_logging(&settings.log_format);
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let app = dontouch_signal::start(&settings, None).await?;
+            app.run_until_signalled().await;
+            Ok(())
+        }
+        Command::Token { user, days } => {
+            let user = UserId::new(user).context("invalid user")?;
+            anyhow::ensure!(days > 0, "--days must be positive");
+            let signer = JwtSigner::new(&JwtConfig {
+                secret: settings.jwt_secret()?,
+                user_claim: settings.auth.user_claim.clone(),
+            });
+            let token = signer
+                .sign(&user, chrono::Duration::days(days))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

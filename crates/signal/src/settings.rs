@@ -1,0 +1,230 @@
+//! Layered configuration: built-in defaults, then a TOML file, then `SIGNAL_`-prefixed
+//! environment variables (`__` separates sections: `SIGNAL_ASSET__BIND=0.0.0.0:9082`), then
+//! command-line flags. Every adapter is chosen by a URL.
+
+use anyhow::Context;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the SQLite files and the generated token secret live.
+    pub data_dir: PathBuf,
+    /// Run on the simulated market instead of live exchange data.
+    pub demo: bool,
+    pub asset: AssetSettings,
+    pub alert: AlertSettings,
+    pub auth: AuthSettings,
+    pub bus: UrlSetting,
+    pub cache: UrlSetting,
+    pub simulation: SimulationSettings,
+    /// Origins allowed to call the APIs from a browser; empty allows none.
+    pub cors_allowed_origins: Vec<String>,
+    /// `text` or `json`.
+    pub log_format: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AssetSettings {
+    pub bind: SocketAddr,
+    /// Defaults to a SQLite file in the data directory.
+    pub database_url: Option<String>,
+    pub max_active_rules_per_user: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertSettings {
+    pub bind: SocketAddr,
+    /// Defaults to a SQLite file in the data directory.
+    pub database_url: Option<String>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 secret. Prefer `jwt_secret_file` or the environment; never commit it.
+    pub jwt_secret: Option<String>,
+    pub jwt_secret_file: Option<PathBuf>,
+    /// The claim that names the user: `sub`, or `email` for the original gateway's tokens.
+    pub user_claim: String,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("jwt_secret_file", &self.jwt_secret_file)
+            .field("user_claim", &self.user_claim)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlSetting {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulationSettings {
+    /// 1.0 is the normal rhythm.
+    pub speed: f64,
+    /// Fixes the simulated price paths.
+    pub seed: Option<u64>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            demo: false,
+            asset: AssetSettings::default(),
+            alert: AlertSettings::default(),
+            auth: AuthSettings::default(),
+            bus: UrlSetting {
+                url: "memory://".into(),
+            },
+            cache: UrlSetting {
+                url: "memory://".into(),
+            },
+            simulation: SimulationSettings::default(),
+            cors_allowed_origins: Vec::new(),
+            log_format: "text".into(),
+        }
+    }
+}
+
+impl Default for AssetSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([0, 0, 0, 0], 8082)),
+            database_url: None,
+            max_active_rules_per_user: 200,
+        }
+    }
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([0, 0, 0, 0], 8083)),
+            database_url: None,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwt_secret_file: None,
+            user_claim: "sub".into(),
+        }
+    }
+}
+
+impl Default for SimulationSettings {
+    fn default() -> Self {
+        Self {
+            speed: 1.0,
+            seed: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then `file` (or `signal.toml` when present), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(path.exists(), "config file {} not found", path.display());
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("signal.toml")),
+        }
+        figment
+            .merge(Env::prefixed("SIGNAL_").split("__"))
+            .extract()
+            .context("invalid configuration")
+    }
+
+    pub fn asset_database_url(&self) -> String {
+        self.asset
+            .database_url
+            .clone()
+            .unwrap_or_else(|| sqlite_url(&self.data_dir, "asset.db"))
+    }
+
+    pub fn alert_database_url(&self) -> String {
+        self.alert
+            .database_url
+            .clone()
+            .unwrap_or_else(|| sqlite_url(&self.data_dir, "alert.db"))
+    }
+
+    /// The token secret: from configuration, from a file, or generated once into the data
+    /// directory (the embedded default) so tokens outlive restarts.
+    pub fn jwt_secret(&self) -> anyhow::Result<String> {
+        if let Some(secret) = &self.auth.jwt_secret {
+            return Ok(secret.clone());
+        }
+        let path = self
+            .auth
+            .jwt_secret_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("jwt-secret"));
+        if path.exists() {
+            let secret = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading the token secret {}", path.display()))?;
+            let secret = secret.trim().to_string();
+            anyhow::ensure!(
+                secret.len() >= 32,
+                "the token secret in {} is shorter than 32 characters",
+                path.display()
+            );
+            return Ok(secret);
+        }
+        anyhow::ensure!(
+            self.auth.jwt_secret_file.is_none(),
+            "the token secret file {} does not exist",
+            path.display()
+        );
+        generate_secret(&path)
+    }
+}
+
+fn sqlite_url(dir: &Path, file: &str) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join(file).display())
+}
+
+fn generate_secret(path: &Path) -> anyhow::Result<String> {
+    use rand::RngCore;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating the token secret {}", path.display()))?;
+    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    tracing::info!(path = %path.display(), "generated a new token secret");
+    Ok(secret)
+}

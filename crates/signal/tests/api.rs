@@ -1,0 +1,357 @@
+//! The HTTP and quote-socket surface as a client sees it: identity, clear errors for bad input,
+//! search, watchlists and live quotes.
+
+mod common;
+
+use common::{settings, spawn, spawn_with, token};
+use serde_json::{json, Value};
+
+async fn error_of(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"].is_string() && body["message"].is_string(),
+        "{body}"
+    );
+    body
+}
+
+#[tokio::test]
+async fn every_user_route_and_socket_needs_a_valid_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let routes = [
+        format!("{}/asset/search?keyword=samsung", app.asset),
+        format!("{}/asset/favorite", app.asset),
+        format!("{}/api/v1/rules", app.asset),
+        format!("{}/alert", app.alert),
+        format!("{}/api/v1/alerts", app.alert),
+    ];
+    for url in &routes {
+        let missing = app.http.get(url).send().await.unwrap();
+        error_of(missing, 401).await;
+        let forged = app
+            .http
+            .get(url)
+            .bearer_auth("not.a.jwt")
+            .send()
+            .await
+            .unwrap();
+        error_of(forged, 401).await;
+    }
+    let other_secret = {
+        let config = signal_web::JwtConfig {
+            secret: "some-other-secret-entirely-0123456789".into(),
+            user_claim: "sub".into(),
+        };
+        signal_web::JwtSigner::new(&config)
+            .sign(
+                &signal_domain::UserId::new("mallory").unwrap(),
+                chrono::Duration::hours(1),
+            )
+            .unwrap()
+    };
+    let response = app
+        .http
+        .get(&routes[2])
+        .bearer_auth(other_secret)
+        .send()
+        .await
+        .unwrap();
+    error_of(response, 401).await;
+
+    for path in [
+        format!(
+            "ws://{}/ws/socket/alert?email=alice@example.com",
+            app.app.alert_addr
+        ),
+        format!("ws://{}/ws/stocks", app.app.asset_addr),
+    ] {
+        let refused = tokio_tungstenite::connect_async(path).await;
+        match refused {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401)
+            }
+            other => panic!("socket without a token was not refused: {other:?}"),
+        }
+    }
+    // Health and metrics are for operators, not users.
+    let live = app
+        .http
+        .get(format!("{}/health/live", app.asset))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let ready = app
+        .http
+        .get(format!("{}/health/ready", app.alert))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    app.app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_with_a_json_body_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut limited = settings(dir.path());
+    limited.asset.max_active_rules_per_user = 2;
+    let app = spawn_with(limited).await;
+    let rules = format!("{}/api/v1/rules", app.asset);
+
+    let unknown = app
+        .post(
+            format!(
+                "{}/asset/target-price?symbol=NOPE&targetPrice=1&condition=ABOVE",
+                app.asset
+            ),
+            "alice",
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = error_of(unknown, 404).await;
+    assert!(body["message"].as_str().unwrap().contains("NOPE"), "{body}");
+
+    let negative = app
+        .post(
+            format!(
+                "{}/asset/target-price?symbol=005930&targetPrice=-5&condition=ABOVE",
+                app.asset
+            ),
+            "alice",
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = error_of(negative, 422).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("greater than zero"),
+        "{body}"
+    );
+
+    let non_numeric = app
+        .post(&rules, "alice")
+        .json(&json!({"instrument": "KRX:005930", "condition": "ABOVE", "level": "lots"}))
+        .send()
+        .await
+        .unwrap();
+    let body = error_of(non_numeric, 422).await;
+    assert!(
+        body["message"].as_str().unwrap().contains("not a number"),
+        "{body}"
+    );
+
+    let malformed = app
+        .post(&rules, "alice")
+        .header("content-type", "application/json")
+        .body("{\"instrument\": ")
+        .send()
+        .await
+        .unwrap();
+    error_of(malformed, 400).await;
+
+    let wrong_field = app
+        .post(&rules, "alice")
+        .json(&json!({"instrument": "KRX:005930", "condition": "CHANGE_UP", "level": "1"}))
+        .send()
+        .await
+        .unwrap();
+    let body = error_of(wrong_field, 422).await;
+    assert!(
+        body["message"].as_str().unwrap().contains("percent"),
+        "{body}"
+    );
+
+    let past = app
+        .post(&rules, "alice")
+        .json(&json!({"instrument": "KRX:005930", "condition": "ABOVE", "level": "1", "expiresAt": "2020-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    error_of(past, 422).await;
+
+    for level in ["80000", "90000"] {
+        let ok = app
+            .post(&rules, "alice")
+            .json(&json!({"instrument": "KRX:005930", "condition": "ABOVE", "level": level}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 201);
+    }
+    let one_too_many = app
+        .post(&rules, "alice")
+        .json(&json!({"instrument": "KRX:005930", "condition": "ABOVE", "level": "95000"}))
+        .send()
+        .await
+        .unwrap();
+    let body = error_of(one_too_many, 422).await;
+    assert_eq!(body["error"], "limit_reached");
+    assert!(body["message"].as_str().unwrap().contains('2'), "{body}");
+    // The limit is per user.
+    let bobs = app
+        .post(&rules, "bob")
+        .json(&json!({"instrument": "KRX:005930", "condition": "ABOVE", "level": "95000"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bobs.status(), 201);
+
+    let not_yours: Vec<Value> = app
+        .get(rules.clone(), "alice")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alice_rule = not_yours[0]["id"].as_i64().unwrap();
+    let stolen = app
+        .delete(format!("{rules}/{alice_rule}"), "bob")
+        .send()
+        .await
+        .unwrap();
+    error_of(stolen, 404).await;
+    let gone = app
+        .delete(format!("{}/alert/999", app.alert), "alice")
+        .send()
+        .await
+        .unwrap();
+    error_of(gone, 404).await;
+    app.app.stop().await;
+}
+
+#[tokio::test]
+async fn search_watchlist_and_live_quotes() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let found: Vec<Value> = app
+        .get(format!("{}/asset/search?keyword=삼성", app.asset), "alice")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found[0]["symbol"], "005930");
+    assert_eq!(found[0]["koreanName"], "삼성전자");
+    let found: Vec<Value> = app
+        .get(format!("{}/api/v1/instruments?q=apple", app.asset), "alice")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found[0]["id"], "NASDAQ:AAPL");
+    assert!(found[0]["quote"].is_null());
+    assert!(found[0]["quoteUnavailable"]
+        .as_str()
+        .unwrap()
+        .contains("no live feed"));
+
+    let add = format!("{}/asset/favorite?symbol=KRW-BTC", app.asset);
+    assert_eq!(
+        app.post(add.clone(), "alice")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    error_of(app.post(add, "alice").send().await.unwrap(), 409).await;
+    let put = app
+        .put(
+            format!("{}/api/v1/watchlist/KRX:005930", app.asset),
+            "alice",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let favorites: Vec<String> = app
+        .get(format!("{}/asset/favorite", app.asset), "alice")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(favorites, ["KRW-BTC", "005930"]);
+    let bobs: Vec<String> = app
+        .get(format!("{}/asset/favorite", app.asset), "bob")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(bobs.is_empty());
+
+    let mut quotes = app.quote_socket("alice").await;
+    quotes
+        .send(json!({"type": "subscribe", "symbol": "005930"}))
+        .await;
+    let ack = quotes.next().await;
+    assert_eq!(ack["status"], "success");
+    quotes
+        .send(json!({"type": "subscribe", "symbol": "NOT-A-THING"}))
+        .await;
+    assert_eq!(quotes.next().await["status"], "error");
+    app.tick("KRX:005930", "71500").await;
+    let update = quotes.next_of("price_update").await;
+    assert_eq!(update["symbol"], "005930");
+    assert_eq!(update["price"], 71500.0);
+    assert_eq!(update["priceExact"], "71500");
+    assert_eq!(update["changeRate"], 2.1429); // against the test feed's close of 70000
+    assert_eq!(update["simulated"], true);
+
+    let quote: Value = app
+        .get(format!("{}/asset/005930", app.asset), "alice")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(quote["price"], 71500.0);
+    let movers: Vec<Value> = app
+        .get(format!("{}/asset/top-movers", app.asset), "alice")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(movers[0]["symbol"], "005930");
+
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.asset))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("signal_ticks_processed_total{source=\"simulated\"} 1"),
+        "{metrics}"
+    );
+    let _ = token("unused");
+    app.app.stop().await;
+}
