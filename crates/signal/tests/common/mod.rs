@@ -22,8 +22,10 @@ pub struct TestApp {
 }
 
 pub fn settings(dir: &std::path::Path) -> Settings {
-    let mut settings = Settings::default();
-    settings.data_dir = dir.to_path_buf();
+    let mut settings = Settings {
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    };
     settings.asset.bind = "127.0.0.1:0".parse().unwrap();
     settings.alert.bind = "127.0.0.1:0".parse().unwrap();
     settings.auth.jwt_secret = Some(SECRET.into());
