@@ -3,6 +3,7 @@
 //! libraries run apart in production; only this wiring differs.
 
 pub mod app;
+pub mod listen;
 pub mod settings;
 
 pub use app::{start, RunningApp};

@@ -40,6 +40,13 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         days: i64,
     },
+    /// Connect to the alert socket as USER and print each alert as it arrives.
+    Listen {
+        user: String,
+        /// Where the Alert Service listens.
+        #[arg(long, default_value = "ws://127.0.0.1:8083")]
+        alert_url: String,
+    },
 }
 
 #[tokio::main]
@@ -58,19 +65,27 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { user, days } => {
-            let user = UserId::new(user).context("invalid user")?;
             anyhow::ensure!(days > 0, "--days must be positive");
-            let signer = JwtSigner::new(&JwtConfig {
-                secret: settings.jwt_secret()?,
-                user_claim: settings.auth.user_claim.clone(),
-            });
-            let token = signer
-                .sign(&user, chrono::Duration::days(days))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{token}");
+            println!("{}", sign(&settings, user, chrono::Duration::days(days))?);
             Ok(())
         }
+        Command::Listen { user, alert_url } => {
+            let token = sign(&settings, user, chrono::Duration::hours(12))?;
+            dontouch_signal::listen::listen(&alert_url, &token).await
+        }
     }
+}
+
+/// A token for `user`, signed with the configured secret.
+fn sign(settings: &Settings, user: String, valid_for: chrono::Duration) -> anyhow::Result<String> {
+    let user = UserId::new(user).context("invalid user")?;
+    let signer = JwtSigner::new(&JwtConfig {
+        secret: settings.jwt_secret()?,
+        user_claim: settings.auth.user_claim.clone(),
+    });
+    signer
+        .sign(&user, valid_for)
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn init_logging(format: &str) {

@@ -3,11 +3,14 @@
 //! docs/benchmarks.md.
 
 use chrono::TimeZone;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode};
-use criterion::{measurement::WallTime, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
+};
 use rust_decimal::Decimal;
-use signal_domain::Timestamp;
-use signal_domain::{Condition, Direction, InstrumentId, Price, Repeat, RuleId, RuleState};
+use signal_domain::{
+    Condition, Direction, InstrumentId, Price, Repeat, RuleId, RuleState, Timestamp,
+};
 use signal_trigger_engine::{
     EngineRule, NaiveEngine, RuleEngine, Transition, TransitionKind, TriggerEngine,
 };

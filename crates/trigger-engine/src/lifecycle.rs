@@ -6,12 +6,10 @@
 //! overflows, which only absurd percentages or bands can cause; the engine must not panic on any
 //! rule, so the arithmetic here is checked or saturating and otherwise identical to the domain's.
 
-use crate::TransitionKind;
+use crate::{EngineRule, TransitionKind};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use signal_domain::{Condition, Direction, Price, Repeat, RuleState, Timestamp};
-
-use crate::EngineRule;
 
 /// The absolute level `condition` fires at, as `Condition::level` computes it. `None` for a percent
 /// rule without a reference, or whose level does not fit a decimal (no price can reach it).
