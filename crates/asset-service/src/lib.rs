@@ -3,6 +3,7 @@
 //! ports in [`AssetDeps`], so the same service runs embedded or in production.
 
 mod http;
+mod interest;
 mod metrics;
 mod pipeline;
 mod quote_book;
@@ -11,11 +12,11 @@ mod relay;
 use axum::Router;
 use prometheus::Registry;
 use signal_catalog::Catalog;
-use signal_ports::{AlertPublisher, QuoteCache, RuleStore, TickSink, WatchlistStore};
+use signal_ports::{AlertPublisher, Interest, QuoteCache, RuleStore, TickSink, WatchlistStore};
 use signal_web::{ops_router, JwtVerifier, Readiness};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -36,10 +37,12 @@ pub struct AssetSettings {
     pub feed_description: String,
 }
 
-/// A started service: its routes, where feeds deliver ticks, and its background tasks.
+/// A started service: its routes, where feeds deliver ticks, which instruments need them, and
+/// its background tasks.
 pub struct AssetService {
     pub router: Router,
     pub ticks: TickSink,
+    pub interest: watch::Receiver<Arc<Interest>>,
     pub tasks: Vec<JoinHandle<()>>,
 }
 
@@ -67,12 +70,15 @@ pub async fn start(
     let metrics = AssetMetrics::register(registry)?;
     let book = Arc::new(quote_book::QuoteBook::default());
     let outbox_ready = Arc::new(Notify::new());
+    let interest = Arc::new(interest::InterestTracker::default());
+    interest.set_watched(deps.watchlist.watched_instruments().await?);
     let pipeline = pipeline::Pipeline::load(
         deps.rules.clone(),
         book.clone(),
         deps.quote_cache.clone(),
         outbox_ready.clone(),
         metrics.clone(),
+        interest.clone(),
     )
     .await?;
     let (ticks, tick_queue) = mpsc::channel(TICK_QUEUE);
@@ -105,11 +111,13 @@ pub async fn start(
         metrics,
         max_active_rules: settings.max_active_rules_per_user,
         feed_description: settings.feed_description.into(),
+        interest: interest.clone(),
     };
     let router = http::router(state).merge(ops_router(registry.clone(), running));
     Ok(AssetService {
         router,
         ticks,
+        interest: interest.subscribe(),
         tasks: vec![pipeline_task, relay_task],
     })
 }

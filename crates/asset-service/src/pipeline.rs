@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::interest::InterestTracker;
 use crate::metrics::AssetMetrics;
 use crate::quote_book::QuoteBook;
 
@@ -44,6 +45,7 @@ pub struct Pipeline {
     store: Arc<dyn RuleStore>,
     outbox_ready: Arc<Notify>,
     metrics: AssetMetrics,
+    interest: Arc<InterestTracker>,
     transitions: Vec<Transition>,
 }
 
@@ -54,6 +56,7 @@ impl Pipeline {
         cache: Arc<dyn QuoteCache>,
         outbox_ready: Arc<Notify>,
         metrics: AssetMetrics,
+        interest: Arc<InterestTracker>,
     ) -> Result<Self, StoreError> {
         let mut pipeline = Self {
             engine: TriggerEngine::default(),
@@ -64,6 +67,7 @@ impl Pipeline {
             store,
             outbox_ready,
             metrics,
+            interest,
             transitions: Vec::new(),
         };
         for rule in pipeline.store.active_rules().await? {
@@ -101,8 +105,7 @@ impl Pipeline {
             }
             EngineCommand::Remove(ids, done) => {
                 for id in ids {
-                    self.engine.remove(id);
-                    self.owners.remove(&id);
+                    self.forget(id);
                 }
                 let _ = done.send(());
             }
@@ -112,10 +115,10 @@ impl Pipeline {
 
     fn upsert(&mut self, rule: AlertRule) {
         if !rule.state.is_active() {
-            self.engine.remove(rule.id);
-            self.owners.remove(&rule.id);
+            self.forget(rule.id);
             return;
         }
+        self.interest.rule_active(rule.id, &rule.spec.instrument);
         self.owners.insert(
             rule.id,
             RuleOwner {
@@ -133,6 +136,12 @@ impl Pipeline {
             state: rule.state,
         });
         self.metrics.active_rules.set(self.engine.len() as i64);
+    }
+
+    fn forget(&mut self, rule: RuleId) {
+        self.engine.remove(rule);
+        self.owners.remove(&rule);
+        self.interest.rule_ended(rule);
     }
 
     async fn on_tick(&mut self, tick: Tick) {
@@ -206,7 +215,7 @@ impl Pipeline {
                 TransitionKind::Expired => true,
             };
             if ended {
-                self.owners.remove(&transition.rule);
+                self.forget(transition.rule);
             }
         }
         let store = self.store.clone();

@@ -8,7 +8,7 @@ pub mod state;
 pub mod store;
 
 pub use bus::{AlertInbox, AlertPublisher, BusError, Delivery, DeliveryAck};
-pub use feed::{FeedError, QuoteFeed, TickSink};
+pub use feed::{FeedContext, FeedError, Interest, Need, QuoteFeed, TickSink};
 pub use state::QuoteCache;
 pub use store::{
     AlertHistoryStore, AlertRecord, HistoryPage, HistoryQuery, OutboxEntry, RuleChange, RuleStore,

@@ -6,7 +6,7 @@ use axum::Router;
 use prometheus::Registry;
 use signal_catalog::Catalog;
 use signal_memory::{in_process_bus, MemoryQuoteCache};
-use signal_ports::{QuoteFeed, TickSink};
+use signal_ports::{FeedContext, QuoteFeed, TickSink};
 use signal_sim_market::{SimConfig, SimulatedMarket};
 use signal_store_sql::{connect, Schema, SqlAlertStore, SqlAssetStore};
 use signal_web::{JwtConfig, JwtVerifier};
@@ -149,9 +149,13 @@ pub async fn start(
     tasks.push(alert_server);
     match feed {
         Some(feed) => {
-            let (sink, stop) = (asset.ticks.clone(), shutdown.clone());
+            let context = FeedContext {
+                sink: asset.ticks.clone(),
+                interest: asset.interest.clone(),
+                shutdown: shutdown.clone(),
+            };
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = feed.run(sink, stop).await {
+                if let Err(e) = feed.run(context).await {
                     tracing::error!(error = %e, "market feed stopped");
                 }
             }));

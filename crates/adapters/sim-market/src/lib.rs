@@ -18,11 +18,10 @@ use rand::{Rng, SeedableRng};
 use rhythm::Rhythm;
 use rust_decimal::Decimal;
 use signal_domain::{InstrumentId, Price, QuoteSource, Tick};
-use signal_ports::{FeedError, QuoteFeed, TickSink};
+use signal_ports::{FeedContext, FeedError, QuoteFeed};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use tokio::time::{sleep_until, Instant};
-use tokio_util::sync::CancellationToken;
 
 /// Speeds are kept within this range so every wait stays a representable, non-zero duration.
 const MIN_SPEED: f64 = 0.001;
@@ -111,7 +110,9 @@ impl QuoteFeed for SimulatedMarket {
         "simulated"
     }
 
-    async fn run(&self, sink: TickSink, shutdown: CancellationToken) -> Result<(), FeedError> {
+    /// Every instrument trades, whatever the interest: the demo shows a whole market.
+    async fn run(&self, ctx: FeedContext) -> Result<(), FeedError> {
+        let FeedContext { sink, shutdown, .. } = ctx;
         let mut seeder = match self.seed {
             Some(seed) => SmallRng::seed_from_u64(seed),
             None => SmallRng::from_entropy(),
@@ -169,6 +170,16 @@ impl QuoteFeed for SimulatedMarket {
 
 #[cfg(test)]
 mod tests {
+    use tokio_util::sync::CancellationToken;
+
+    fn context(sink: signal_ports::TickSink, shutdown: CancellationToken) -> FeedContext {
+        FeedContext {
+            sink,
+            interest: tokio::sync::watch::channel(Default::default()).1,
+            shutdown,
+        }
+    }
+
     use super::*;
     use signal_catalog::Catalog;
     use signal_domain::Market;
@@ -203,7 +214,7 @@ mod tests {
         let token = CancellationToken::new();
         let handle = tokio::spawn({
             let token = token.clone();
-            async move { feed.run(tx, token).await }
+            async move { feed.run(context(tx, token)).await }
         });
         let mut ticks = Vec::new();
         while !done(&ticks) {
@@ -341,7 +352,7 @@ mod tests {
         let feed = market(builtin_instruments(), 5);
         let handle = tokio::spawn({
             let token = token.clone();
-            async move { feed.run(tx, token).await }
+            async move { feed.run(context(tx, token)).await }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         token.cancel();
@@ -355,7 +366,7 @@ mod tests {
         let token = CancellationToken::new();
         token.cancel();
         let feed = market(Vec::new(), 6);
-        assert!(feed.run(tx, token).await.is_ok());
+        assert!(feed.run(context(tx, token)).await.is_ok());
     }
 
     #[tokio::test]
@@ -365,7 +376,7 @@ mod tests {
         let feed = market(builtin_instruments(), 7);
         let result = timeout(
             Duration::from_secs(1),
-            feed.run(tx, CancellationToken::new()),
+            feed.run(context(tx, CancellationToken::new())),
         )
         .await;
         assert!(

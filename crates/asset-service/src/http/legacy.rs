@@ -88,7 +88,10 @@ async fn asset(
     ApiPath(symbol): ApiPath<String>,
 ) -> Result<Json<AssetSummary>, ApiError> {
     let id = state.resolve(&symbol)?;
-    Ok(Json(state.listing(&id)?.into()))
+    let listing = state.listing(&id)?;
+    // As the original: looking at an instrument starts a live subscription to it.
+    state.interest.glance(&id);
+    Ok(Json(listing.into()))
 }
 
 async fn top_movers(

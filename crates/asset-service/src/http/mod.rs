@@ -14,6 +14,7 @@ use signal_web::JwtVerifier;
 use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
 
+use crate::interest::InterestTracker;
 use crate::metrics::AssetMetrics;
 use crate::pipeline::EngineCommand;
 use crate::quote_book::QuoteBook;
@@ -30,6 +31,7 @@ pub struct AssetState {
     pub max_active_rules: usize,
     /// Shown when an instrument has no quote yet, so a user knows why.
     pub feed_description: Arc<str>,
+    pub interest: Arc<InterestTracker>,
 }
 
 impl FromRef<AssetState> for Arc<JwtVerifier> {

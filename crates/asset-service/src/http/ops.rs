@@ -92,12 +92,19 @@ impl AssetState {
                     ApiError::Conflict(format!("{id} is already on your watchlist"))
                 }
                 other => other.into(),
-            })
+            })?;
+        self.refresh_watched().await
+    }
+
+    async fn refresh_watched(&self) -> Result<(), ApiError> {
+        let watched = self.watchlist.watched_instruments().await?;
+        self.interest.set_watched(watched);
+        Ok(())
     }
 
     pub async fn unwatch(&self, user: &UserId, id: &InstrumentId) -> Result<(), ApiError> {
         if self.watchlist.remove(user, id).await? {
-            Ok(())
+            self.refresh_watched().await
         } else {
             Err(ApiError::NotFound(format!("{id} is not on your watchlist")))
         }

@@ -14,8 +14,11 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use signal_domain::{InstrumentId, Quote};
 use signal_web::SocketUser;
+use std::collections::HashMap;
 use tokio_stream::wrappers::WatchStream;
 use tokio_stream::StreamMap;
+
+use crate::interest::ViewGuard;
 
 use super::AssetState;
 
@@ -70,6 +73,8 @@ struct PriceUpdate<'a> {
 struct Socket {
     ws: WebSocket,
     subscriptions: StreamMap<InstrumentId, WatchStream<Option<Quote>>>,
+    /// Keeps each subscribed instrument marked as viewed live while subscribed.
+    views: HashMap<InstrumentId, ViewGuard>,
 }
 
 async fn session(ws: WebSocket, state: AssetState) {
@@ -77,6 +82,7 @@ async fn session(ws: WebSocket, state: AssetState) {
     let mut socket = Socket {
         ws,
         subscriptions: StreamMap::new(),
+        views: HashMap::new(),
     };
     loop {
         tokio::select! {
@@ -130,6 +136,9 @@ impl Socket {
                 }
                 let updates = WatchStream::new(state.book.subscribe(&id));
                 self.subscriptions.insert(id.clone(), updates);
+                self.views
+                    .entry(id.clone())
+                    .or_insert_with(|| state.interest.view(&id));
                 Reply {
                     status: "success",
                     message: format!("subscribed to {id}"),
@@ -137,6 +146,7 @@ impl Socket {
             }
             "unsubscribe" => {
                 self.subscriptions.remove(&id);
+                self.views.remove(&id);
                 Reply {
                     status: "success",
                     message: format!("unsubscribed from {id}"),

@@ -1,0 +1,148 @@
+//! Which instruments need live data, and why: active rules first, then watchlists, then live
+//! viewers. Feeds with a limited number of streams (KIS allows 41) plan from it, and re-plan
+//! whenever it changes.
+
+use signal_domain::{InstrumentId, RuleId};
+use signal_ports::{Interest, Need};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long a one-off quote request (`GET /asset/{symbol}`) keeps an instrument live.
+pub const GLANCE: Duration = Duration::from_secs(300);
+
+#[derive(Default)]
+struct Counts {
+    rules: HashMap<RuleId, InstrumentId>,
+    watched: Vec<InstrumentId>,
+    viewers: HashMap<InstrumentId, usize>,
+}
+
+impl Counts {
+    fn interest(&self) -> Interest {
+        let mut interest = Interest::default();
+        for id in self.rules.values() {
+            interest.add(id.clone(), Need::ActiveRule);
+        }
+        for id in &self.watched {
+            interest.add(id.clone(), Need::Watched);
+        }
+        for id in self.viewers.keys() {
+            interest.add(id.clone(), Need::ViewedLive);
+        }
+        interest
+    }
+}
+
+pub struct InterestTracker {
+    counts: Mutex<Counts>,
+    sender: watch::Sender<Arc<Interest>>,
+}
+
+impl Default for InterestTracker {
+    fn default() -> Self {
+        Self {
+            counts: Mutex::default(),
+            sender: watch::Sender::new(Arc::default()),
+        }
+    }
+}
+
+impl InterestTracker {
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Interest>> {
+        self.sender.subscribe()
+    }
+
+    pub fn rule_active(&self, rule: RuleId, instrument: &InstrumentId) {
+        self.update(|c| c.rules.insert(rule, instrument.clone()).as_ref() != Some(instrument));
+    }
+
+    pub fn rule_ended(&self, rule: RuleId) {
+        self.update(|c| c.rules.remove(&rule).is_some());
+    }
+
+    pub fn set_watched(&self, mut watched: Vec<InstrumentId>) {
+        watched.sort();
+        self.update(|c| {
+            let changed = c.watched != watched;
+            c.watched = watched;
+            changed
+        });
+    }
+
+    /// Marks `id` viewed live until the returned guard is dropped.
+    pub fn view(self: &Arc<Self>, id: &InstrumentId) -> ViewGuard {
+        self.update(|c| {
+            let viewers = c.viewers.entry(id.clone()).or_default();
+            *viewers += 1;
+            *viewers == 1
+        });
+        ViewGuard {
+            tracker: self.clone(),
+            id: id.clone(),
+        }
+    }
+
+    /// Marks `id` viewed live for [`GLANCE`].
+    pub fn glance(self: &Arc<Self>, id: &InstrumentId) {
+        let guard = self.view(id);
+        tokio::spawn(async move {
+            tokio::time::sleep(GLANCE).await;
+            drop(guard);
+        });
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Counts) -> bool) {
+        // Nothing panics while holding the lock; poisoned counts are still consistent.
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if change(&mut counts) {
+            self.sender.send_replace(Arc::new(counts.interest()));
+        }
+    }
+}
+
+pub struct ViewGuard {
+    tracker: Arc<InterestTracker>,
+    id: InstrumentId,
+}
+
+impl Drop for ViewGuard {
+    fn drop(&mut self) {
+        self.tracker.update(|c| match c.viewers.get_mut(&self.id) {
+            Some(1) => {
+                c.viewers.remove(&self.id);
+                true
+            }
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+            None => false,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn interest_follows_rules_watchlists_and_viewers() {
+        let tracker = Arc::new(InterestTracker::default());
+        let receiver = tracker.subscribe();
+        let btc: InstrumentId = "UPBIT:KRW-BTC".parse().unwrap();
+        let aapl: InstrumentId = "NASDAQ:AAPL".parse().unwrap();
+        let view = tracker.view(&btc);
+        assert_eq!(receiver.borrow().needs.get(&btc), Some(&Need::ViewedLive));
+        tracker.set_watched(vec![btc.clone(), aapl.clone()]);
+        tracker.rule_active(RuleId(1), &btc);
+        assert_eq!(receiver.borrow().needs.get(&btc), Some(&Need::ActiveRule));
+        assert_eq!(receiver.borrow().needs.get(&aapl), Some(&Need::Watched));
+        tracker.rule_ended(RuleId(1));
+        tracker.set_watched(vec![]);
+        assert_eq!(receiver.borrow().needs.get(&btc), Some(&Need::ViewedLive));
+        drop(view);
+        assert!(receiver.borrow().needs.is_empty());
+    }
+}
