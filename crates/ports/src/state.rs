@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use signal_domain::{InstrumentId, Quote};
 
 use crate::store::StoreError;
+use std::time::Duration;
 
 /// The latest quote per instrument.
 #[async_trait]
@@ -12,4 +13,15 @@ pub trait QuoteCache: Send + Sync + 'static {
     async fn get(&self, id: &InstrumentId) -> Result<Option<Quote>, StoreError>;
     async fn get_many(&self, ids: &[InstrumentId]) -> Result<Vec<Quote>, StoreError>;
     async fn all(&self) -> Result<Vec<Quote>, StoreError>;
+}
+
+/// Small shared values with an expiry, and claims that only one instance can hold at a time:
+/// exchange tokens cached until they expire, and the right to issue a new one.
+#[async_trait]
+pub trait SharedCache: Send + Sync + 'static {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// Claims `key` for `ttl` unless it is already claimed; true when this caller got it. A claim
+    /// is never released early: it doubles as a rate limit ("at most once per `ttl`").
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
 }

@@ -3,7 +3,9 @@
 //! rely on them (a published event is handed over only once the consumer has stored it).
 
 mod bus;
+mod cache;
 mod quotes;
 
 pub use bus::{in_process_bus, InProcessInbox, InProcessPublisher};
+pub use cache::MemorySharedCache;
 pub use quotes::MemoryQuoteCache;
