@@ -2,7 +2,9 @@
 //! bus only once stored, then push to the user's open sessions.
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use signal_ports::{AlertHistoryStore, AlertInbox, BusError};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use signal_ports::{AlertHistoryStore, AlertInbox, AlertRecord, Broadcast, BusError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use crate::sessions::SessionHub;
 pub async fn run_consumer(
     mut inbox: Box<dyn AlertInbox>,
     history: Arc<dyn AlertHistoryStore>,
-    hub: Arc<SessionHub>,
+    broadcast: Arc<dyn Broadcast>,
     metrics: AlertMetrics,
     running: Arc<AtomicBool>,
     shutdown: CancellationToken,
@@ -48,12 +50,7 @@ pub async fn run_consumer(
                 match stored {
                     Some(record) => {
                         metrics.alerts_stored.inc();
-                        let record = Arc::new(record);
-                        hub.push(record.clone());
-                        let latency = chrono::Utc::now() - record.triggered_at;
-                        metrics
-                            .tick_to_push_seconds
-                            .observe(latency.num_microseconds().unwrap_or(0) as f64 / 1e6);
+                        announce(broadcast.as_ref(), &record).await;
                     }
                     None => metrics.duplicates_ignored.inc(),
                 }
@@ -68,4 +65,43 @@ pub async fn run_consumer(
         }
     }
     running.store(false, Ordering::Relaxed);
+}
+
+/// Tells every instance (this one included) about a newly stored alert. If that fails the alert
+/// is still in history, unacknowledged, and reaches the user when a socket of theirs reconnects.
+async fn announce(broadcast: &dyn Broadcast, record: &AlertRecord) {
+    let sent = match serde_json::to_vec(record) {
+        Ok(bytes) => broadcast.publish(&bytes).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, alert = record.id, "live push not announced; it will be replayed on reconnect");
+    }
+}
+
+/// Pushes every announced alert to the sessions of its user open on this instance.
+pub async fn run_pusher(
+    mut announcements: BoxStream<'static, Vec<u8>>,
+    hub: Arc<SessionHub>,
+    metrics: AlertMetrics,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            message = announcements.next() => message,
+        };
+        let Some(message) = message else { break };
+        match serde_json::from_slice::<AlertRecord>(&message) {
+            Ok(record) => {
+                if hub.push(Arc::new(record.clone())) > 0 {
+                    let latency = chrono::Utc::now() - record.triggered_at;
+                    metrics
+                        .tick_to_push_seconds
+                        .observe(latency.num_microseconds().unwrap_or(0) as f64 / 1e6);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "ignoring an unreadable alert announcement"),
+        }
+    }
 }

@@ -9,7 +9,7 @@ mod sessions;
 
 use axum::Router;
 use prometheus::Registry;
-use signal_ports::{AlertHistoryStore, AlertInbox};
+use signal_ports::{AlertHistoryStore, AlertInbox, Broadcast};
 use signal_web::{ops_router, JwtVerifier, Readiness};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,6 +21,8 @@ pub use metrics::AlertMetrics;
 pub struct AlertDeps {
     pub history: Arc<dyn AlertHistoryStore>,
     pub inbox: Box<dyn AlertInbox>,
+    /// Carries each stored alert to the instance holding the user's sockets.
+    pub broadcast: Arc<dyn Broadcast>,
 }
 
 pub struct AlertService {
@@ -39,7 +41,7 @@ impl Readiness for ConsumerRunning {
     }
 }
 
-pub fn start(
+pub async fn start(
     deps: AlertDeps,
     verifier: Arc<JwtVerifier>,
     registry: &Registry,
@@ -48,10 +50,18 @@ pub fn start(
     let metrics = AlertMetrics::register(registry)?;
     let hub = Arc::new(sessions::SessionHub::default());
     let running = Arc::new(AtomicBool::new(true));
+    // Subscribed before the consumer starts, so no announcement can go unheard.
+    let announcements = deps.broadcast.subscribe().await?;
+    let pusher = tokio::spawn(consumer::run_pusher(
+        announcements,
+        hub.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let consumer = tokio::spawn(consumer::run_consumer(
         deps.inbox,
         deps.history.clone(),
-        hub.clone(),
+        deps.broadcast,
         metrics.clone(),
         running.clone(),
         shutdown,
@@ -68,6 +78,6 @@ pub fn start(
     ));
     Ok(AlertService {
         router,
-        tasks: vec![consumer],
+        tasks: vec![consumer, pusher],
     })
 }

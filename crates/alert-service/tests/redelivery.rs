@@ -29,11 +29,13 @@ async fn a_redelivered_event_is_stored_once_and_pushed_once() {
         alert_service::AlertDeps {
             history: store,
             inbox: Box::new(inbox),
+            broadcast: Arc::new(signal_memory::MemoryBroadcast::default()),
         },
         Arc::new(JwtVerifier::new(&jwt)),
         &registry,
         shutdown.clone(),
     )
+    .await
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

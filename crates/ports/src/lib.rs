@@ -9,7 +9,7 @@ pub mod store;
 
 pub use bus::{AlertInbox, AlertPublisher, BusError, Delivery, DeliveryAck};
 pub use feed::{FeedContext, FeedError, Interest, Need, QuoteFeed, TickSink};
-pub use state::{QuoteCache, SharedCache};
+pub use state::{Broadcast, QuoteCache, SharedCache};
 pub use store::{
     AlertHistoryStore, AlertRecord, HistoryPage, HistoryQuery, OutboxEntry, RuleChange, RuleStore,
     StoreError, WatchlistStore,

@@ -1,6 +1,7 @@
 //! Shared state port: what every instance of a service must see alike.
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use signal_domain::{InstrumentId, Quote};
 
 use crate::store::StoreError;
@@ -24,4 +25,13 @@ pub trait SharedCache: Send + Sync + 'static {
     /// Claims `key` for `ttl` unless it is already claimed; true when this caller got it. A claim
     /// is never released early: it doubles as a rate limit ("at most once per `ttl`").
     async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+}
+
+/// Messages every instance of a service hears: how an alert consumed on one instance reaches the
+/// user's sockets on another.
+#[async_trait]
+pub trait Broadcast: Send + Sync + 'static {
+    async fn publish(&self, message: &[u8]) -> Result<(), StoreError>;
+    /// Every message published from now on, by any instance (this one included).
+    async fn subscribe(&self) -> Result<BoxStream<'static, Vec<u8>>, StoreError>;
 }

@@ -97,7 +97,7 @@ pub struct OutboxEntry {
 }
 
 /// One alert in a user's history.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlertRecord {
     pub id: i64,
     pub event_id: Uuid,

@@ -5,7 +5,7 @@ use anyhow::Context;
 use axum::Router;
 use prometheus::Registry;
 use signal_catalog::Catalog;
-use signal_memory::{in_process_bus, MemoryQuoteCache};
+use signal_memory::{in_process_bus, MemoryBroadcast, MemoryQuoteCache};
 use signal_ports::{FeedContext, QuoteFeed, TickSink};
 use signal_sim_market::{SimConfig, SimulatedMarket};
 use signal_store_sql::{connect, Schema, SqlAlertStore, SqlAssetStore};
@@ -126,11 +126,13 @@ pub async fn start(
         alert_service::AlertDeps {
             history: alert_store,
             inbox: Box::new(inbox),
+            broadcast: Arc::new(MemoryBroadcast::default()),
         },
         verifier,
         &alert_registry,
         shutdown.clone(),
-    )?;
+    )
+    .await?;
 
     let cors = cors_layer(&settings.cors_allowed_origins)?;
     let (asset_addr, asset_server) = serve(
