@@ -1,4 +1,6 @@
-//! The store against a real SQLite file: the guarantees the services build on.
+//! The store against real databases, SQLite and PostgreSQL (SIGNAL_TEST_POSTGRES_URL, default
+//! postgres://postgres@127.0.0.1:5432/postgres): the guarantees the services build on. Each
+//! scenario runs on both backends, each run on a fresh database.
 
 use chrono::Utc;
 use rust_decimal_macros::dec;
@@ -11,14 +13,43 @@ use signal_ports::{
 };
 use signal_store_sql::{connect, Schema, SqlAlertStore, SqlAssetStore};
 
-async fn asset_store(dir: &tempfile::TempDir) -> SqlAssetStore {
-    let url = format!("sqlite://{}/asset.db?mode=rwc", dir.path().display());
-    SqlAssetStore::new(connect(&url, Schema::Asset).await.unwrap())
+/// A fresh, empty database of each backend.
+async fn fresh_databases(dir: &tempfile::TempDir, schema: Schema) -> Vec<String> {
+    let sqlite = format!("sqlite://{}/{:?}.db?mode=rwc", dir.path().display(), schema);
+    let admin = std::env::var("SIGNAL_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("signal_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&admin)
+        .await
+        .expect("PostgreSQL is reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap();
+    vec![sqlite, format!("{base}/{name}")]
 }
 
-async fn alert_store(dir: &tempfile::TempDir) -> SqlAlertStore {
-    let url = format!("sqlite://{}/alert.db?mode=rwc", dir.path().display());
-    SqlAlertStore::new(connect(&url, Schema::Alert).await.unwrap())
+async fn asset_stores(dir: &tempfile::TempDir) -> Vec<(String, SqlAssetStore)> {
+    let mut stores = Vec::new();
+    for url in fresh_databases(dir, Schema::Asset).await {
+        stores.push((
+            url.clone(),
+            SqlAssetStore::new(connect(&url, Schema::Asset).await.unwrap()),
+        ));
+    }
+    stores
+}
+
+async fn alert_stores(dir: &tempfile::TempDir) -> Vec<SqlAlertStore> {
+    let mut stores = Vec::new();
+    for url in fresh_databases(dir, Schema::Alert).await {
+        stores.push(SqlAlertStore::new(
+            connect(&url, Schema::Alert).await.unwrap(),
+        ));
+    }
+    stores
 }
 
 fn above(level: rust_decimal::Decimal) -> RuleSpec {
@@ -55,8 +86,13 @@ fn event(user: &UserId, rule: signal_domain::RuleId, price: &str) -> TriggeredAl
 #[tokio::test]
 async fn rules_survive_a_reopen_and_respect_the_limit() {
     let dir = tempfile::tempdir().unwrap();
+    for (url, store) in asset_stores(&dir).await {
+        rules_survive_a_reopen(&url, store).await;
+    }
+}
+
+async fn rules_survive_a_reopen(url: &str, store: SqlAssetStore) {
     let alice = UserId::new("alice").unwrap();
-    let store = asset_store(&dir).await;
     let first = store
         .create(&alice, &above(dec!(71900)), 2, Utc::now())
         .await
@@ -88,7 +124,7 @@ async fn rules_survive_a_reopen_and_respect_the_limit() {
         .unwrap();
 
     drop(store);
-    let reopened = asset_store(&dir).await;
+    let reopened = SqlAssetStore::new(connect(url, Schema::Asset).await.unwrap());
     let all = RuleStore::list(&reopened, &alice, false).await.unwrap();
     assert_eq!(all.len(), 3);
     let fired = all.iter().find(|r| r.id == first.id).unwrap();
@@ -103,8 +139,13 @@ async fn rules_survive_a_reopen_and_respect_the_limit() {
 #[tokio::test]
 async fn outbox_entries_leave_the_pending_set_once_sent() {
     let dir = tempfile::tempdir().unwrap();
+    for (_, store) in asset_stores(&dir).await {
+        outbox_round_trip(store).await;
+    }
+}
+
+async fn outbox_round_trip(store: SqlAssetStore) {
     let bob = UserId::new("bob").unwrap();
-    let store = asset_store(&dir).await;
     let rule = store
         .create(&bob, &above(dec!(10)), 10, Utc::now())
         .await
@@ -128,7 +169,12 @@ async fn outbox_entries_leave_the_pending_set_once_sent() {
 #[tokio::test]
 async fn watchlist_rejects_duplicates_and_is_per_user() {
     let dir = tempfile::tempdir().unwrap();
-    let store = asset_store(&dir).await;
+    for (_, store) in asset_stores(&dir).await {
+        watchlist_per_user(store).await;
+    }
+}
+
+async fn watchlist_per_user(store: SqlAssetStore) {
     let alice = UserId::new("alice").unwrap();
     let bob = UserId::new("bob").unwrap();
     let btc = "UPBIT:KRW-BTC".parse().unwrap();
@@ -146,7 +192,12 @@ async fn watchlist_rejects_duplicates_and_is_per_user() {
 #[tokio::test]
 async fn history_is_idempotent_paginated_and_private() {
     let dir = tempfile::tempdir().unwrap();
-    let store = alert_store(&dir).await;
+    for store in alert_stores(&dir).await {
+        history_guarantees(store).await;
+    }
+}
+
+async fn history_guarantees(store: SqlAlertStore) {
     let alice = UserId::new("alice").unwrap();
     let bob = UserId::new("bob").unwrap();
     let first = event(&alice, signal_domain::RuleId(1), "71900");

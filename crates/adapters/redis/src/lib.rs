@@ -1,0 +1,194 @@
+//! Shared state over Redis, for services running as several instances: the latest quote per
+//! instrument, expiring values with one-holder claims (exchange tokens and the right to issue
+//! them), and a broadcast channel every instance hears (alert pushes). Every key starts with a
+//! configurable prefix, so deployments and tests can share one Redis.
+
+use async_trait::async_trait;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use signal_domain::{InstrumentId, Quote};
+use signal_ports::{Broadcast, QuoteCache, SharedCache, StoreError};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+#[derive(Clone)]
+pub struct RedisState {
+    client: redis::Client,
+    connection: ConnectionManager,
+    prefix: String,
+}
+
+fn backend(e: redis::RedisError) -> StoreError {
+    StoreError::Backend(format!("redis: {e}"))
+}
+
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisState {
+    /// Connects to `url` (`redis://host:6379/0`); every key gets `prefix`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(backend)?;
+        let connection = ConnectionManager::new(client.clone())
+            .await
+            .map_err(backend)?;
+        Ok(Self {
+            client,
+            connection,
+            prefix: prefix.to_string(),
+        })
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{}", self.prefix, name)
+    }
+
+    fn quote_key(&self, id: &InstrumentId) -> String {
+        self.key(&format!("quote:{id}"))
+    }
+
+    fn decode(raw: Option<String>) -> Result<Option<Quote>, StoreError> {
+        raw.map(|json| {
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("quote: {e}")))
+        })
+        .transpose()
+    }
+}
+
+#[async_trait]
+impl QuoteCache for RedisState {
+    async fn put(&self, quote: &Quote) -> Result<(), StoreError> {
+        let json = serde_json::to_string(quote).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut conn = self.connection.clone();
+        redis::pipe()
+            .set(self.quote_key(&quote.instrument), json)
+            .ignore()
+            .sadd(self.key("quotes"), quote.instrument.to_string())
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(backend)
+    }
+
+    async fn get(&self, id: &InstrumentId) -> Result<Option<Quote>, StoreError> {
+        let mut conn = self.connection.clone();
+        let raw: Option<String> = conn.get(self.quote_key(id)).await.map_err(backend)?;
+        Self::decode(raw)
+    }
+
+    async fn get_many(&self, ids: &[InstrumentId]) -> Result<Vec<Quote>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.quote_key(id)).collect();
+        let mut conn = self.connection.clone();
+        let raw: Vec<Option<String>> = conn.mget(keys).await.map_err(backend)?;
+        let mut quotes = Vec::with_capacity(raw.len());
+        for value in raw {
+            quotes.extend(Self::decode(value)?);
+        }
+        Ok(quotes)
+    }
+
+    async fn all(&self) -> Result<Vec<Quote>, StoreError> {
+        let mut conn = self.connection.clone();
+        let members: Vec<String> = conn.smembers(self.key("quotes")).await.map_err(backend)?;
+        let ids: Vec<InstrumentId> = members.iter().filter_map(|m| m.parse().ok()).collect();
+        self.get_many(&ids).await
+    }
+}
+
+#[async_trait]
+impl SharedCache for RedisState {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.connection.clone();
+        conn.get(self.key(key)).await.map_err(backend)
+    }
+
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut conn = self.connection.clone();
+        redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(value)
+            .arg("PX")
+            .arg(millis(ttl))
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(backend)
+    }
+
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut conn = self.connection.clone();
+        let reply: Option<String> = redis::cmd("SET")
+            .arg(self.key(key))
+            .arg("claimed")
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl))
+            .query_async(&mut conn)
+            .await
+            .map_err(backend)?;
+        Ok(reply.is_some())
+    }
+}
+
+#[async_trait]
+impl Broadcast for RedisState {
+    async fn publish(&self, message: &[u8]) -> Result<(), StoreError> {
+        let mut conn = self.connection.clone();
+        conn.publish::<_, _, ()>(self.key("broadcast"), message)
+            .await
+            .map_err(backend)
+    }
+
+    /// The stream survives Redis restarts: a background task resubscribes with back-off.
+    /// Messages published while it was reconnecting are missed; the alert socket's replay of
+    /// unacknowledged alerts covers those.
+    async fn subscribe(&self) -> Result<BoxStream<'static, Vec<u8>>, StoreError> {
+        let channel = self.key("broadcast");
+        let first = subscribed(&self.client, &channel).await.map_err(backend)?;
+        let (sender, receiver) = mpsc::channel(1024);
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let policy = ExponentialBuilder::default().with_max_delay(Duration::from_secs(10));
+            let mut messages = Some(first);
+            loop {
+                if let Some(stream) = messages.take() {
+                    let mut stream = stream;
+                    while let Some(message) = stream.next().await {
+                        if sender.send(message).await.is_err() {
+                            return;
+                        }
+                    }
+                    tracing::warn!(%channel, "redis subscription lost; resubscribing");
+                }
+                let mut delays = policy.build();
+                while messages.is_none() {
+                    if sender.is_closed() {
+                        return;
+                    }
+                    tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(10))).await;
+                    messages = subscribed(&client, &channel).await.ok();
+                }
+            }
+        });
+        Ok(ReceiverStream::new(receiver).boxed())
+    }
+}
+
+async fn subscribed(
+    client: &redis::Client,
+    channel: &str,
+) -> Result<BoxStream<'static, Vec<u8>>, redis::RedisError> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    Ok(pubsub
+        .into_on_message()
+        .map(|message| message.get_payload_bytes().to_vec())
+        .boxed())
+}
