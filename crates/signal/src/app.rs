@@ -2,23 +2,19 @@
 //! demo mode, the simulated market.
 
 use anyhow::Context;
-use axum::Router;
 use prometheus::Registry;
 use signal_catalog::Catalog;
-use signal_memory::{in_process_bus, MemoryBroadcast, MemoryQuoteCache};
+use signal_memory::in_process_bus;
 use signal_ports::{FeedContext, QuoteFeed, TickSink};
+use signal_runtime::adapters;
+use signal_runtime::serve::serve;
+use signal_runtime::Settings;
 use signal_sim_market::{SimConfig, SimulatedMarket};
-use signal_store_sql::{connect, Schema, SqlAlertStore, SqlAssetStore};
 use signal_web::{JwtConfig, JwtVerifier};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
-
-use crate::settings::Settings;
 
 /// Events waiting between the outbox relay and the alert consumer.
 const BUS_CAPACITY: usize = 1024;
@@ -43,7 +39,7 @@ impl RunningApp {
 
     /// Runs until Ctrl-C or SIGTERM, then stops.
     pub async fn run_until_signalled(self) {
-        shutdown_signal().await;
+        signal_runtime::serve::shutdown_signal().await;
         tracing::info!("shutting down");
         self.stop().await;
     }
@@ -56,10 +52,10 @@ pub async fn start(
     feed: Option<Arc<dyn QuoteFeed>>,
 ) -> anyhow::Result<RunningApp> {
     anyhow::ensure!(
-        settings.bus.url.starts_with("memory:") && settings.cache.url.starts_with("memory:"),
-        "the all-in-one binary runs on the embedded bus and cache (memory://); got bus `{}`, cache `{}`",
-        settings.bus.url,
-        settings.cache.url
+        settings.bus.url.starts_with("memory:"),
+        "the all-in-one binary connects its two services in process (bus.url = memory://); \
+         to run them over `{}`, start the asset-service and alert-service binaries",
+        settings.bus.url
     );
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
@@ -74,12 +70,9 @@ pub async fn start(
     let verifier = Arc::new(JwtVerifier::new(&jwt));
     let shutdown = CancellationToken::new();
 
-    let asset_store = Arc::new(SqlAssetStore::new(
-        connect(&settings.asset_database_url(), Schema::Asset).await?,
-    ));
-    let alert_store = Arc::new(SqlAlertStore::new(
-        connect(&settings.alert_database_url(), Schema::Alert).await?,
-    ));
+    let asset_store = adapters::asset_store(settings).await?;
+    let alert_store = adapters::alert_store(settings).await?;
+    let shared = adapters::shared_state(settings).await?;
     let (publisher, inbox) = in_process_bus(BUS_CAPACITY);
     let catalog = Catalog::builtin();
     let feed = feed.or_else(|| {
@@ -108,7 +101,7 @@ pub async fn start(
         asset_service::AssetDeps {
             rules: asset_store.clone(),
             watchlist: asset_store,
-            quote_cache: Arc::new(MemoryQuoteCache::default()),
+            quote_cache: shared.quotes,
             publisher: Arc::new(publisher),
             catalog,
         },
@@ -126,7 +119,7 @@ pub async fn start(
         alert_service::AlertDeps {
             history: alert_store,
             inbox: Box::new(inbox),
-            broadcast: Arc::new(MemoryBroadcast::default()),
+            broadcast: shared.broadcast,
         },
         verifier,
         &alert_registry,
@@ -134,16 +127,11 @@ pub async fn start(
     )
     .await?;
 
-    let cors = cors_layer(&settings.cors_allowed_origins)?;
-    let (asset_addr, asset_server) = serve(
-        settings.asset.bind,
-        asset.router,
-        cors.clone(),
-        shutdown.clone(),
-    )
-    .await?;
+    let origins = &settings.cors_allowed_origins;
+    let (asset_addr, asset_server) =
+        serve(settings.asset.bind, asset.router, origins, shutdown.clone()).await?;
     let (alert_addr, alert_server) =
-        serve(settings.alert.bind, alert.router, cors, shutdown.clone()).await?;
+        serve(settings.alert.bind, alert.router, origins, shutdown.clone()).await?;
 
     let mut tasks = asset.tasks;
     tasks.extend(alert.tasks);
@@ -172,59 +160,4 @@ pub async fn start(
         shutdown,
         tasks,
     })
-}
-
-fn cors_layer(origins: &[String]) -> anyhow::Result<CorsLayer> {
-    let origins = origins
-        .iter()
-        .map(|o| {
-            o.parse()
-                .with_context(|| format!("invalid CORS origin `{o}`"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
-        .allow_methods(tower_http::cors::Any)
-        .allow_headers(tower_http::cors::Any))
-}
-
-async fn serve(
-    bind: SocketAddr,
-    router: Router,
-    cors: CorsLayer,
-    shutdown: CancellationToken,
-) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("binding {bind}"))?;
-    let addr = listener.local_addr()?;
-    let app = router.layer(cors).layer(TraceLayer::new_for_http());
-    let task = tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, %addr, "HTTP server failed");
-        }
-    });
-    Ok((addr, task))
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
 }

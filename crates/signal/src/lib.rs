@@ -4,7 +4,6 @@
 
 pub mod app;
 pub mod listen;
-pub mod settings;
 
 pub use app::{start, RunningApp};
-pub use settings::Settings;
+pub use signal_runtime::Settings;

@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
         settings.data_dir = dir;
     }
     settings.demo |= cli.demo;
-    init_logging(&settings.log_format);
+    signal_runtime::serve::init_logging(&settings.log_format);
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let app = dontouch_signal::start(&settings, None).await?;
@@ -86,17 +86,4 @@ fn sign(settings: &Settings, user: String, valid_for: chrono::Duration) -> anyho
     signer
         .sign(&user, valid_for)
         .map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }

@@ -19,8 +19,8 @@ pub struct Settings {
     pub asset: AssetSettings,
     pub alert: AlertSettings,
     pub auth: AuthSettings,
-    pub bus: UrlSetting,
-    pub cache: UrlSetting,
+    pub bus: BusSettings,
+    pub cache: CacheSettings,
     pub simulation: SimulationSettings,
     /// Origins allowed to call the APIs from a browser; empty allows none.
     pub cors_allowed_origins: Vec<String>,
@@ -68,10 +68,49 @@ impl std::fmt::Debug for AuthSettings {
     }
 }
 
+/// The event bus between the services.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UrlSetting {
+#[serde(default, deny_unknown_fields)]
+pub struct BusSettings {
+    /// `memory://` (both services in one process) or `kafka://host:9092[,host:9092...]`.
     pub url: String,
+    /// Triggered alerts, keyed by user; its dead-letter topic is `<alerts_topic>.dlq`.
+    pub alerts_topic: String,
+    pub partitions: i32,
+    pub replication: i32,
+    /// The Alert Service's consumer group: every instance joins it.
+    pub consumer_group: String,
+}
+
+/// Shared state between instances.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// `memory://` (one instance) or `redis://host:6379[/db]`.
+    pub url: String,
+    /// Prepended to every key and channel, so deployments can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for BusSettings {
+    fn default() -> Self {
+        Self {
+            url: "memory://".into(),
+            alerts_topic: "signal.alerts.triggered".into(),
+            partitions: 6,
+            replication: 1,
+            consumer_group: "alert-service".into(),
+        }
+    }
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            url: "memory://".into(),
+            key_prefix: "signal:".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,12 +130,8 @@ impl Default for Settings {
             asset: AssetSettings::default(),
             alert: AlertSettings::default(),
             auth: AuthSettings::default(),
-            bus: UrlSetting {
-                url: "memory://".into(),
-            },
-            cache: UrlSetting {
-                url: "memory://".into(),
-            },
+            bus: BusSettings::default(),
+            cache: CacheSettings::default(),
             simulation: SimulationSettings::default(),
             cors_allowed_origins: Vec::new(),
             log_format: "text".into(),

@@ -1,0 +1,246 @@
+//! The event bus over Kafka. Triggered alerts go to one topic keyed by user, so each user's alerts
+//! stay in order on one partition. The publisher is idempotent with `acks=all`; the inbox reads in
+//! a consumer group and commits an offset only when the service acknowledges the delivery (after
+//! the history row is stored). A message that cannot be decoded goes to the dead-letter topic with
+//! the reason, and its partition moves on.
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use signal_domain::TriggeredAlert;
+use signal_ports::{AlertInbox, AlertPublisher, BusError, Delivery, DeliveryAck};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the bus lives and how its topics are laid out.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `host:port[,host:port...]`
+    pub brokers: String,
+    /// Triggered alerts, keyed by user.
+    pub alerts_topic: String,
+    pub partitions: i32,
+    pub replication: i32,
+}
+
+impl KafkaSettings {
+    /// Undecodable triggered-alert messages, with the reason in a `reason` header.
+    pub fn dead_letter_topic(&self) -> String {
+        format!("{}.dlq", self.alerts_topic)
+    }
+}
+
+/// How long a publish waits for the broker before it counts as failed (the outbox retries).
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(format!("kafka: {e}"))
+}
+
+fn base_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &settings.brokers);
+    config
+}
+
+/// Creates the alert topic and its dead-letter topic when they are absent.
+pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), BusError> {
+    let admin: AdminClient<DefaultClientContext> =
+        base_config(settings).create().map_err(unavailable)?;
+    let dead_letter = settings.dead_letter_topic();
+    let topics = [
+        NewTopic::new(
+            &settings.alerts_topic,
+            settings.partitions,
+            TopicReplication::Fixed(settings.replication),
+        ),
+        NewTopic::new(
+            &dead_letter,
+            1,
+            TopicReplication::Fixed(settings.replication),
+        ),
+    ];
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(&topics, &options)
+        .await
+        .map_err(unavailable)?;
+    for result in results {
+        match result {
+            Ok(topic) => tracing::info!(%topic, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(unavailable(format!("creating {topic}: {code}"))),
+        }
+    }
+    Ok(())
+}
+
+pub struct KafkaPublisher {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl KafkaPublisher {
+    pub fn new(settings: &KafkaSettings) -> Result<Self, BusError> {
+        let producer = base_config(settings)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set(
+                "message.timeout.ms",
+                DELIVERY_TIMEOUT.as_millis().to_string(),
+            )
+            .create()
+            .map_err(unavailable)?;
+        Ok(Self {
+            producer,
+            topic: settings.alerts_topic.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl AlertPublisher for KafkaPublisher {
+    async fn publish(&self, events: &[TriggeredAlert]) -> Result<(), BusError> {
+        let encoded: Vec<(String, String)> = events
+            .iter()
+            .map(|event| {
+                serde_json::to_string(event)
+                    .map(|json| (event.user_id.as_str().to_string(), json))
+                    .map_err(unavailable)
+            })
+            .collect::<Result<_, _>>()?;
+        // Polled in order, so they are enqueued in order; the idempotent producer keeps that
+        // order per partition.
+        let deliveries = encoded.iter().map(|(key, payload)| {
+            self.producer.send(
+                FutureRecord::to(&self.topic).key(key).payload(payload),
+                DELIVERY_TIMEOUT,
+            )
+        });
+        futures::future::try_join_all(deliveries)
+            .await
+            .map_err(|(e, _)| unavailable(e))?;
+        Ok(())
+    }
+}
+
+pub struct KafkaInbox {
+    consumer: Arc<StreamConsumer>,
+    dead_letters: FutureProducer,
+    dead_letter_topic: String,
+}
+
+impl KafkaInbox {
+    /// Joins consumer group `group` on the alert topic.
+    pub fn new(settings: &KafkaSettings, group: &str) -> Result<Self, BusError> {
+        let consumer: StreamConsumer = base_config(settings)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .map_err(unavailable)?;
+        consumer
+            .subscribe(&[&settings.alerts_topic])
+            .map_err(unavailable)?;
+        let dead_letters = base_config(settings)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .create()
+            .map_err(unavailable)?;
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            dead_letters,
+            dead_letter_topic: settings.dead_letter_topic(),
+        })
+    }
+
+    fn commit(&self, topic: &str, partition: i32, offset: i64) -> Result<(), BusError> {
+        commit(&self.consumer, topic, partition, offset)
+    }
+}
+
+fn commit(
+    consumer: &StreamConsumer,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<(), BusError> {
+    let mut position = TopicPartitionList::new();
+    position
+        .add_partition_offset(topic, partition, Offset::Offset(offset + 1))
+        .map_err(unavailable)?;
+    consumer
+        .commit(&position, CommitMode::Async)
+        .map_err(unavailable)
+}
+
+struct CommitOnAck {
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+#[async_trait]
+impl DeliveryAck for CommitOnAck {
+    async fn ack(self: Box<Self>) -> Result<(), BusError> {
+        commit(&self.consumer, &self.topic, self.partition, self.offset)
+    }
+}
+
+#[async_trait]
+impl AlertInbox for KafkaInbox {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        loop {
+            let message = self.consumer.recv().await.map_err(unavailable)?;
+            let (topic, partition, offset) = (
+                message.topic().to_string(),
+                message.partition(),
+                message.offset(),
+            );
+            let payload = message.payload().unwrap_or_default();
+            match serde_json::from_slice::<TriggeredAlert>(payload) {
+                Ok(event) => {
+                    return Ok(Delivery {
+                        event,
+                        ack: Box::new(CommitOnAck {
+                            consumer: self.consumer.clone(),
+                            topic,
+                            partition,
+                            offset,
+                        }),
+                    })
+                }
+                Err(e) => {
+                    let reason = format!("not a triggered-alert event: {e}");
+                    tracing::warn!(%topic, partition, offset, %reason, "dead-lettering a message");
+                    let headers = OwnedHeaders::new()
+                        .insert(Header {
+                            key: "reason",
+                            value: Some(reason.as_str()),
+                        })
+                        .insert(Header {
+                            key: "source-topic",
+                            value: Some(topic.as_str()),
+                        });
+                    let mut record = FutureRecord::<[u8], [u8]>::to(&self.dead_letter_topic)
+                        .payload(payload)
+                        .headers(headers);
+                    if let Some(key) = message.key() {
+                        record = record.key(key);
+                    }
+                    self.dead_letters
+                        .send(record, DELIVERY_TIMEOUT)
+                        .await
+                        .map_err(|(e, _)| unavailable(e))?;
+                    self.commit(&topic, partition, offset)?;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! A local stand-in for Upbit's quotation API, speaking its formats with its real example messages,
+//! so the connector can be tested end to end without the internet. The test decides the prices,
+//! can make the REST side answer 429, and can push frames into or drop the WebSocket.
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// Official DEFAULT ticker example (docs.upbit.com websocket-ticker, 2023-02-21), verbatim.
+const WS_DEFAULT: &str = r#"{
+  "type": "ticker",
+  "code": "KRW-BTC",
+  "opening_price": 31883000,
+  "high_price": 32310000,
+  "low_price": 31855000,
+  "trade_price": 32287000,
+  "prev_closing_price": 31883000.00000000,
+  "acc_trade_price": 78039261076.51241000,
+  "change": "RISE",
+  "change_price": 404000.00000000,
+  "signed_change_price": 404000.00000000,
+  "change_rate": 0.0126713295,
+  "signed_change_rate": 0.0126713295,
+  "ask_bid": "ASK",
+  "trade_volume": 0.03103806,
+  "acc_trade_volume": 2429.58834336,
+  "trade_date": "20230221",
+  "trade_time": "074102",
+  "trade_timestamp": 1676965262139,
+  "acc_ask_volume": 1146.25573608,
+  "acc_bid_volume": 1283.33260728,
+  "highest_52_week_price": 57678000.00000000,
+  "highest_52_week_date": "2022-03-28",
+  "lowest_52_week_price": 20700000.00000000,
+  "lowest_52_week_date": "2022-12-30",
+  "market_state": "ACTIVE",
+  "is_trading_suspended": false,
+  "delisting_date": null,
+  "market_warning": "NONE",
+  "timestamp": 1676965262177,
+  "acc_trade_price_24h": 228827082483.70729000,
+  "acc_trade_volume_24h": 7158.80283560,
+  "stream_type": "REALTIME"
+}"#;
+
+/// The object of the official SIMPLE_LIST example (2025-07-07), as a SIMPLE message carries it.
+const WS_SIMPLE: &str = r#"{
+    "ty": "ticker",
+    "cd": "KRW-BTC",
+    "op": 148500000.0,
+    "hp": 149064000.0,
+    "lp": 148050000.0,
+    "tp": 148956000.0,
+    "pcp": 148500000.0,
+    "atp": 16115868486.03173,
+    "c": "RISE",
+    "cp": 456000.0,
+    "scp": 456000.0,
+    "cr": 0.0030707071,
+    "scr": 0.0030707071,
+    "ab": "BID",
+    "tv": 0.0602652,
+    "atv": 108.51228784,
+    "tdt": "20250707",
+    "ttm": "022055",
+    "ttms": 1751854855934,
+    "aav": 36.9943567,
+    "abv": 71.51793114,
+    "h52wp": 163325000.0,
+    "h52wdt": "2025-01-20",
+    "st": "SNAPSHOT"
+  }"#;
+
+/// The KRW-BTC object of the official REST /v1/ticker response (2025-07-30), verbatim.
+const REST_TICKER: &str = r#"{"market":"KRW-BTC","trade_date":"20250730","trade_time":"170315","trade_date_kst":"20250731","trade_time_kst":"020315","trade_timestamp":1753894995076,"opening_price":163248000.00000000,"high_price":163708000.00000000,"low_price":162248000.00000000,"trade_price":162876000.00000000,"prev_closing_price":163158000.00000000,"change":"FALL","change_price":282000.00000000,"change_rate":0.0017283860,"signed_change_price":-282000.00000000,"signed_change_rate":-0.0017283860,"trade_volume":0.02543652,"acc_trade_price":137728155832.9616000000000000,"acc_trade_price_24h":167740032580.71786000,"acc_trade_volume":844.94369319,"acc_trade_volume_24h":1029.27369910,"highest_52_week_price":166800000.00000000,"highest_52_week_date":"2025-07-14","lowest_52_week_price":72100000.00000000,"lowest_52_week_date":"2024-08-05","timestamp":1753894995113}"#;
+
+/// `GET /v1/market/all?is_details=true` in its documented shape (no verbatim response was
+/// available): a plain market, a non-KRW market, one flagged by market_event and one by the
+/// legacy market_warning.
+const MARKET_ALL: &str = r#"[{"market":"KRW-BTC","korean_name":"비트코인","english_name":"Bitcoin","market_warning":"NONE","market_event":{"warning":false,"caution":{"PRICE_FLUCTUATIONS":false,"TRADING_VOLUME_SOARING":false,"DEPOSIT_AMOUNT_SOARING":false,"GLOBAL_PRICE_DIFFERENCES":false,"CONCENTRATION_OF_SMALL_ACCOUNTS":false}}},{"market":"BTC-ETH","korean_name":"이더리움","english_name":"Ethereum","market_warning":"NONE","market_event":{"warning":false}},{"market":"KRW-ETH","korean_name":"이더리움","english_name":"Ethereum","market_warning":"NONE","market_event":{"warning":false}},{"market":"KRW-XRP","korean_name":"엑스알피(리플)","english_name":"XRP","market_warning":"NONE","market_event":{"warning":true}},{"market":"KRW-DOGE","korean_name":"도지코인","english_name":"Dogecoin","market_warning":"CAUTION","market_event":{"warning":false}}]"#;
+
+/// A DEFAULT ticker message for `market` trading at `price` (the number's text, as sent).
+pub fn default_ticker(market: &str, price: &str) -> String {
+    WS_DEFAULT
+        .replace(r#""code": "KRW-BTC""#, &format!(r#""code": "{market}""#))
+        .replace(
+            r#""trade_price": 32287000"#,
+            &format!(r#""trade_price": {price}"#),
+        )
+}
+
+/// A SIMPLE ticker message for `market` trading at `price`.
+pub fn simple_ticker(market: &str, price: &str) -> String {
+    WS_SIMPLE
+        .replace(r#""cd": "KRW-BTC""#, &format!(r#""cd": "{market}""#))
+        .replace(r#""tp": 148956000.0"#, &format!(r#""tp": {price}"#))
+}
+
+fn rest_ticker(market: &str, price: &str) -> String {
+    REST_TICKER
+        .replace(r#""market":"KRW-BTC""#, &format!(r#""market":"{market}""#))
+        .replace(
+            r#""trade_price":162876000.00000000"#,
+            &format!(r#""trade_price":{price}"#),
+        )
+}
+
+#[derive(Clone, Debug)]
+enum Push {
+    Binary(Vec<u8>),
+    Text(String),
+    Ping,
+    Drop,
+}
+
+struct Shared {
+    /// REST price text per market; markets without one are left out of /v1/ticker answers.
+    prices: Mutex<HashMap<String, String>>,
+    /// Every REST request: when it arrived and its path and query.
+    rest_requests: Mutex<Vec<(Instant, String)>>,
+    throttle_next: AtomicUsize,
+    exhaust_second: AtomicBool,
+    /// Every subscription request received on any connection, with its arrival time.
+    subscriptions: Mutex<Vec<(Instant, serde_json::Value)>>,
+    connections: AtomicUsize,
+    open_connections: AtomicUsize,
+    pings: AtomicUsize,
+    pongs: AtomicUsize,
+    push: broadcast::Sender<Push>,
+}
+
+pub struct FakeUpbit {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl FakeUpbit {
+    pub async fn start() -> Self {
+        let shared = Arc::new(Shared {
+            prices: Mutex::default(),
+            rest_requests: Mutex::default(),
+            throttle_next: AtomicUsize::new(0),
+            exhaust_second: AtomicBool::new(false),
+            subscriptions: Mutex::default(),
+            connections: AtomicUsize::new(0),
+            open_connections: AtomicUsize::new(0),
+            pings: AtomicUsize::new(0),
+            pongs: AtomicUsize::new(0),
+            push: broadcast::channel(64).0,
+        });
+        let app = Router::new()
+            .route("/v1/market/all", get(market_all))
+            .route("/v1/ticker", get(ticker))
+            .route("/websocket/v1", get(websocket))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, shared }
+    }
+
+    pub fn rest_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/websocket/v1", self.addr)
+    }
+
+    pub fn set_price(&self, market: &str, price: &str) {
+        self.shared
+            .prices
+            .lock()
+            .unwrap()
+            .insert(market.into(), price.into());
+    }
+
+    /// Answers the next `n` REST requests with 429 and Upbit's (plain-text) complaint.
+    pub fn throttle_next(&self, n: usize) {
+        self.shared.throttle_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Makes the next REST answer say `sec=0`: no calls left in this second.
+    pub fn exhaust_this_second(&self) {
+        self.shared.exhaust_second.store(true, Ordering::SeqCst);
+    }
+
+    pub fn rest_requests(&self) -> Vec<(Instant, String)> {
+        self.shared.rest_requests.lock().unwrap().clone()
+    }
+
+    pub fn subscriptions(&self) -> Vec<(Instant, serde_json::Value)> {
+        self.shared.subscriptions.lock().unwrap().clone()
+    }
+
+    /// The codes of every subscription request so far.
+    pub fn subscribed_codes(&self) -> Vec<Vec<String>> {
+        self.subscriptions()
+            .iter()
+            .map(|(_, request)| codes_of(request))
+            .collect()
+    }
+
+    /// Waits (up to 5 s) until `n` subscription requests have arrived.
+    pub async fn wait_for_subscriptions(&self, n: usize) -> Vec<Vec<String>> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let codes = self.subscribed_codes();
+            if codes.len() >= n {
+                return codes;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} subscriptions, got {codes:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.shared.open_connections.load(Ordering::SeqCst)
+    }
+
+    /// Text `PING`s received.
+    pub fn pings(&self) -> usize {
+        self.shared.pings.load(Ordering::SeqCst)
+    }
+
+    /// WebSocket pongs received, answering [`FakeUpbit::send_ping`].
+    pub fn pongs(&self) -> usize {
+        self.shared.pongs.load(Ordering::SeqCst)
+    }
+
+    /// Sends a WebSocket ping control frame, as Upbit's server may.
+    pub fn send_ping(&self) {
+        self.push(Push::Ping);
+    }
+
+    pub fn send_binary(&self, payload: impl Into<Vec<u8>>) {
+        self.push(Push::Binary(payload.into()));
+    }
+
+    pub fn send_text(&self, payload: &str) {
+        self.push(Push::Text(payload.into()));
+    }
+
+    /// Drops every open socket without a closing handshake, as a network failure would.
+    pub fn drop_connections(&self) {
+        self.push(Push::Drop);
+    }
+
+    fn push(&self, push: Push) {
+        // No socket open means nobody to tell; the tests wait for a subscription first.
+        let _ = self.shared.push.send(push);
+    }
+}
+
+fn codes_of(request: &serde_json::Value) -> Vec<String> {
+    request
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|part| part.get("codes"))
+        .flat_map(|codes| codes.as_array().cloned().unwrap_or_default())
+        .filter_map(|code| code.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Upbit's headers on a quotation answer, with `sec` as the fake was told.
+fn rate_headers(shared: &Shared, group: &str) -> HeaderMap {
+    let sec = if shared.exhaust_second.swap(false, Ordering::SeqCst) {
+        0
+    } else {
+        9
+    };
+    let mut headers = HeaderMap::new();
+    let value = format!("group={group}; min=600; sec={sec}");
+    headers.insert("remaining-req", HeaderValue::from_str(&value).unwrap());
+    headers.insert("limit-by-ip", HeaderValue::from_static("Yes"));
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    headers
+}
+
+/// Records the request and, when told to, answers it with 429.
+fn admit(shared: &Shared, path_and_query: String) -> Option<Response> {
+    shared
+        .rest_requests
+        .lock()
+        .unwrap()
+        .push((Instant::now(), path_and_query));
+    let throttled = shared
+        .throttle_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    throttled.then(|| (StatusCode::TOO_MANY_REQUESTS, "Too many API requests.").into_response())
+}
+
+async fn market_all(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let path = format!(
+        "/v1/market/all?is_details={}",
+        query.get("is_details").cloned().unwrap_or_default()
+    );
+    if let Some(throttled) = admit(&shared, path) {
+        return throttled;
+    }
+    (rate_headers(&shared, "market"), MARKET_ALL).into_response()
+}
+
+async fn ticker(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let markets = query.get("markets").cloned().unwrap_or_default();
+    if let Some(throttled) = admit(&shared, format!("/v1/ticker?markets={markets}")) {
+        return throttled;
+    }
+    let prices = shared.prices.lock().unwrap().clone();
+    let objects: Vec<String> = markets
+        .split(',')
+        .filter_map(|market| prices.get(market).map(|price| rest_ticker(market, price)))
+        .collect();
+    (
+        rate_headers(&shared, "ticker"),
+        format!("[{}]", objects.join(",")),
+    )
+        .into_response()
+}
+
+async fn websocket(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |socket| serve_socket(socket, shared))
+}
+
+async fn serve_socket(socket: WebSocket, shared: Arc<Shared>) {
+    shared.connections.fetch_add(1, Ordering::SeqCst);
+    shared.open_connections.fetch_add(1, Ordering::SeqCst);
+    converse(socket, &shared).await;
+    shared.open_connections.fetch_sub(1, Ordering::SeqCst);
+}
+
+async fn converse(mut socket: WebSocket, shared: &Shared) {
+    let mut pushes = shared.push.subscribe();
+    loop {
+        tokio::select! {
+            received = socket.recv() => match received {
+                Some(Ok(Message::Text(text))) if text.as_str() == "PING" => {
+                    shared.pings.fetch_add(1, Ordering::SeqCst);
+                    if socket.send(Message::Text(r#"{"status":"UP"}"#.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Text(text))) => {
+                    if let Ok(request) = serde_json::from_str(text.as_str()) {
+                        shared.subscriptions.lock().unwrap().push((Instant::now(), request));
+                    }
+                }
+                Some(Ok(Message::Pong(_))) => {
+                    shared.pongs.fetch_add(1, Ordering::SeqCst);
+                }
+                Some(Ok(_)) => {}
+                _ => return,
+            },
+            pushed = pushes.recv() => {
+                let message = match pushed {
+                    Ok(Push::Binary(bytes)) => Message::Binary(bytes.into()),
+                    Ok(Push::Text(text)) => Message::Text(text.into()),
+                    Ok(Push::Ping) => Message::Ping(b"upbit".to_vec().into()),
+                    Ok(Push::Drop) | Err(_) => return,
+                };
+                if socket.send(message).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Adapters chosen by URL: `sqlite:`/`postgres:` for the stores, `memory://`/`redis://` for shared
+//! state, `memory://`/`kafka://` for the bus.
+
+use anyhow::Context;
+use signal_kafka::{KafkaInbox, KafkaPublisher, KafkaSettings};
+use signal_memory::{MemoryBroadcast, MemoryQuoteCache, MemorySharedCache};
+use signal_ports::{AlertInbox, AlertPublisher, Broadcast, QuoteCache, SharedCache};
+use signal_redis::RedisState;
+use signal_store_sql::{connect, Schema, SqlAlertStore, SqlAssetStore};
+use std::sync::Arc;
+
+use crate::settings::Settings;
+
+pub async fn asset_store(settings: &Settings) -> anyhow::Result<Arc<SqlAssetStore>> {
+    let pool = connect(&settings.asset_database_url(), Schema::Asset)
+        .await
+        .context("opening the Asset Service database")?;
+    Ok(Arc::new(SqlAssetStore::new(pool)))
+}
+
+pub async fn alert_store(settings: &Settings) -> anyhow::Result<Arc<SqlAlertStore>> {
+    let pool = connect(&settings.alert_database_url(), Schema::Alert)
+        .await
+        .context("opening the Alert Service database")?;
+    Ok(Arc::new(SqlAlertStore::new(pool)))
+}
+
+/// The shared-state ports, all over one backend.
+pub struct SharedState {
+    pub quotes: Arc<dyn QuoteCache>,
+    pub cache: Arc<dyn SharedCache>,
+    pub broadcast: Arc<dyn Broadcast>,
+}
+
+pub async fn shared_state(settings: &Settings) -> anyhow::Result<SharedState> {
+    let url = &settings.cache.url;
+    if url.starts_with("memory:") {
+        return Ok(SharedState {
+            quotes: Arc::new(MemoryQuoteCache::default()),
+            cache: Arc::new(MemorySharedCache::default()),
+            broadcast: Arc::new(MemoryBroadcast::default()),
+        });
+    }
+    anyhow::ensure!(
+        url.starts_with("redis:") || url.starts_with("rediss:"),
+        "cache.url must be memory:// or redis://host:6379, got `{url}`"
+    );
+    let redis = RedisState::connect(url, &settings.cache.key_prefix)
+        .await
+        .context("connecting to Redis")?;
+    Ok(SharedState {
+        quotes: Arc::new(redis.clone()),
+        cache: Arc::new(redis.clone()),
+        broadcast: Arc::new(redis),
+    })
+}
+
+/// The Kafka side of the bus; `None` for `memory://`, which only the all-in-one binary can use.
+pub fn kafka(settings: &Settings) -> anyhow::Result<Option<KafkaSettings>> {
+    let url = &settings.bus.url;
+    if url.starts_with("memory:") {
+        return Ok(None);
+    }
+    let brokers = url
+        .strip_prefix("kafka://")
+        .with_context(|| format!("bus.url must be memory:// or kafka://host:9092, got `{url}`"))?;
+    Ok(Some(KafkaSettings {
+        brokers: brokers.trim_end_matches('/').to_string(),
+        alerts_topic: settings.bus.alerts_topic.clone(),
+        partitions: settings.bus.partitions,
+        replication: settings.bus.replication,
+    }))
+}
+
+fn require_kafka(settings: &Settings, service: &str) -> anyhow::Result<KafkaSettings> {
+    kafka(settings)?.with_context(|| {
+        format!(
+            "the {service} runs apart from the other service, so it needs a shared bus: set \
+             bus.url (SIGNAL_BUS__URL) to kafka://host:9092; memory:// only works in the \
+             all-in-one binary"
+        )
+    })
+}
+
+/// The Asset Service's end of the bus, with its topics created when absent.
+pub async fn alert_publisher(settings: &Settings) -> anyhow::Result<Arc<dyn AlertPublisher>> {
+    let kafka = require_kafka(settings, "Asset Service")?;
+    signal_kafka::ensure_topics(&kafka).await?;
+    Ok(Arc::new(KafkaPublisher::new(&kafka)?))
+}
+
+/// The Alert Service's end of the bus, with its topics created when absent.
+pub async fn alert_inbox(settings: &Settings) -> anyhow::Result<Box<dyn AlertInbox>> {
+    let kafka = require_kafka(settings, "Alert Service")?;
+    signal_kafka::ensure_topics(&kafka).await?;
+    Ok(Box::new(KafkaInbox::new(
+        &kafka,
+        &settings.bus.consumer_group,
+    )?))
+}
