@@ -43,6 +43,8 @@ pub struct AssetService {
     pub router: Router,
     pub ticks: TickSink,
     pub interest: watch::Receiver<Arc<Interest>>,
+    /// The instrument master the service searches; feeds refresh it.
+    pub catalog: Arc<RwLock<Catalog>>,
     pub tasks: Vec<JoinHandle<()>>,
 }
 
@@ -101,8 +103,9 @@ pub async fn start(
         shutdown,
     ));
 
+    let catalog = Arc::new(RwLock::new(deps.catalog));
     let state = http::AssetState {
-        catalog: Arc::new(RwLock::new(deps.catalog)),
+        catalog: catalog.clone(),
         book,
         rules: deps.rules,
         watchlist: deps.watchlist,
@@ -118,6 +121,7 @@ pub async fn start(
         router,
         ticks,
         interest: interest.subscribe(),
+        catalog,
         tasks: vec![pipeline_task, relay_task],
     })
 }

@@ -3,13 +3,13 @@
 //! command-line flags. Every adapter is chosen by a URL.
 
 use anyhow::Context;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Env, Format, Toml};
 use figment::Figment;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Where the SQLite files and the generated token secret live.
@@ -22,13 +22,18 @@ pub struct Settings {
     pub bus: BusSettings,
     pub cache: CacheSettings,
     pub simulation: SimulationSettings,
+    pub feeds: FeedSettings,
+    /// Upbit connection details (public data; no key needed).
+    pub upbit: signal_upbit::UpbitConfig,
+    /// KIS Open API credentials and limits; KIS data is on when this section is set.
+    pub kis: Option<signal_kis::KisConfig>,
     /// Origins allowed to call the APIs from a browser; empty allows none.
     pub cors_allowed_origins: Vec<String>,
     /// `text` or `json`.
     pub log_format: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AssetSettings {
     pub bind: SocketAddr,
@@ -37,7 +42,7 @@ pub struct AssetSettings {
     pub max_active_rules_per_user: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertSettings {
     pub bind: SocketAddr,
@@ -45,7 +50,7 @@ pub struct AlertSettings {
     pub database_url: Option<String>,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// HS256 secret. Prefer `jwt_secret_file` or the environment; never commit it.
@@ -68,8 +73,22 @@ impl std::fmt::Debug for AuthSettings {
     }
 }
 
+/// Which live market-data sources run (outside demo mode).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedSettings {
+    /// Upbit's public quotation API: crypto prices with no key.
+    pub upbit: bool,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        Self { upbit: true }
+    }
+}
+
 /// The event bus between the services.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BusSettings {
     /// `memory://` (both services in one process) or `kafka://host:9092[,host:9092...]`.
@@ -83,7 +102,7 @@ pub struct BusSettings {
 }
 
 /// Shared state between instances.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheSettings {
     /// `memory://` (one instance) or `redis://host:6379[/db]`.
@@ -113,7 +132,7 @@ impl Default for CacheSettings {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimulationSettings {
     /// 1.0 is the normal rhythm.
@@ -133,6 +152,9 @@ impl Default for Settings {
             bus: BusSettings::default(),
             cache: CacheSettings::default(),
             simulation: SimulationSettings::default(),
+            feeds: FeedSettings::default(),
+            upbit: signal_upbit::UpbitConfig::default(),
+            kis: None,
             cors_allowed_origins: Vec::new(),
             log_format: "text".into(),
         }
@@ -180,7 +202,8 @@ impl Default for SimulationSettings {
 impl Settings {
     /// Defaults, then `file` (or `signal.toml` when present), then the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        // Every struct is `#[serde(default)]`, so what no layer sets keeps its default.
+        let mut figment = Figment::new();
         match file {
             Some(path) => {
                 anyhow::ensure!(path.exists(), "config file {} not found", path.display());
@@ -208,12 +231,18 @@ impl Settings {
             .unwrap_or_else(|| sqlite_url(&self.data_dir, "alert.db"))
     }
 
-    /// The token secret: from configuration, from a file, or generated once into the data
-    /// directory (the embedded default) so tokens outlive restarts.
-    pub fn jwt_secret(&self) -> anyhow::Result<String> {
+    /// The token secret from configuration or its file; for the all-in-one binary, generated
+    /// once into the data directory so tokens outlive restarts. Services running apart must be
+    /// given the same secret, so they never generate one.
+    pub fn jwt_secret(&self, may_generate: bool) -> anyhow::Result<String> {
         if let Some(secret) = &self.auth.jwt_secret {
             return Ok(secret.clone());
         }
+        anyhow::ensure!(
+            may_generate || self.auth.jwt_secret_file.is_some(),
+            "set the token secret shared by both services: SIGNAL_AUTH__JWT_SECRET or \
+             SIGNAL_AUTH__JWT_SECRET_FILE"
+        );
         let path = self
             .auth
             .jwt_secret_file

@@ -1,15 +1,21 @@
-//! Wiring: builds the adapters the settings name, starts both services on their ports, and, in
-//! demo mode, the simulated market.
+//! Wiring: builds the adapters the settings name and starts the services over them. The
+//! all-in-one binary starts both services connected in process; `asset-service` and
+//! `alert-service` each start one, connected through Kafka.
 
 use anyhow::Context;
 use prometheus::Registry;
 use signal_catalog::Catalog;
+use signal_feed_metrics::FeedMetrics;
+use signal_kis::KisFeed;
 use signal_memory::in_process_bus;
-use signal_ports::{FeedContext, QuoteFeed, TickSink};
-use signal_runtime::adapters;
+use signal_ports::{
+    AlertInbox, AlertPublisher, Broadcast, FeedContext, QuoteFeed, SharedCache, TickSink,
+};
+use signal_runtime::adapters::{self, SharedState};
 use signal_runtime::serve::serve;
 use signal_runtime::Settings;
 use signal_sim_market::{SimConfig, SimulatedMarket};
+use signal_upbit::UpbitFeed;
 use signal_web::{JwtConfig, JwtVerifier};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,21 +25,18 @@ use tokio_util::sync::CancellationToken;
 /// Events waiting between the outbox relay and the alert consumer.
 const BUS_CAPACITY: usize = 1024;
 
-pub struct RunningApp {
-    pub asset_addr: SocketAddr,
-    pub alert_addr: SocketAddr,
-    /// Where feeds deliver ticks; tests drive the system through it.
-    pub ticks: TickSink,
+/// Background work of a running process, stopped together.
+pub struct Tasks {
     shutdown: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    handles: Vec<JoinHandle<()>>,
 }
 
-impl RunningApp {
-    /// Stops accepting work, lets the background tasks finish, and closes the stores.
+impl Tasks {
+    /// Stops accepting work and waits for every task to finish.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        for task in self.tasks {
-            let _ = task.await;
+        for handle in self.handles {
+            let _ = handle.await;
         }
     }
 
@@ -45,8 +48,35 @@ impl RunningApp {
     }
 }
 
-/// Starts both services. `feed` overrides what the settings choose (tests pass none and push
-/// ticks themselves).
+/// Both services in one process.
+pub struct RunningApp {
+    pub asset_addr: SocketAddr,
+    pub alert_addr: SocketAddr,
+    /// Where feeds deliver ticks; tests drive the system through it.
+    pub ticks: TickSink,
+    pub tasks: Tasks,
+}
+
+impl RunningApp {
+    pub async fn stop(self) {
+        self.tasks.stop().await
+    }
+}
+
+/// One service running alone.
+pub struct RunningService {
+    pub addr: SocketAddr,
+    pub tasks: Tasks,
+}
+
+struct LaunchedAsset {
+    addr: SocketAddr,
+    ticks: TickSink,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// Starts both services in this process, connected by the in-process bus. `feed` overrides the
+/// feeds the settings choose (tests pass none and push ticks themselves).
 pub async fn start(
     settings: &Settings,
     feed: Option<Arc<dyn QuoteFeed>>,
@@ -57,107 +87,249 @@ pub async fn start(
          to run them over `{}`, start the asset-service and alert-service binaries",
         settings.bus.url
     );
+    prepare_data_dir(settings)?;
+    let verifier = verifier(settings, true)?;
+    let shutdown = CancellationToken::new();
+    let shared = adapters::shared_state(settings).await?;
+    let (publisher, inbox) = in_process_bus(BUS_CAPACITY);
+    let asset = launch_asset(
+        settings,
+        Arc::new(publisher),
+        &shared,
+        feed,
+        verifier.clone(),
+        &shutdown,
+    )
+    .await?;
+    let (alert_addr, alert_handles) = launch_alert(
+        settings,
+        Box::new(inbox),
+        shared.broadcast.clone(),
+        verifier,
+        &shutdown,
+    )
+    .await?;
+    tracing::info!(asset_addr = %asset.addr, %alert_addr, "DonTouch Signal is up");
+    let mut handles = asset.handles;
+    handles.extend(alert_handles);
+    Ok(RunningApp {
+        asset_addr: asset.addr,
+        alert_addr,
+        ticks: asset.ticks,
+        tasks: Tasks { shutdown, handles },
+    })
+}
+
+/// The Asset Service alone, publishing to Kafka.
+pub async fn start_asset_service(settings: &Settings) -> anyhow::Result<RunningService> {
+    prepare_data_dir(settings)?;
+    let verifier = verifier(settings, false)?;
+    let shutdown = CancellationToken::new();
+    let shared = adapters::shared_state(settings).await?;
+    let publisher = adapters::alert_publisher(settings).await?;
+    let asset = launch_asset(settings, publisher, &shared, None, verifier, &shutdown).await?;
+    tracing::info!(addr = %asset.addr, "Asset Service is up");
+    Ok(RunningService {
+        addr: asset.addr,
+        tasks: Tasks {
+            shutdown,
+            handles: asset.handles,
+        },
+    })
+}
+
+/// The Alert Service alone, consuming from Kafka.
+pub async fn start_alert_service(settings: &Settings) -> anyhow::Result<RunningService> {
+    prepare_data_dir(settings)?;
+    let verifier = verifier(settings, false)?;
+    let shutdown = CancellationToken::new();
+    let shared = adapters::shared_state(settings).await?;
+    let inbox = adapters::alert_inbox(settings).await?;
+    let (addr, handles) =
+        launch_alert(settings, inbox, shared.broadcast, verifier, &shutdown).await?;
+    tracing::info!(%addr, "Alert Service is up");
+    Ok(RunningService {
+        addr,
+        tasks: Tasks { shutdown, handles },
+    })
+}
+
+fn prepare_data_dir(settings: &Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
             "creating the data directory {}",
             settings.data_dir.display()
         )
-    })?;
-    let jwt = JwtConfig {
-        secret: settings.jwt_secret()?,
+    })
+}
+
+fn verifier(settings: &Settings, may_generate: bool) -> anyhow::Result<Arc<JwtVerifier>> {
+    Ok(Arc::new(JwtVerifier::new(&JwtConfig {
+        secret: settings.jwt_secret(may_generate)?,
         user_claim: settings.auth.user_claim.clone(),
-    };
-    let verifier = Arc::new(JwtVerifier::new(&jwt));
-    let shutdown = CancellationToken::new();
+    })))
+}
 
-    let asset_store = adapters::asset_store(settings).await?;
-    let alert_store = adapters::alert_store(settings).await?;
-    let shared = adapters::shared_state(settings).await?;
-    let (publisher, inbox) = in_process_bus(BUS_CAPACITY);
-    let catalog = Catalog::builtin();
-    let feed = feed.or_else(|| {
-        settings.demo.then(|| {
-            let instruments = catalog
-                .entries()
-                .map(|e| (e.instrument.id.clone(), e.reference_price))
-                .collect();
-            let config = SimConfig {
-                seed: settings.simulation.seed,
-                speed: settings.simulation.speed,
-            };
-            Arc::new(SimulatedMarket::new(instruments, config)) as Arc<dyn QuoteFeed>
-        })
-    });
-    let feed_description = match (&feed, settings.demo) {
-        (Some(feed), true) => format!("{} market (demo)", feed.name()),
-        (Some(feed), false) => format!("{} feed", feed.name()),
-        (None, _) => {
-            "no live feed is configured yet; run with --demo for the simulated market".into()
+/// The feeds the settings ask for: the simulated market in demo mode, otherwise Upbit (unless
+/// turned off) and KIS (when its credentials are set).
+fn feeds(
+    settings: &Settings,
+    shared: &SharedState,
+    registry: &Registry,
+) -> anyhow::Result<Vec<Arc<dyn QuoteFeed>>> {
+    if settings.demo {
+        let instruments = Catalog::builtin()
+            .entries()
+            .map(|e| (e.instrument.id.clone(), e.reference_price))
+            .collect();
+        let config = SimConfig {
+            seed: settings.simulation.seed,
+            speed: settings.simulation.speed,
+        };
+        return Ok(vec![Arc::new(SimulatedMarket::new(instruments, config))]);
+    }
+    let metrics = FeedMetrics::register(registry)?;
+    let mut feeds: Vec<Arc<dyn QuoteFeed>> = Vec::new();
+    if settings.feeds.upbit {
+        feeds.push(Arc::new(UpbitFeed::new(
+            settings.upbit.clone(),
+            metrics.source("upbit"),
+        )));
+    }
+    if let Some(kis) = &settings.kis {
+        let cache: Arc<dyn SharedCache> = shared.cache.clone();
+        feeds.push(Arc::new(KisFeed::new(
+            kis.clone(),
+            cache,
+            metrics.source("kis"),
+        )?));
+    }
+    Ok(feeds)
+}
+
+/// Starts the Asset Service and its feeds: `feed` when given, else those the settings choose.
+async fn launch_asset(
+    settings: &Settings,
+    publisher: Arc<dyn AlertPublisher>,
+    shared: &SharedState,
+    feed: Option<Arc<dyn QuoteFeed>>,
+    verifier: Arc<JwtVerifier>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<LaunchedAsset> {
+    let store = adapters::asset_store(settings).await?;
+    let registry = Registry::new();
+    let feeds = match feed {
+        Some(feed) => vec![feed],
+        None => feeds(settings, shared, &registry)?,
+    };
+    let feed_description = match feeds.iter().map(|f| f.name()).collect::<Vec<_>>() {
+        names if names.is_empty() => {
+            "no live feed is configured; run with --demo for the simulated market".to_string()
         }
+        names if settings.demo => format!("{} market (demo)", names.join(", ")),
+        names => format!("live data from {}", names.join(", ")),
     };
-
-    let asset_registry = Registry::new();
     let asset = asset_service::start(
         asset_service::AssetDeps {
-            rules: asset_store.clone(),
-            watchlist: asset_store,
-            quote_cache: shared.quotes,
-            publisher: Arc::new(publisher),
-            catalog,
+            rules: store.clone(),
+            watchlist: store,
+            quote_cache: shared.quotes.clone(),
+            publisher,
+            catalog: Catalog::builtin(),
         },
         asset_service::AssetSettings {
             max_active_rules_per_user: settings.asset.max_active_rules_per_user,
             feed_description: feed_description.clone(),
         },
-        verifier.clone(),
-        &asset_registry,
+        verifier,
+        &registry,
         shutdown.clone(),
     )
     .await?;
-    let alert_registry = Registry::new();
+    let (addr, server) = serve(
+        settings.asset.bind,
+        asset.router,
+        &settings.cors_allowed_origins,
+        shutdown.clone(),
+    )
+    .await?;
+    let mut handles = asset.tasks;
+    handles.push(server);
+    if feeds.is_empty() {
+        tracing::warn!("{feed_description}");
+    }
+    for feed in feeds {
+        let context = FeedContext {
+            sink: asset.ticks.clone(),
+            interest: asset.interest.clone(),
+            shutdown: shutdown.clone(),
+        };
+        let catalog = asset.catalog.clone();
+        handles.push(tokio::spawn(async move {
+            refresh_catalog(feed.as_ref(), &catalog).await;
+            if let Err(e) = feed.run(context).await {
+                tracing::error!(feed = feed.name(), error = %e, "market feed stopped");
+            }
+        }));
+    }
+    tracing::info!(feed = %feed_description, "market data");
+    Ok(LaunchedAsset {
+        addr,
+        ticks: asset.ticks,
+        handles,
+    })
+}
+
+/// Adds what a feed lists (Upbit's KRW markets, with their warnings) to the catalog.
+async fn refresh_catalog(feed: &dyn QuoteFeed, catalog: &std::sync::RwLock<Catalog>) {
+    match feed.instruments().await {
+        Ok(listed) if !listed.is_empty() => {
+            let mut catalog = catalog.write().unwrap_or_else(|p| p.into_inner());
+            let count = listed.len();
+            for instrument in listed {
+                let reference_price = catalog.get(&instrument.id).map(|e| e.reference_price);
+                if let Some(reference_price) = reference_price {
+                    catalog.upsert(signal_catalog::CatalogEntry {
+                        instrument,
+                        reference_price,
+                    });
+                }
+            }
+            tracing::info!(feed = feed.name(), count, "instrument list refreshed");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(feed = feed.name(), error = %e, "instrument list unavailable"),
+    }
+}
+
+async fn launch_alert(
+    settings: &Settings,
+    inbox: Box<dyn AlertInbox>,
+    broadcast: Arc<dyn Broadcast>,
+    verifier: Arc<JwtVerifier>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(SocketAddr, Vec<JoinHandle<()>>)> {
+    let store = adapters::alert_store(settings).await?;
+    let registry = Registry::new();
     let alert = alert_service::start(
         alert_service::AlertDeps {
-            history: alert_store,
-            inbox: Box::new(inbox),
-            broadcast: shared.broadcast,
+            history: store,
+            inbox,
+            broadcast,
         },
         verifier,
-        &alert_registry,
+        &registry,
         shutdown.clone(),
     )
     .await?;
-
-    let origins = &settings.cors_allowed_origins;
-    let (asset_addr, asset_server) =
-        serve(settings.asset.bind, asset.router, origins, shutdown.clone()).await?;
-    let (alert_addr, alert_server) =
-        serve(settings.alert.bind, alert.router, origins, shutdown.clone()).await?;
-
-    let mut tasks = asset.tasks;
-    tasks.extend(alert.tasks);
-    tasks.push(asset_server);
-    tasks.push(alert_server);
-    match feed {
-        Some(feed) => {
-            let context = FeedContext {
-                sink: asset.ticks.clone(),
-                interest: asset.interest.clone(),
-                shutdown: shutdown.clone(),
-            };
-            tasks.push(tokio::spawn(async move {
-                if let Err(e) = feed.run(context).await {
-                    tracing::error!(error = %e, "market feed stopped");
-                }
-            }));
-        }
-        None => tracing::warn!("{feed_description}"),
-    }
-    tracing::info!(%asset_addr, %alert_addr, feed = %feed_description, "DonTouch Signal is up");
-    Ok(RunningApp {
-        asset_addr,
-        alert_addr,
-        ticks: asset.ticks,
-        shutdown,
-        tasks,
-    })
+    let (addr, server) = serve(
+        settings.alert.bind,
+        alert.router,
+        &settings.cors_allowed_origins,
+        shutdown.clone(),
+    )
+    .await?;
+    let mut handles = alert.tasks;
+    handles.push(server);
+    Ok((addr, handles))
 }

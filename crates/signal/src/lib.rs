@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod listen;
+pub mod standalone;
 
 pub use app::{start, RunningApp};
 pub use signal_runtime::Settings;

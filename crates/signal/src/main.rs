@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let app = dontouch_signal::start(&settings, None).await?;
-            app.run_until_signalled().await;
+            app.tasks.run_until_signalled().await;
             Ok(())
         }
         Command::Token { user, days } => {
@@ -80,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
 fn sign(settings: &Settings, user: String, valid_for: chrono::Duration) -> anyhow::Result<String> {
     let user = UserId::new(user).context("invalid user")?;
     let signer = JwtSigner::new(&JwtConfig {
-        secret: settings.jwt_secret()?,
+        secret: settings.jwt_secret(true)?,
         user_claim: settings.auth.user_claim.clone(),
     });
     signer
