@@ -8,11 +8,14 @@ mod metrics;
 mod pipeline;
 mod quote_book;
 mod relay;
+mod rule_sync;
 
 use axum::Router;
 use prometheus::Registry;
 use signal_catalog::Catalog;
-use signal_ports::{AlertPublisher, Interest, QuoteCache, RuleStore, TickSink, WatchlistStore};
+use signal_ports::{
+    AlertPublisher, Broadcast, Interest, QuoteCache, RuleStore, TickSink, WatchlistStore,
+};
 use signal_web::{ops_router, JwtVerifier, Readiness};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -27,6 +30,8 @@ pub struct AssetDeps {
     pub rules: Arc<dyn RuleStore>,
     pub watchlist: Arc<dyn WatchlistStore>,
     pub quote_cache: Arc<dyn QuoteCache>,
+    /// Announces rule changes to the other instances, and hears theirs.
+    pub rule_changes: Arc<dyn Broadcast>,
     pub publisher: Arc<dyn AlertPublisher>,
     pub catalog: Catalog,
 }
@@ -95,6 +100,21 @@ pub async fn start(
             running.0.store(false, Ordering::Relaxed);
         }
     });
+    let announcer = rule_sync::RuleAnnouncer::new(deps.rule_changes.clone());
+    let announcements = deps.rule_changes.subscribe().await?;
+    let sync_task = tokio::spawn({
+        let (announcer, rules, engine, shutdown) = (
+            announcer.clone(),
+            deps.rules.clone(),
+            engine.clone(),
+            shutdown.clone(),
+        );
+        async move {
+            announcer
+                .follow(announcements, rules, engine, shutdown)
+                .await
+        }
+    });
     let relay_task = tokio::spawn(relay::run_relay(
         deps.rules.clone(),
         deps.publisher,
@@ -115,6 +135,7 @@ pub async fn start(
         max_active_rules: settings.max_active_rules_per_user,
         feed_description: settings.feed_description.into(),
         interest: interest.clone(),
+        announcer,
     };
     let router = http::router(state).merge(ops_router(registry.clone(), running));
     Ok(AssetService {
@@ -122,6 +143,6 @@ pub async fn start(
         ticks,
         interest: interest.subscribe(),
         catalog,
-        tasks: vec![pipeline_task, relay_task],
+        tasks: vec![pipeline_task, relay_task, sync_task],
     })
 }

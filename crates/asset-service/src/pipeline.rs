@@ -27,6 +27,10 @@ use crate::quote_book::QuoteBook;
 pub enum EngineCommand {
     Upsert(AlertRule, oneshot::Sender<()>),
     Remove(Vec<RuleId>, oneshot::Sender<()>),
+    /// Another instance changed this rule; `None` when it was deleted. Applied only when newer
+    /// than what this engine holds: a copy read while this engine was firing the rule must not
+    /// re-arm it.
+    Sync(RuleId, Option<AlertRule>),
 }
 
 /// What an event needs that the engine does not keep.
@@ -34,6 +38,10 @@ struct RuleOwner {
     user: UserId,
     condition: Condition,
     note: Option<String>,
+    /// Firings so far: the next one's ordinal names its event.
+    trigger_count: u32,
+    /// When the rule was last written by a user or a transition this engine knows of.
+    updated_at: Timestamp,
 }
 
 pub struct Pipeline {
@@ -109,6 +117,16 @@ impl Pipeline {
                 }
                 let _ = done.send(());
             }
+            EngineCommand::Sync(id, Some(rule)) => {
+                let newer = self
+                    .owners
+                    .get(&id)
+                    .is_none_or(|known| rule.updated_at > known.updated_at);
+                if newer {
+                    self.upsert(rule);
+                }
+            }
+            EngineCommand::Sync(id, None) => self.forget(id),
         }
         self.metrics.active_rules.set(self.engine.len() as i64);
     }
@@ -125,6 +143,8 @@ impl Pipeline {
                 user: rule.user,
                 condition: rule.spec.condition,
                 note: rule.spec.note,
+                trigger_count: rule.trigger_count,
+                updated_at: rule.updated_at,
             },
         );
         self.engine.upsert(EngineRule {
@@ -187,28 +207,29 @@ impl Pipeline {
         let mut changes = Vec::with_capacity(transitions.len());
         let mut events = Vec::new();
         for transition in transitions {
-            match &transition.kind {
+            let Some(owner) = self.owners.get_mut(&transition.rule) else {
+                continue;
+            };
+            let (state, fired_at) = match &transition.kind {
                 TransitionKind::Fired { level, price, next } => {
-                    changes.push(RuleChange {
-                        rule: transition.rule,
-                        state: *next,
-                        fired_at: Some(now),
-                    });
-                    if let (Some(tick), Some(owner)) = (tick, self.owners.get(&transition.rule)) {
+                    owner.trigger_count += 1;
+                    if let Some(tick) = tick {
                         events.push(event_for(transition.rule, owner, tick, *level, *price, now));
                     }
+                    (*next, Some(now))
                 }
-                TransitionKind::Rearmed { next } => changes.push(RuleChange {
-                    rule: transition.rule,
-                    state: *next,
-                    fired_at: None,
-                }),
-                TransitionKind::Expired => changes.push(RuleChange {
-                    rule: transition.rule,
-                    state: signal_domain::RuleState::Expired,
-                    fired_at: None,
-                }),
+                TransitionKind::Rearmed { next } => (*next, None),
+                TransitionKind::Expired => (signal_domain::RuleState::Expired, None),
+            };
+            if fired_at.is_some() {
+                owner.updated_at = now;
             }
+            changes.push(RuleChange {
+                rule: transition.rule,
+                state,
+                fired_at,
+                trigger_count: owner.trigger_count,
+            });
             let ended = match &transition.kind {
                 TransitionKind::Fired { next, .. } => !next.is_active(),
                 TransitionKind::Rearmed { .. } => false,
@@ -263,7 +284,7 @@ fn event_for(
         Condition::Above(_) | Condition::Below(_) => None,
     };
     TriggeredAlert {
-        event_id: uuid::Uuid::now_v7(),
+        event_id: signal_domain::firing_id(rule, owner.trigger_count),
         schema_version: TRIGGERED_ALERT_SCHEMA_VERSION,
         user_id: owner.user.clone(),
         rule_id: rule,

@@ -11,6 +11,19 @@ use uuid::Uuid;
 
 pub const TRIGGERED_ALERT_SCHEMA_VERSION: u16 = 1;
 
+/// Namespace of firing ids (a fixed, random UUID: it only has to differ from other namespaces).
+const FIRING_NAMESPACE: Uuid = Uuid::from_u128(0x4d1f_8a0e_9c2b_4b7e_a3f5_6e21_0c9d_7b14);
+
+/// The event id of the `ordinal`-th firing of `rule`. Deterministic, so two Asset Service
+/// instances that see the same trade raise the same event, and every store and consumer on the
+/// way keeps only one of them.
+pub fn firing_id(rule: RuleId, ordinal: u32) -> Uuid {
+    Uuid::new_v5(
+        &FIRING_NAMESPACE,
+        format!("{}:{ordinal}", rule.0).as_bytes(),
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggeredAlert {
@@ -37,4 +50,16 @@ pub struct TriggeredAlert {
     pub triggered_at: Timestamp,
     pub note: Option<String>,
     pub simulated: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firing_ids_name_one_firing_of_one_rule() {
+        assert_eq!(firing_id(RuleId(7), 1), firing_id(RuleId(7), 1));
+        assert_ne!(firing_id(RuleId(7), 1), firing_id(RuleId(7), 2));
+        assert_ne!(firing_id(RuleId(7), 1), firing_id(RuleId(8), 1));
+    }
 }

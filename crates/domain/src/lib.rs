@@ -10,7 +10,7 @@ pub mod quote;
 pub mod rule;
 pub mod user;
 
-pub use event::{TriggeredAlert, TRIGGERED_ALERT_SCHEMA_VERSION};
+pub use event::{firing_id, TriggeredAlert, TRIGGERED_ALERT_SCHEMA_VERSION};
 pub use instrument::{Instrument, InstrumentId, InstrumentIdError};
 pub use market::{AssetClass, Market};
 pub use price::{Percent, Price, PriceError};

@@ -45,6 +45,9 @@ pub struct RuleChange {
     pub state: RuleState,
     /// Set when the change is a firing.
     pub fired_at: Option<Timestamp>,
+    /// How many times the rule has fired, this change included. Stored as a maximum, so an
+    /// instance repeating a firing another already stored changes nothing.
+    pub trigger_count: u32,
 }
 
 #[async_trait]

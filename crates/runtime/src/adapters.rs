@@ -29,7 +29,10 @@ pub async fn alert_store(settings: &Settings) -> anyhow::Result<Arc<SqlAlertStor
 pub struct SharedState {
     pub quotes: Arc<dyn QuoteCache>,
     pub cache: Arc<dyn SharedCache>,
-    pub broadcast: Arc<dyn Broadcast>,
+    /// Stored alerts, to the Alert Service instance holding the user's sockets.
+    pub alert_pushes: Arc<dyn Broadcast>,
+    /// Rule changes, to every Asset Service instance's engine.
+    pub rule_changes: Arc<dyn Broadcast>,
 }
 
 pub async fn shared_state(settings: &Settings) -> anyhow::Result<SharedState> {
@@ -38,7 +41,8 @@ pub async fn shared_state(settings: &Settings) -> anyhow::Result<SharedState> {
         return Ok(SharedState {
             quotes: Arc::new(MemoryQuoteCache::default()),
             cache: Arc::new(MemorySharedCache::default()),
-            broadcast: Arc::new(MemoryBroadcast::default()),
+            alert_pushes: Arc::new(MemoryBroadcast::default()),
+            rule_changes: Arc::new(MemoryBroadcast::default()),
         });
     }
     anyhow::ensure!(
@@ -51,7 +55,8 @@ pub async fn shared_state(settings: &Settings) -> anyhow::Result<SharedState> {
     Ok(SharedState {
         quotes: Arc::new(redis.clone()),
         cache: Arc::new(redis.clone()),
-        broadcast: Arc::new(redis),
+        alert_pushes: Arc::new(redis.channel("alert-pushes")),
+        rule_changes: Arc::new(redis.channel("rule-changes")),
     })
 }
 

@@ -104,7 +104,7 @@ pub async fn start(
     let (alert_addr, alert_handles) = launch_alert(
         settings,
         Box::new(inbox),
-        shared.broadcast.clone(),
+        shared.alert_pushes.clone(),
         verifier,
         &shutdown,
     )
@@ -146,7 +146,7 @@ pub async fn start_alert_service(settings: &Settings) -> anyhow::Result<RunningS
     let shared = adapters::shared_state(settings).await?;
     let inbox = adapters::alert_inbox(settings).await?;
     let (addr, handles) =
-        launch_alert(settings, inbox, shared.broadcast, verifier, &shutdown).await?;
+        launch_alert(settings, inbox, shared.alert_pushes, verifier, &shutdown).await?;
     tracing::info!(%addr, "Alert Service is up");
     Ok(RunningService {
         addr,
@@ -234,6 +234,7 @@ async fn launch_asset(
             rules: store.clone(),
             watchlist: store,
             quote_cache: shared.quotes.clone(),
+            rule_changes: shared.rule_changes.clone(),
             publisher,
             catalog: Catalog::builtin(),
         },

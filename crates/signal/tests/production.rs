@@ -121,3 +121,176 @@ async fn an_upbit_trade_fires_a_rule_across_both_services_over_kafka() {
     assert_eq!(history["items"].as_array().unwrap().len(), 1, "{history}");
     drop(alert);
 }
+
+/// Creates `count` ABOVE rules at `level` on KRW-BTC for `user`.
+async fn create_rules(asset_port: u16, user: &str, level: &str, count: usize) {
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{asset_port}/api/v1/rules");
+    let token = token(user);
+    let created = futures::stream::iter(0..count)
+        .map(|_| {
+            http.post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": level}))
+                .send()
+        })
+        .buffer_unordered(16)
+        .filter(|r| futures::future::ready(matches!(r, Ok(r) if r.status() == 201)))
+        .count()
+        .await;
+    assert_eq!(created, count);
+}
+
+/// Every alert of `user` in history, by paging through it.
+async fn history(alert_port: u16, user: &str) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    let mut items = Vec::new();
+    let mut before: Option<i64> = None;
+    loop {
+        let mut url = format!("http://127.0.0.1:{alert_port}/api/v1/alerts?limit=500");
+        if let Some(before) = before {
+            url.push_str(&format!("&before={before}"));
+        }
+        let page: Value = http
+            .get(&url)
+            .bearer_auth(token(user))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["nextBefore"].as_i64() {
+            Some(next) => before = Some(next),
+            None => return items,
+        }
+    }
+}
+
+async fn stored_so_far(alert_port: u16) -> u64 {
+    let Ok(response) = reqwest::get(format!("http://127.0.0.1:{alert_port}/metrics")).await else {
+        return 0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("signal_alerts_stored_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_killed_alert_service_loses_and_duplicates_nothing_of_a_burst() {
+    const USERS: usize = 5;
+    const RULES_PER_USER: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start().await;
+    let upbit = FakeUpbit::start().await;
+    upbit.set_price("KRW-BTC", "160000000");
+    let env = topology_env(&broker, &upbit, dir.path()).await;
+    let (alert_port, asset_port) = (free_port(), free_port());
+    let alert_env = with(
+        &env,
+        "SIGNAL_ALERT__BIND",
+        format!("127.0.0.1:{alert_port}"),
+    );
+    let alert = ServiceProcess::start(
+        env!("CARGO_BIN_EXE_alert-service"),
+        alert_port,
+        &alert_env,
+        dir.path(),
+    )
+    .await;
+    let _asset = ServiceProcess::start(
+        env!("CARGO_BIN_EXE_asset-service"),
+        asset_port,
+        &with(
+            &env,
+            "SIGNAL_ASSET__BIND",
+            format!("127.0.0.1:{asset_port}"),
+        ),
+        dir.path(),
+    )
+    .await;
+    let users: Vec<String> = (0..USERS).map(|i| format!("user{i}")).collect();
+    for user in &users {
+        create_rules(asset_port, user, "161000000", RULES_PER_USER).await;
+    }
+
+    // One trade fires all 1,000 rules; the Alert Service is killed while storing them.
+    upbit.set_price("KRW-BTC", "161000000");
+    for _ in 0..600 {
+        if stored_so_far(alert_port).await >= 50 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    alert.kill().await;
+    let stored_before_kill = history_len_direct(&env).await;
+    let alert = ServiceProcess::start(
+        env!("CARGO_BIN_EXE_alert-service"),
+        alert_port,
+        &alert_env,
+        dir.path(),
+    )
+    .await;
+
+    let mut total = 0;
+    for user in &users {
+        let mut items = Vec::new();
+        for _ in 0..1200 {
+            items = history(alert_port, user).await;
+            if items.len() >= RULES_PER_USER {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let rules: std::collections::HashSet<i64> = items
+            .iter()
+            .map(|a| a["ruleId"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            items.len(),
+            RULES_PER_USER,
+            "{user}: log:\n{}",
+            alert.log_text()
+        );
+        assert_eq!(rules.len(), RULES_PER_USER, "{user} has a duplicate alert");
+        total += items.len();
+    }
+    assert_eq!(total, USERS * RULES_PER_USER);
+    assert!(
+        stored_before_kill < total,
+        "the kill came after the burst was stored"
+    );
+
+    // Nothing was acknowledged: a socket that connects now receives all of its user's alerts.
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!(
+        "ws://127.0.0.1:{alert_port}/ws/socket/alert?token={}",
+        token(&users[0])
+    ))
+    .await
+    .unwrap();
+    let mut replayed = std::collections::HashSet::new();
+    while replayed.len() < RULES_PER_USER {
+        let alert = next_alert(&mut socket).await;
+        assert_eq!(alert["replayed"], true);
+        replayed.insert(alert["id"].as_i64().unwrap());
+    }
+}
+
+/// Rows in the Alert Service's history table, read straight from its database.
+async fn history_len_direct(env: &[(String, String)]) -> usize {
+    let url = env
+        .iter()
+        .find(|(k, _)| k == "SIGNAL_ALERT__DATABASE_URL")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM alert_history")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    usize::try_from(count).unwrap()
+}

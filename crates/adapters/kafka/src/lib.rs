@@ -140,6 +140,9 @@ impl KafkaInbox {
     pub fn new(settings: &KafkaSettings, group: &str) -> Result<Self, BusError> {
         let consumer: StreamConsumer = base_config(settings)
             .set("group.id", group)
+            // A crashed instance's partitions move to the others after this long.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .create()

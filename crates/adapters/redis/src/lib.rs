@@ -1,6 +1,6 @@
 //! Shared state over Redis, for services running as several instances: the latest quote per
 //! instrument, expiring values with one-holder claims (exchange tokens and the right to issue
-//! them), and a broadcast channel every instance hears (alert pushes). Every key starts with a
+//! them), and broadcast channels every instance hears (alert pushes, rule changes). Every key starts with a
 //! configurable prefix, so deployments and tests can share one Redis.
 
 use async_trait::async_trait;
@@ -137,11 +137,27 @@ impl SharedCache for RedisState {
     }
 }
 
+/// One named pub/sub channel, under the state's prefix.
+#[derive(Clone)]
+pub struct RedisChannel {
+    state: RedisState,
+    channel: String,
+}
+
+impl RedisState {
+    pub fn channel(&self, name: &str) -> RedisChannel {
+        RedisChannel {
+            channel: self.key(name),
+            state: self.clone(),
+        }
+    }
+}
+
 #[async_trait]
-impl Broadcast for RedisState {
+impl Broadcast for RedisChannel {
     async fn publish(&self, message: &[u8]) -> Result<(), StoreError> {
-        let mut conn = self.connection.clone();
-        conn.publish::<_, _, ()>(self.key("broadcast"), message)
+        let mut conn = self.state.connection.clone();
+        conn.publish::<_, _, ()>(&self.channel, message)
             .await
             .map_err(backend)
     }
@@ -150,10 +166,12 @@ impl Broadcast for RedisState {
     /// Messages published while it was reconnecting are missed; the alert socket's replay of
     /// unacknowledged alerts covers those.
     async fn subscribe(&self) -> Result<BoxStream<'static, Vec<u8>>, StoreError> {
-        let channel = self.key("broadcast");
-        let first = subscribed(&self.client, &channel).await.map_err(backend)?;
+        let channel = self.channel.clone();
+        let first = subscribed(&self.state.client, &channel)
+            .await
+            .map_err(backend)?;
         let (sender, receiver) = mpsc::channel(1024);
-        let client = self.client.clone();
+        let client = self.state.client.clone();
         tokio::spawn(async move {
             let policy = ExponentialBuilder::default().with_max_delay(Duration::from_secs(10));
             let mut messages = Some(first);

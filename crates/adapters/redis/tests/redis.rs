@@ -74,9 +74,10 @@ async fn every_instance_hears_a_broadcast() {
     let prefix = prefix();
     let a = RedisState::connect(&url(), &prefix).await.unwrap();
     let b = RedisState::connect(&url(), &prefix).await.unwrap();
-    let mut heard_by_a = a.subscribe().await.unwrap();
-    let mut heard_by_b = b.subscribe().await.unwrap();
-    a.publish(b"alert 1").await.unwrap();
+    let mut heard_by_a = a.channel("alerts").subscribe().await.unwrap();
+    let mut heard_by_b = b.channel("alerts").subscribe().await.unwrap();
+    let mut other_channel = b.channel("rules").subscribe().await.unwrap();
+    a.channel("alerts").publish(b"alert 1").await.unwrap();
     for stream in [&mut heard_by_a, &mut heard_by_b] {
         let message = tokio::time::timeout(Duration::from_secs(5), stream.next())
             .await
@@ -84,4 +85,6 @@ async fn every_instance_hears_a_broadcast() {
             .unwrap();
         assert_eq!(message, b"alert 1");
     }
+    let nothing = tokio::time::timeout(Duration::from_millis(200), other_channel.next()).await;
+    assert!(nothing.is_err(), "a message crossed channels");
 }

@@ -352,14 +352,14 @@ impl RuleStore for SqlAssetStore {
             // A rule deleted meanwhile simply matches no row: its change is moot.
             sqlx::query(
                 "UPDATE alert_rule SET state = $1, rearmed = $2, cooling_until = $3, \
-                 trigger_count = trigger_count + $4, \
+                 trigger_count = CASE WHEN trigger_count < $4 THEN $4 ELSE trigger_count END, \
                  last_triggered_at = COALESCE($5, last_triggered_at), \
                  updated_at = COALESCE($5, updated_at) WHERE id = $6",
             )
             .bind(state)
             .bind(rearmed)
             .bind(until)
-            .bind(i64::from(fired.is_some()))
+            .bind(i64::from(change.trigger_count))
             .bind(fired)
             .bind(change.rule.0)
             .execute(&mut *tx)
@@ -368,9 +368,10 @@ impl RuleStore for SqlAssetStore {
         }
         for event in events {
             let payload = serde_json::to_string(event).map_err(|e| corrupt("event", e))?;
+            // Another instance may have stored this very firing already.
             sqlx::query(
                 "INSERT INTO outbox (event_id, event_key, payload, created_at) \
-                 VALUES ($1, $2, $3, $4)",
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
             )
             .bind(event.event_id.to_string())
             .bind(event.user_id.as_str())

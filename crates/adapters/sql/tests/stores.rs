@@ -113,6 +113,7 @@ async fn rules_survive_a_reopen(url: &str, store: SqlAssetStore) {
                 rule: first.id,
                 state: RuleState::Triggered,
                 fired_at: Some(Utc::now()),
+                trigger_count: 1,
             }],
             &[event(&alice, first.id, "71900")],
         )

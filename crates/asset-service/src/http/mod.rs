@@ -18,6 +18,7 @@ use crate::interest::InterestTracker;
 use crate::metrics::AssetMetrics;
 use crate::pipeline::EngineCommand;
 use crate::quote_book::QuoteBook;
+use crate::rule_sync::RuleAnnouncer;
 
 #[derive(Clone)]
 pub struct AssetState {
@@ -32,6 +33,7 @@ pub struct AssetState {
     /// Shown when an instrument has no quote yet, so a user knows why.
     pub feed_description: Arc<str>,
     pub interest: Arc<InterestTracker>,
+    pub announcer: RuleAnnouncer,
 }
 
 impl FromRef<AssetState> for Arc<JwtVerifier> {

@@ -139,6 +139,7 @@ impl AssetState {
             .create(user, spec, self.max_active_rules, Utc::now())
             .await?;
         self.engine_upsert(rule.clone()).await?;
+        self.announcer.announce(user, rule.id).await;
         Ok(rule)
     }
 
@@ -154,6 +155,7 @@ impl AssetState {
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("you have no rule {id}")))?;
         self.engine_upsert(rule.clone()).await?;
+        self.announcer.announce(user, rule.id).await;
         Ok(rule)
     }
 
@@ -168,7 +170,9 @@ impl AssetState {
         if !self.rules.delete(user, id).await? {
             return Err(ApiError::NotFound(format!("you have no rule {id}")));
         }
-        self.engine_remove(vec![id]).await
+        self.engine_remove(vec![id]).await?;
+        self.announcer.announce(user, id).await;
+        Ok(())
     }
 
     /// Deletes the user's rules on `id` that `matches` accepts; returns how many went.
@@ -190,6 +194,9 @@ impl AssetState {
             self.rules.delete(user, *rule).await?;
         }
         self.engine_remove(doomed.clone()).await?;
+        for rule in &doomed {
+            self.announcer.announce(user, *rule).await;
+        }
         Ok(doomed.len())
     }
 

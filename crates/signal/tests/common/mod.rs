@@ -29,6 +29,8 @@ pub fn settings(dir: &std::path::Path) -> Settings {
     settings.asset.bind = "127.0.0.1:0".parse().unwrap();
     settings.alert.bind = "127.0.0.1:0".parse().unwrap();
     settings.auth.jwt_secret = Some(SECRET.into());
+    // Tests push their own ticks; no test reaches an exchange.
+    settings.feeds.upbit = false;
     settings
 }
 
