@@ -74,6 +74,8 @@ pub fn kafka(settings: &Settings) -> anyhow::Result<Option<KafkaSettings>> {
         alerts_topic: settings.bus.alerts_topic.clone(),
         partitions: settings.bus.partitions,
         replication: settings.bus.replication,
+        delivery_timeout: std::time::Duration::from_millis(settings.bus.delivery_timeout_ms),
+        max_batch_messages: settings.bus.producer_batch_messages,
     }))
 }
 

@@ -99,6 +99,11 @@ pub struct BusSettings {
     pub replication: i32,
     /// The Alert Service's consumer group: every instance joins it.
     pub consumer_group: String,
+    /// How long a publish waits for the broker before the outbox tries again later.
+    pub delivery_timeout_ms: u64,
+    /// Caps messages per produced batch (unset: librdkafka's default). Set 1 on brokers that
+    /// mis-serve a fetch starting inside a batch, such as tansu 0.6.
+    pub producer_batch_messages: Option<u32>,
 }
 
 /// Shared state between instances.
@@ -119,6 +124,8 @@ impl Default for BusSettings {
             partitions: 6,
             replication: 1,
             consumer_group: "alert-service".into(),
+            delivery_timeout_ms: 30_000,
+            producer_batch_messages: None,
         }
     }
 }

@@ -6,8 +6,8 @@
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -26,6 +26,12 @@ pub struct KafkaSettings {
     pub alerts_topic: String,
     pub partitions: i32,
     pub replication: i32,
+    /// How long a publish waits for the broker before it counts as failed; the outbox keeps the
+    /// event and the relay tries again.
+    pub delivery_timeout: Duration,
+    /// Caps messages per produced record batch; `None` leaves librdkafka's default. Brokers that
+    /// mis-serve a fetch starting inside a batch (tansu 0.6, used in tests) need 1.
+    pub max_batch_messages: Option<u32>,
 }
 
 impl KafkaSettings {
@@ -34,9 +40,6 @@ impl KafkaSettings {
         format!("{}.dlq", self.alerts_topic)
     }
 }
-
-/// How long a publish waits for the broker before it counts as failed (the outbox retries).
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn unavailable(e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(format!("kafka: {e}"))
@@ -83,22 +86,28 @@ pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), BusError> {
 pub struct KafkaPublisher {
     producer: FutureProducer,
     topic: String,
+    delivery_timeout: Duration,
 }
 
 impl KafkaPublisher {
     pub fn new(settings: &KafkaSettings) -> Result<Self, BusError> {
-        let producer = base_config(settings)
+        let mut config = base_config(settings);
+        if let Some(max) = settings.max_batch_messages {
+            config.set("batch.num.messages", max.to_string());
+        }
+        let producer = config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set(
                 "message.timeout.ms",
-                DELIVERY_TIMEOUT.as_millis().to_string(),
+                settings.delivery_timeout.as_millis().to_string(),
             )
             .create()
             .map_err(unavailable)?;
         Ok(Self {
             producer,
             topic: settings.alerts_topic.clone(),
+            delivery_timeout: settings.delivery_timeout,
         })
     }
 }
@@ -119,7 +128,7 @@ impl AlertPublisher for KafkaPublisher {
         let deliveries = encoded.iter().map(|(key, payload)| {
             self.producer.send(
                 FutureRecord::to(&self.topic).key(key).payload(payload),
-                DELIVERY_TIMEOUT,
+                self.delivery_timeout,
             )
         });
         futures::future::try_join_all(deliveries)
@@ -129,23 +138,53 @@ impl AlertPublisher for KafkaPublisher {
     }
 }
 
+/// Logs partition assignments: who consumes what is the first question when alerts stall.
+pub struct GroupContext;
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                let assigned: Vec<String> = partitions
+                    .elements()
+                    .iter()
+                    .map(|p| format!("{}/{}", p.topic(), p.partition()))
+                    .collect();
+                tracing::info!(?assigned, "consumer group assigned partitions");
+            }
+            Rebalance::Revoke(partitions) => {
+                tracing::info!(
+                    count = partitions.count(),
+                    "consumer group revoked partitions"
+                )
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "consumer group rebalance failed"),
+        }
+    }
+}
+
+type GroupConsumer = StreamConsumer<GroupContext>;
+
 pub struct KafkaInbox {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<GroupConsumer>,
     dead_letters: FutureProducer,
     dead_letter_topic: String,
+    delivery_timeout: Duration,
 }
 
 impl KafkaInbox {
     /// Joins consumer group `group` on the alert topic.
     pub fn new(settings: &KafkaSettings, group: &str) -> Result<Self, BusError> {
-        let consumer: StreamConsumer = base_config(settings)
+        let consumer: GroupConsumer = base_config(settings)
             .set("group.id", group)
             // A crashed instance's partitions move to the others after this long.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .create()
+            .create_with_context(GroupContext)
             .map_err(unavailable)?;
         consumer
             .subscribe(&[&settings.alerts_topic])
@@ -159,6 +198,7 @@ impl KafkaInbox {
             consumer: Arc::new(consumer),
             dead_letters,
             dead_letter_topic: settings.dead_letter_topic(),
+            delivery_timeout: settings.delivery_timeout,
         })
     }
 
@@ -168,7 +208,7 @@ impl KafkaInbox {
 }
 
 fn commit(
-    consumer: &StreamConsumer,
+    consumer: &GroupConsumer,
     topic: &str,
     partition: i32,
     offset: i64,
@@ -183,7 +223,7 @@ fn commit(
 }
 
 struct CommitOnAck {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<GroupConsumer>,
     topic: String,
     partition: i32,
     offset: i64,
@@ -238,7 +278,7 @@ impl AlertInbox for KafkaInbox {
                         record = record.key(key);
                     }
                     self.dead_letters
-                        .send(record, DELIVERY_TIMEOUT)
+                        .send(record, self.delivery_timeout)
                         .await
                         .map_err(|(e, _)| unavailable(e))?;
                     self.commit(&topic, partition, offset)?;

@@ -64,6 +64,25 @@ impl Broker {
     pub fn url(&self) -> String {
         format!("kafka://127.0.0.1:{}", self.port)
     }
+
+    /// Freezes the broker process (SIGSTOP): connections stay open but nothing is answered, as
+    /// when a broker hangs or the network to it drops.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the broker is running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
 }
 
 /// A fresh, empty PostgreSQL database; returns its URL.
@@ -220,8 +239,9 @@ impl ServiceProcess {
         dir: &Path,
     ) -> ServiceProcess {
         let log = dir.join(format!(
-            "{}-{port}.log",
-            Path::new(binary).file_name().unwrap().to_string_lossy()
+            "{}-{port}-{}.log",
+            Path::new(binary).file_name().unwrap().to_string_lossy(),
+            uuid::Uuid::new_v4().simple()
         ));
         let child = Command::new(binary)
             .envs(env.iter().cloned())
@@ -259,6 +279,23 @@ impl ServiceProcess {
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// Reads a counter or gauge from a service's /metrics.
+pub async fn metric(port: u16, name: &str) -> f64 {
+    let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
+        return 0.0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
 }
 
 /// The settings both services share in one test, as environment variables.
