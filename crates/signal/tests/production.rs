@@ -473,3 +473,89 @@ async fn while_the_broker_is_down_alerts_wait_in_the_outbox_and_none_is_lost() {
     assert_eq!(later.len(), RULES);
     assert_eq!(distinct_rules(&later), RULES);
 }
+
+#[tokio::test]
+async fn a_kafka_client_that_is_not_ours_reads_valid_events_from_the_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start().await;
+    let upbit = FakeUpbit::start().await;
+    upbit.set_price("KRW-BTC", "162000000");
+    let env = topology_env(&broker, &upbit, dir.path()).await;
+    let _alert = start_alert(&env, dir.path()).await;
+    let asset = start_asset(&env, dir.path()).await;
+    let http = reqwest::Client::new();
+    let rules = format!("http://127.0.0.1:{}/api/v1/rules", asset.port);
+    for (user, body) in [
+        (
+            "gale",
+            json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": "162500000.5", "note": "익절 목표"}),
+        ),
+        (
+            "gale",
+            json!({"instrument": "UPBIT:KRW-BTC", "condition": "CHANGE_DOWN", "percent": "0.5"}),
+        ),
+        (
+            "hana@example.com",
+            json!({"instrument": "UPBIT:KRW-BTC", "condition": "BELOW", "level": 162100000}),
+        ),
+        (
+            "hana@example.com",
+            json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": "162600000", "repeat": "every", "cooldownSeconds": 0}),
+        ),
+    ] {
+        let response = http
+            .post(&rules)
+            .bearer_auth(token(user))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    // 163,158,000 -0.5 % = 162,342,210: the CHANGE_DOWN and the BELOW fire at once; then the
+    // ABOVE rules fire on the way up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    upbit.set_price("KRW-BTC", "163000000");
+    let fired = 4.0;
+    for _ in 0..200 {
+        if metric(asset.port, "signal_outbox_published_total").await >= fired {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        metric(asset.port, "signal_outbox_published_total").await,
+        fired
+    );
+
+    let topic = env
+        .iter()
+        .find(|(k, _)| k == "SIGNAL_BUS__ALERTS_TOPIC")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let python = std::env::var("DONTOUCH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let output = tokio::process::Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/external/validate_alerts.py"
+        ))
+        .args(["--brokers", &format!("127.0.0.1:{}", broker.port)])
+        .args(["--topic", &topic])
+        .args([
+            "--schema",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../docs/schemas/triggered-alert.v1.schema.json"
+            ),
+        ])
+        .args(["--count", "4"])
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "the external client rejected the topic ({python}; needs tests/external/requirements.txt):\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -1,4 +1,4 @@
-//! Against the Redis server at SIGNAL_TEST_REDIS_URL (default redis://127.0.0.1:6379), each test
+//! Against the Redis server at DONTOUCH_TEST_REDIS_URL (default redis://127.0.0.1:6379), each test
 //! under its own key prefix so tests can run in parallel.
 
 use futures::StreamExt;
@@ -8,7 +8,7 @@ use signal_redis::RedisState;
 use std::time::Duration;
 
 fn url() -> String {
-    std::env::var("SIGNAL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    std::env::var("DONTOUCH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 fn prefix() -> String {

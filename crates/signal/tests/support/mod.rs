@@ -87,7 +87,7 @@ impl Broker {
 
 /// A fresh, empty PostgreSQL database; returns its URL.
 pub async fn fresh_database() -> String {
-    let admin = std::env::var("SIGNAL_TEST_POSTGRES_URL")
+    let admin = std::env::var("DONTOUCH_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let name = format!("signal_e2e_{}", uuid::Uuid::new_v4().simple());
     sqlx::any::install_default_drivers();
@@ -159,11 +159,12 @@ fn rest_ticker(market: &str, price: &str) -> String {
     )
 }
 
-/// A ticker as Upbit's WebSocket sends it in DEFAULT format (the official example with our price).
+/// A ticker as Upbit's WebSocket sends it in DEFAULT format (the official example with our price,
+/// and the same previous close as the REST example so both agree).
 fn stream_ticker(market: &str, price: &str) -> String {
     let now = chrono::Utc::now().timestamp_millis();
     format!(
-        r#"{{"type":"ticker","code":"{market}","opening_price":31883000,"high_price":32310000,"low_price":31855000,"trade_price":{price},"prev_closing_price":31883000.00000000,"acc_trade_price":78039261076.51241000,"change":"RISE","change_price":404000.00000000,"signed_change_price":404000.00000000,"change_rate":0.0126713295,"signed_change_rate":0.0126713295,"ask_bid":"ASK","trade_volume":0.03103806,"acc_trade_volume":2429.58834336,"trade_date":"20230221","trade_time":"074102","trade_timestamp":{now},"acc_ask_volume":1146.25573608,"acc_bid_volume":1283.33260728,"highest_52_week_price":57678000.00000000,"highest_52_week_date":"2022-03-28","lowest_52_week_price":20700000.00000000,"lowest_52_week_date":"2022-12-30","market_state":"ACTIVE","is_trading_suspended":false,"delisting_date":null,"market_warning":"NONE","timestamp":{now},"acc_trade_price_24h":228827082483.70729000,"acc_trade_volume_24h":7158.80283560,"stream_type":"REALTIME"}}"#
+        r#"{{"type":"ticker","code":"{market}","opening_price":31883000,"high_price":32310000,"low_price":31855000,"trade_price":{price},"prev_closing_price":163158000.00000000,"acc_trade_price":78039261076.51241000,"change":"RISE","change_price":404000.00000000,"signed_change_price":404000.00000000,"change_rate":0.0126713295,"signed_change_rate":0.0126713295,"ask_bid":"ASK","trade_volume":0.03103806,"acc_trade_volume":2429.58834336,"trade_date":"20230221","trade_time":"074102","trade_timestamp":{now},"acc_ask_volume":1146.25573608,"acc_bid_volume":1283.33260728,"highest_52_week_price":57678000.00000000,"highest_52_week_date":"2022-03-28","lowest_52_week_price":20700000.00000000,"lowest_52_week_date":"2022-12-30","market_state":"ACTIVE","is_trading_suspended":false,"delisting_date":null,"market_warning":"NONE","timestamp":{now},"acc_trade_price_24h":228827082483.70729000,"acc_trade_volume_24h":7158.80283560,"stream_type":"REALTIME"}}"#
     )
 }
 
