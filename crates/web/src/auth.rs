@@ -109,6 +109,34 @@ fn query_token(parts: &Parts) -> Option<String> {
         .find_map(|(key, value)| (key == "token").then(|| value.into_owned()))
 }
 
+/// Where a request may carry its token.
+#[derive(Clone, Copy)]
+enum TokenPlaces {
+    Header,
+    HeaderOrQuery,
+}
+
+/// Verifies the caller's token, taken from where `places` allows.
+fn caller<S>(parts: &Parts, state: &S, places: TokenPlaces) -> Result<UserId, ApiError>
+where
+    Arc<JwtVerifier>: FromRef<S>,
+{
+    let token = match (bearer(parts), places) {
+        (Some(token), _) => token.to_string(),
+        (None, TokenPlaces::HeaderOrQuery) => query_token(parts).ok_or_else(|| {
+            ApiError::Unauthorized(
+                "missing token: send `Authorization: Bearer <token>` or `?token=<token>`".into(),
+            )
+        })?,
+        (None, TokenPlaces::Header) => {
+            return Err(ApiError::Unauthorized(
+                "missing `Authorization: Bearer <token>` header".into(),
+            ))
+        }
+    };
+    Arc::<JwtVerifier>::from_ref(state).verify(&token)
+}
+
 /// The verified caller of an HTTP route (`Authorization: Bearer <jwt>`).
 pub struct AuthUser(pub UserId);
 
@@ -120,11 +148,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let verifier = Arc::<JwtVerifier>::from_ref(state);
-        let token = bearer(parts).ok_or_else(|| {
-            ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".into())
-        })?;
-        verifier.verify(token).map(AuthUser)
+        caller(parts, state, TokenPlaces::Header).map(AuthUser)
     }
 }
 
@@ -140,17 +164,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let verifier = Arc::<JwtVerifier>::from_ref(state);
-        let token = match bearer(parts) {
-            Some(token) => token.to_string(),
-            None => query_token(parts).ok_or_else(|| {
-                ApiError::Unauthorized(
-                    "missing token: send `Authorization: Bearer <token>` or `?token=<token>`"
-                        .into(),
-                )
-            })?,
-        };
-        verifier.verify(&token).map(SocketUser)
+        caller(parts, state, TokenPlaces::HeaderOrQuery).map(SocketUser)
     }
 }
 
