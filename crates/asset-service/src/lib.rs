@@ -2,6 +2,7 @@
 //! each tick into fired rules and outbox events. Everything that does I/O comes in through the
 //! ports in [`AssetDeps`], so the same service runs embedded or in production.
 
+mod candles;
 mod http;
 mod interest;
 mod metrics;
@@ -14,7 +15,8 @@ use axum::Router;
 use prometheus::Registry;
 use signal_catalog::Catalog;
 use signal_ports::{
-    AlertPublisher, Broadcast, Interest, QuoteCache, RuleStore, TickSink, WatchlistStore,
+    AlertPublisher, Broadcast, CandleStore, Interest, QuoteCache, RuleStore, TickSink,
+    WatchlistStore,
 };
 use signal_web::{ops_router, JwtVerifier, Readiness};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +31,8 @@ pub use metrics::AssetMetrics;
 pub struct AssetDeps {
     pub rules: Arc<dyn RuleStore>,
     pub watchlist: Arc<dyn WatchlistStore>,
+    /// Where the minute candles built from the ticks go, and are read from.
+    pub candles: Arc<dyn CandleStore>,
     pub quote_cache: Arc<dyn QuoteCache>,
     /// Announces rule changes to the other instances, and hears theirs.
     pub rule_changes: Arc<dyn Broadcast>,
@@ -40,6 +44,8 @@ pub struct AssetSettings {
     pub max_active_rules_per_user: usize,
     /// How the service gets prices, in a few words, for users and logs ("simulated market").
     pub feed_description: String,
+    /// Tells each quote whether its market is in session.
+    pub calendar: signal_domain::MarketCalendar,
 }
 
 /// A started service: its routes, where feeds deliver ticks, which instruments need them, and
@@ -79,14 +85,18 @@ pub async fn start(
     let outbox_ready = Arc::new(Notify::new());
     let interest = Arc::new(interest::InterestTracker::default());
     interest.set_watched(deps.watchlist.watched_instruments().await?);
-    let pipeline = pipeline::Pipeline::load(
-        deps.rules.clone(),
-        book.clone(),
-        deps.quote_cache.clone(),
-        outbox_ready.clone(),
-        metrics.clone(),
-        interest.clone(),
-    )
+    let (candle_sink, candle_task) =
+        candles::start(deps.candles.clone(), registry, shutdown.clone())?;
+    let pipeline = pipeline::Pipeline::load(pipeline::PipelineOutputs {
+        store: deps.rules.clone(),
+        book: book.clone(),
+        cache: deps.quote_cache.clone(),
+        outbox_ready: outbox_ready.clone(),
+        metrics: metrics.clone(),
+        interest: interest.clone(),
+        candles: candle_sink,
+        calendar: settings.calendar,
+    })
     .await?;
     let (ticks, tick_queue) = mpsc::channel(TICK_QUEUE);
     let (engine, commands) = mpsc::channel(1024);
@@ -129,6 +139,7 @@ pub async fn start(
         book,
         rules: deps.rules,
         watchlist: deps.watchlist,
+        candles: deps.candles,
         engine,
         verifier,
         metrics,
@@ -143,6 +154,6 @@ pub async fn start(
         ticks,
         interest: interest.subscribe(),
         catalog,
-        tasks: vec![pipeline_task, relay_task, sync_task],
+        tasks: vec![pipeline_task, relay_task, sync_task, candle_task],
     })
 }

@@ -8,8 +8,8 @@
 use backon::{ExponentialBuilder, Retryable};
 use rust_decimal::Decimal;
 use signal_domain::{
-    AlertRule, Condition, InstrumentId, Price, QuoteSource, RuleId, Tick, Timestamp,
-    TriggeredAlert, UserId, TRIGGERED_ALERT_SCHEMA_VERSION,
+    AlertRule, Condition, InstrumentId, MarketCalendar, Price, QuoteSource, RuleId, Tick,
+    Timestamp, TriggeredAlert, UserId, TRIGGERED_ALERT_SCHEMA_VERSION,
 };
 use signal_ports::{QuoteCache, RuleChange, RuleStore, StoreError};
 use signal_trigger_engine::{EngineRule, RuleEngine, Transition, TransitionKind, TriggerEngine};
@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::candles::CandleSink;
 use crate::interest::InterestTracker;
 use crate::metrics::AssetMetrics;
 use crate::quote_book::QuoteBook;
@@ -44,41 +45,36 @@ struct RuleOwner {
     updated_at: Timestamp,
 }
 
+/// What the pipeline hands each tick's results to.
+pub struct PipelineOutputs {
+    pub store: Arc<dyn RuleStore>,
+    pub book: Arc<QuoteBook>,
+    pub cache: Arc<dyn QuoteCache>,
+    pub outbox_ready: Arc<Notify>,
+    pub metrics: AssetMetrics,
+    pub interest: Arc<InterestTracker>,
+    pub candles: CandleSink,
+    pub calendar: MarketCalendar,
+}
+
 pub struct Pipeline {
     engine: TriggerEngine,
     owners: HashMap<RuleId, RuleOwner>,
     references: HashMap<InstrumentId, Price>,
-    book: Arc<QuoteBook>,
-    cache: Arc<dyn QuoteCache>,
-    store: Arc<dyn RuleStore>,
-    outbox_ready: Arc<Notify>,
-    metrics: AssetMetrics,
-    interest: Arc<InterestTracker>,
+    out: PipelineOutputs,
     transitions: Vec<Transition>,
 }
 
 impl Pipeline {
-    pub async fn load(
-        store: Arc<dyn RuleStore>,
-        book: Arc<QuoteBook>,
-        cache: Arc<dyn QuoteCache>,
-        outbox_ready: Arc<Notify>,
-        metrics: AssetMetrics,
-        interest: Arc<InterestTracker>,
-    ) -> Result<Self, StoreError> {
+    pub async fn load(out: PipelineOutputs) -> Result<Self, StoreError> {
         let mut pipeline = Self {
             engine: TriggerEngine::default(),
             owners: HashMap::new(),
             references: HashMap::new(),
-            book,
-            cache,
-            store,
-            outbox_ready,
-            metrics,
-            interest,
+            out,
             transitions: Vec::new(),
         };
-        for rule in pipeline.store.active_rules().await? {
+        for rule in pipeline.out.store.active_rules().await? {
             pipeline.upsert(rule);
         }
         tracing::info!(rules = pipeline.engine.len(), "trigger engine loaded");
@@ -128,7 +124,7 @@ impl Pipeline {
             }
             EngineCommand::Sync(id, None) => self.forget(id),
         }
-        self.metrics.active_rules.set(self.engine.len() as i64);
+        self.out.metrics.active_rules.set(self.engine.len() as i64);
     }
 
     fn upsert(&mut self, rule: AlertRule) {
@@ -136,7 +132,9 @@ impl Pipeline {
             self.forget(rule.id);
             return;
         }
-        self.interest.rule_active(rule.id, &rule.spec.instrument);
+        self.out
+            .interest
+            .rule_active(rule.id, &rule.spec.instrument);
         self.owners.insert(
             rule.id,
             RuleOwner {
@@ -155,29 +153,38 @@ impl Pipeline {
             expires_at: rule.spec.expires_at,
             state: rule.state,
         });
-        self.metrics.active_rules.set(self.engine.len() as i64);
+        self.out.metrics.active_rules.set(self.engine.len() as i64);
     }
 
     fn forget(&mut self, rule: RuleId) {
         self.engine.remove(rule);
         self.owners.remove(&rule);
-        self.interest.rule_ended(rule);
+        self.out.interest.rule_ended(rule);
     }
 
     async fn on_tick(&mut self, tick: Tick) {
         let now = chrono::Utc::now();
-        let quote = signal_domain::Quote::after(&tick, self.book.latest(&tick.instrument).as_ref());
-        if let Err(e) = self.cache.put(&quote).await {
+        let open = self
+            .out
+            .calendar
+            .session(tick.instrument.market(), now)
+            .is_open();
+        let quote =
+            signal_domain::Quote::after(&tick, self.out.book.latest(&tick.instrument).as_ref())
+                .with_session(open);
+        if let Err(e) = self.out.cache.put(&quote).await {
             tracing::warn!(error = %e, instrument = %tick.instrument, "quote cache write failed");
         }
-        self.book.publish(quote);
+        self.out.book.publish(quote);
+        self.out.candles.offer(&tick);
         if let Some(close) = tick.prev_close {
             if self.references.get(&tick.instrument) != Some(&close) {
                 self.references.insert(tick.instrument.clone(), close);
                 self.engine.set_reference(&tick.instrument, close);
             }
         }
-        self.metrics
+        self.out
+            .metrics
             .ticks_processed
             .with_label_values(&[source_label(tick.source)])
             .inc();
@@ -239,7 +246,7 @@ impl Pipeline {
                 self.forget(transition.rule);
             }
         }
-        let store = self.store.clone();
+        let store = self.out.store.clone();
         let write = || async { store.apply_changes(&changes, &events).await };
         let stored = write
             .retry(
@@ -252,10 +259,10 @@ impl Pipeline {
             })
             .await;
         if stored.is_ok() {
-            self.metrics.alerts_fired.inc_by(events.len() as u64);
-            self.metrics.active_rules.set(self.engine.len() as i64);
+            self.out.metrics.alerts_fired.inc_by(events.len() as u64);
+            self.out.metrics.active_rules.set(self.engine.len() as i64);
             if !events.is_empty() {
-                self.outbox_ready.notify_one();
+                self.out.outbox_ready.notify_one();
             }
         }
     }

@@ -2,6 +2,7 @@
 //! triggered-alert event. Pure data and rules about data; nothing here performs I/O, so every adapter
 //! and service agrees on one meaning for each value.
 
+pub mod calendar;
 pub mod event;
 pub mod instrument;
 pub mod market;
@@ -10,6 +11,7 @@ pub mod quote;
 pub mod rule;
 pub mod user;
 
+pub use calendar::{CalendarConfig, Exchange, MarketCalendar, SessionState};
 pub use event::{firing_id, TriggeredAlert, TRIGGERED_ALERT_SCHEMA_VERSION};
 pub use instrument::{Instrument, InstrumentId, InstrumentIdError};
 pub use market::{AssetClass, Market};

@@ -55,10 +55,16 @@ pub struct Quote {
     pub source: QuoteSource,
     /// True when the price comes from the simulated market, not an exchange.
     pub simulated: bool,
+    /// Whether the market was in session when the quote was last judged (see
+    /// [`Quote::with_session`]): a closed market's price is its last trade, not a live one.
+    /// `None` when nobody has judged it; absent in quotes stored before this existed.
+    #[serde(default)]
+    pub market_open: Option<bool>,
 }
 
 impl Quote {
-    /// The quote after `tick`, keeping what the tick does not carry from `previous`.
+    /// The quote after `tick`, keeping what the tick does not carry from `previous`, including
+    /// whether the market is open: a trade does not say.
     pub fn after(tick: &Tick, previous: Option<&Quote>) -> Quote {
         let prev_close = tick.prev_close.or(previous.and_then(|q| q.prev_close));
         let volume = tick.cumulative_volume.or_else(|| {
@@ -81,6 +87,15 @@ impl Quote {
             received_at: tick.received_at,
             source: tick.source,
             simulated: tick.source == QuoteSource::Simulated,
+            market_open: previous.and_then(|q| q.market_open),
+        }
+    }
+
+    /// This quote, marked as seen while its market is open or closed.
+    pub fn with_session(self, open: bool) -> Quote {
+        Quote {
+            market_open: Some(open),
+            ..self
         }
     }
 }
@@ -114,5 +129,23 @@ mod tests {
         assert_eq!(second.prev_close, first.prev_close);
         assert_eq!(second.volume, Some(dec!(135)));
         assert_eq!(second.change, Some(dec!(300)));
+    }
+
+    #[test]
+    fn the_session_is_unknown_until_set_and_then_carried_forward() {
+        let first = Quote::after(&tick(dec!(62700), Some(dec!(62300)), None), None);
+        assert_eq!(first.market_open, None);
+        let closed = first.with_session(false);
+        assert_eq!(closed.market_open, Some(false));
+        let second = Quote::after(&tick(dec!(62600), None, None), Some(&closed));
+        assert_eq!(second.market_open, Some(false));
+        assert_eq!(second.with_session(true).market_open, Some(true));
+
+        let json = serde_json::to_value(&closed).unwrap();
+        assert_eq!(json["marketOpen"], serde_json::json!(false));
+        let mut stored = json;
+        stored.as_object_mut().unwrap().remove("marketOpen");
+        let read: Quote = serde_json::from_value(stored).unwrap();
+        assert_eq!(read.market_open, None);
     }
 }

@@ -11,6 +11,6 @@ pub use bus::{AlertInbox, AlertPublisher, BusError, Delivery, DeliveryAck};
 pub use feed::{FeedContext, FeedError, Interest, Need, QuoteFeed, TickSink};
 pub use state::{Broadcast, QuoteCache, SharedCache};
 pub use store::{
-    AlertHistoryStore, AlertRecord, HistoryPage, HistoryQuery, OutboxEntry, RuleChange, RuleStore,
-    StoreError, WatchlistStore,
+    AlertHistoryStore, AlertRecord, Candle, CandleStore, HistoryPage, HistoryQuery, OutboxEntry,
+    RuleChange, RuleStore, StoreError, WatchlistStore,
 };

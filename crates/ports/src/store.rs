@@ -2,6 +2,7 @@
 //! user can only ever see or change their own data.
 
 use async_trait::async_trait;
+use rust_decimal::Decimal;
 use signal_domain::{
     AlertRule, ConditionKind, InstrumentId, Price, RuleId, RuleSpec, RuleState, Timestamp,
     TriggeredAlert, UserId,
@@ -162,4 +163,36 @@ pub trait AlertHistoryStore: Send + Sync + 'static {
     ) -> Result<Vec<AlertRecord>, StoreError>;
     async fn delete(&self, user: &UserId, id: i64) -> Result<bool, StoreError>;
     async fn delete_all(&self, user: &UserId) -> Result<u64, StoreError>;
+}
+
+/// One minute of trading in one instrument. Prices are exact; `volume` is the sum of the trade
+/// sizes the feeds reported (zero when a feed reports none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candle {
+    pub instrument: InstrumentId,
+    /// The start of the minute (UTC, whole minute).
+    pub minute: Timestamp,
+    pub open: Price,
+    pub high: Price,
+    pub low: Price,
+    pub close: Price,
+    pub volume: Decimal,
+    pub trades: u32,
+}
+
+#[async_trait]
+pub trait CandleStore: Send + Sync + 'static {
+    /// Writes the candles, replacing any stored candle of the same instrument and minute: the
+    /// caller holds the whole minute, so its values are the truth. Where one call names the same
+    /// minute twice, the later entry wins.
+    async fn upsert_candles(&self, candles: &[Candle]) -> Result<(), StoreError>;
+    /// Candles of `instrument` whose minute is in `[from, to)`, oldest first, at most `limit`
+    /// (the oldest ones, so a client pages forward from the last minute it got).
+    async fn candles(
+        &self,
+        instrument: &InstrumentId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Candle>, StoreError>;
 }

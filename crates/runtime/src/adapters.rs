@@ -6,7 +6,7 @@ use signal_kafka::{KafkaInbox, KafkaPublisher, KafkaSettings};
 use signal_memory::{MemoryBroadcast, MemoryQuoteCache, MemorySharedCache};
 use signal_ports::{AlertInbox, AlertPublisher, Broadcast, QuoteCache, SharedCache};
 use signal_redis::RedisState;
-use signal_store_sql::{connect, Schema, SqlAlertStore, SqlAssetStore};
+use signal_store_sql::{connect, Schema, SqlAlertStore, SqlAssetStore, SqlCandleStore};
 use std::sync::Arc;
 
 use crate::settings::Settings;
@@ -16,6 +16,15 @@ pub async fn asset_store(settings: &Settings) -> anyhow::Result<Arc<SqlAssetStor
         .await
         .context("opening the Asset Service database")?;
     Ok(Arc::new(SqlAssetStore::new(pool)))
+}
+
+/// The minute candles, in the Asset Service's database. A pool of their own: a large candle batch
+/// never holds the connections that rule writes need.
+pub async fn candle_store(settings: &Settings) -> anyhow::Result<Arc<SqlCandleStore>> {
+    let pool = connect(&settings.asset_database_url(), Schema::Asset)
+        .await
+        .context("opening the Asset Service database for candles")?;
+    Ok(Arc::new(SqlCandleStore::new(pool)))
 }
 
 pub async fn alert_store(settings: &Settings) -> anyhow::Result<Arc<SqlAlertStore>> {

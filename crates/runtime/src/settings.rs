@@ -23,6 +23,8 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub simulation: SimulationSettings,
     pub feeds: FeedSettings,
+    /// Market holidays (KRX and US); sessions and weekends are built in.
+    pub calendar: signal_domain::CalendarConfig,
     /// Upbit connection details (public data; no key needed).
     pub upbit: signal_upbit::UpbitConfig,
     /// KIS Open API credentials and limits; KIS data is on when this section is set.
@@ -160,6 +162,7 @@ impl Default for Settings {
             cache: CacheSettings::default(),
             simulation: SimulationSettings::default(),
             feeds: FeedSettings::default(),
+            calendar: signal_domain::CalendarConfig::default(),
             upbit: signal_upbit::UpbitConfig::default(),
             kis: None,
             cors_allowed_origins: Vec::new(),

@@ -217,6 +217,7 @@ async fn launch_asset(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<LaunchedAsset> {
     let store = adapters::asset_store(settings).await?;
+    let candles = adapters::candle_store(settings).await?;
     let registry = Registry::new();
     let feeds = match feed {
         Some(feed) => vec![feed],
@@ -233,6 +234,7 @@ async fn launch_asset(
         asset_service::AssetDeps {
             rules: store.clone(),
             watchlist: store,
+            candles,
             quote_cache: shared.quotes.clone(),
             rule_changes: shared.rule_changes.clone(),
             publisher,
@@ -241,6 +243,7 @@ async fn launch_asset(
         asset_service::AssetSettings {
             max_active_rules_per_user: settings.asset.max_active_rules_per_user,
             feed_description: feed_description.clone(),
+            calendar: signal_domain::MarketCalendar::new(&settings.calendar),
         },
         verifier,
         &registry,

@@ -355,3 +355,110 @@ async fn search_watchlist_and_live_quotes() {
     let _ = token("unused");
     app.app.stop().await;
 }
+
+/// A trade of one share at `price`, made at `at` on the exchange.
+async fn trade_at(
+    app: &common::TestApp,
+    instrument: &str,
+    price: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    let tick = signal_domain::Tick {
+        instrument: instrument.parse().unwrap(),
+        price: price.parse().unwrap(),
+        trade_volume: Some(1.into()),
+        cumulative_volume: None,
+        prev_close: None,
+        exchange_time: at,
+        received_at: chrono::Utc::now(),
+        source: signal_domain::QuoteSource::Simulated,
+    };
+    app.app.ticks.send(tick).await.unwrap();
+}
+
+#[tokio::test]
+async fn ticks_become_minute_candles_served_by_range() {
+    use chrono::{DurationRound, TimeDelta, Utc};
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let first = Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap() - TimeDelta::minutes(5);
+    let second = first + TimeDelta::minutes(1);
+    let secs = |s: i64| TimeDelta::seconds(s);
+    for (price, at) in [
+        ("71000", first + secs(1)),
+        ("71500", first + secs(20)),
+        ("70800", first + secs(40)),
+        ("71200", first + secs(59)),
+        ("71300", second + secs(2)),
+        ("71100", second + secs(30)),
+    ] {
+        trade_at(&app, "KRX:005930", price, at).await;
+    }
+
+    let url = format!(
+        "{}/api/v1/instruments/KRX:005930/candles?from={}&to={}",
+        app.asset,
+        first.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        (second + TimeDelta::minutes(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    // Candles reach the store every few seconds; wait until the second one holds both trades.
+    let mut candles = Vec::new();
+    for _ in 0..100 {
+        candles = app
+            .get(&url, "alice")
+            .send()
+            .await
+            .unwrap()
+            .json::<Vec<Value>>()
+            .await
+            .unwrap();
+        if candles.len() == 2 && candles[1]["trades"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(candles.len(), 2, "{candles:?}");
+    assert_eq!(
+        candles[0],
+        json!({"minute": first.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+               "open": "71000", "high": "71500", "low": "70800", "close": "71200",
+               "volume": "4", "trades": 4})
+    );
+    assert_eq!(candles[1]["open"], "71300");
+    assert_eq!(candles[1]["high"], "71300");
+    assert_eq!(candles[1]["low"], "71100");
+    assert_eq!(candles[1]["close"], "71100");
+
+    let limited: Vec<Value> = app
+        .get(format!("{url}&limit=1"), "alice")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(limited, candles[..1]);
+
+    let backwards = format!(
+        "{}/api/v1/instruments/KRX:005930/candles?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+        app.asset
+    );
+    let body = error_of(app.get(backwards, "alice").send().await.unwrap(), 422).await;
+    assert!(
+        body["message"].as_str().unwrap().contains("before"),
+        "{body}"
+    );
+    let too_long = format!(
+        "{}/api/v1/instruments/KRX:005930/candles?from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z",
+        app.asset
+    );
+    error_of(app.get(too_long, "alice").send().await.unwrap(), 422).await;
+    let garbled = format!(
+        "{}/api/v1/instruments/KRX:005930/candles?from=yesterday",
+        app.asset
+    );
+    error_of(app.get(garbled, "alice").send().await.unwrap(), 400).await;
+    let anonymous = app.http.get(&url).send().await.unwrap();
+    error_of(anonymous, 401).await;
+    app.app.stop().await;
+}

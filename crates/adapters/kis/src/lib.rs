@@ -2,8 +2,9 @@
 //!
 //! The most important instruments (see [`signal_ports::Interest::by_priority`]) get real-time
 //! trades over the KIS WebSocket, up to the registrations KIS allows per session; the rest are
-//! polled over REST within the per-second budget. Access tokens are shared between instances
-//! through the [`SharedCache`], because KIS issues them sparingly.
+//! polled over REST within the per-second budget, except while their market is closed (see
+//! [`signal_domain::MarketCalendar`]): a price that cannot move is fetched once. Access tokens are
+//! shared between instances through the [`SharedCache`], because KIS issues them sparingly.
 
 mod auth;
 mod frame;
@@ -16,10 +17,10 @@ pub use frame::FrameError;
 
 use async_trait::async_trait;
 use auth::Auth;
-use plan::{plan, Plan};
+use plan::{due, plan, Plan};
 use rest::Rest;
 use serde::{Deserialize, Deserializer};
-use signal_domain::{InstrumentId, Tick};
+use signal_domain::{CalendarConfig, InstrumentId, MarketCalendar, Tick, Timestamp};
 use signal_feed_metrics::SourceMetrics;
 use signal_ports::{
     FeedContext, FeedError, Interest, QuoteFeed, SharedCache, StoreError, TickSink,
@@ -67,9 +68,18 @@ pub struct KisConfig {
     /// How often an instance without the issue claim looks for the token another one issued.
     #[serde(default = "defaults::token_wait", deserialize_with = "seconds")]
     pub token_wait: Duration,
+    /// Exchange holidays. Outside its market's session a polled instrument is fetched once, not
+    /// every `poll_interval`.
+    #[serde(default)]
+    pub calendar: CalendarConfig,
+    /// The clock the calendar is read with. Not a setting: tests put the markets in or out of
+    /// session with it.
+    #[serde(skip, default = "defaults::now")]
+    pub now: fn() -> Timestamp,
 }
 
 mod defaults {
+    use signal_domain::Timestamp;
     use std::time::Duration;
 
     pub fn rest_url() -> String {
@@ -105,6 +115,9 @@ mod defaults {
     pub fn token_wait() -> Duration {
         Duration::from_secs(1)
     }
+    pub fn now() -> fn() -> Timestamp {
+        chrono::Utc::now
+    }
 }
 
 fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -129,6 +142,8 @@ impl KisConfig {
             busy_backoff: defaults::busy_backoff(),
             token_issue_interval: defaults::token_issue_interval(),
             token_wait: defaults::token_wait(),
+            calendar: CalendarConfig::default(),
+            now: defaults::now(),
         }
     }
 }
@@ -149,7 +164,8 @@ impl fmt::Debug for KisConfig {
             .field("busy_backoff", &self.busy_backoff)
             .field("token_issue_interval", &self.token_issue_interval)
             .field("token_wait", &self.token_wait)
-            .finish()
+            .field("calendar", &self.calendar)
+            .finish_non_exhaustive()
     }
 }
 
@@ -208,6 +224,7 @@ pub struct KisFeed {
     config: KisConfig,
     auth: Arc<Auth>,
     rest: Rest,
+    calendar: MarketCalendar,
     metrics: SourceMetrics,
 }
 
@@ -243,6 +260,7 @@ impl KisFeed {
             config.busy_backoff,
         );
         Ok(Self {
+            calendar: MarketCalendar::new(&config.calendar),
             config,
             auth,
             rest,
@@ -296,8 +314,9 @@ impl KisFeed {
         }
     }
 
-    /// Polls the instruments without a stream every `poll_interval`, and takes the snapshots the
-    /// streaming half asks for after a reconnect, first.
+    /// Polls the instruments without a stream every `poll_interval` (those of closed markets only
+    /// until they have a quote), and takes the snapshots the streaming half asks for after a
+    /// reconnect, first.
     async fn poll_loop(
         &self,
         plans: watch::Receiver<Arc<Plan>>,
@@ -306,15 +325,21 @@ impl KisFeed {
     ) -> Result<(), KisError> {
         let mut every = tokio::time::interval(self.config.poll_interval);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut fetched = BTreeSet::new();
         loop {
             let batch = tokio::select! {
                 biased;
                 Some(batch) = snapshots.recv() => batch,
-                _ = every.tick() => plans.borrow().polled.clone(),
+                _ = every.tick() => {
+                    due(&plans.borrow().polled, &mut fetched, &self.calendar, (self.config.now)())
+                }
             };
             for id in batch {
                 match self.rest.quote(&id).await {
-                    Ok(tick) => self.emit(sink, tick).await?,
+                    Ok(tick) => {
+                        fetched.insert(id);
+                        self.emit(sink, tick).await?;
+                    }
                     Err(error) => {
                         if error.is_parse_error() {
                             self.metrics.parse_errors.inc();
@@ -378,5 +403,19 @@ mod tests {
         assert_eq!(config.max_registrations, 41);
         assert_eq!(config.rest_per_second, 18);
         assert_eq!(config.ws_url, "ws://ops.koreainvestment.com:21000");
+        assert_eq!(config.calendar, CalendarConfig::default());
+    }
+
+    #[test]
+    fn config_reads_exchange_holidays() {
+        let config: KisConfig = serde_json::from_str(
+            r#"{"app_key":"k","app_secret":"s","calendar":{"holidays":{"KRX":["2026-09-24"]}}}"#,
+        )
+        .unwrap();
+        let holiday = "2026-09-24T01:00:00Z".parse().unwrap();
+        let calendar = MarketCalendar::new(&config.calendar);
+        assert!(!calendar
+            .session(signal_domain::Market::Krx, holiday)
+            .is_open());
     }
 }

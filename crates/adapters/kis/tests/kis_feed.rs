@@ -5,12 +5,13 @@ mod fake;
 
 use fake::{domestic_record, encrypted_frame, frame, overseas_record, FakeKis};
 use rust_decimal::Decimal;
-use signal_domain::{InstrumentId, Tick};
+use signal_domain::{InstrumentId, Tick, Timestamp};
 use signal_feed_metrics::{FeedMetrics, SourceMetrics};
 use signal_kis::{KisConfig, KisFeed};
 use signal_memory::MemorySharedCache;
 use signal_ports::{FeedContext, FeedError, Interest, Need, QuoteFeed, SharedCache};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -18,6 +19,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const PATIENCE: Duration = Duration::from_secs(5);
+
+fn at(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+/// Tuesday 10:00 in Seoul (Monday 20:00 in New York): KRX is in session, the US is not, so the
+/// tests that poll repeatedly do not depend on when they run.
+fn krx_session() -> Timestamp {
+    at("2026-11-24T01:00:00Z")
+}
 
 fn config(fake: &FakeKis) -> KisConfig {
     let mut config = KisConfig::new("PSfakeAppKey0123456789", "fake-app-secret");
@@ -29,6 +40,7 @@ fn config(fake: &FakeKis) -> KisConfig {
     config.reconnect_max = Duration::from_millis(200);
     config.busy_backoff = Duration::from_millis(50);
     config.token_wait = Duration::from_millis(50);
+    config.now = krx_session;
     config
 }
 
@@ -377,5 +389,44 @@ async fn malformed_frames_are_counted_and_the_session_goes_on() {
     feed.tick_at("KRX:005930", "70500").await;
     assert_eq!(feed.metrics.parse_errors.get(), 6);
     assert_eq!(fake.sessions(), 1);
+    feed.stop().await;
+}
+
+/// Seconds since the epoch; only the test below moves it.
+static MOVING_CLOCK: AtomicI64 = AtomicI64::new(0);
+
+fn moving_clock() -> Timestamp {
+    Timestamp::from_timestamp(MOVING_CLOCK.load(Ordering::SeqCst), 0).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_closed_market_gets_one_snapshot_and_is_polled_again_once_it_opens() {
+    let fake = FakeKis::start().await;
+    fake.set_price("005930", "71000");
+    fake.set_price("AAPL", "260.2900");
+    MOVING_CLOCK.store(krx_session().timestamp(), Ordering::SeqCst);
+    let mut config = polling_only(&fake);
+    config.now = moving_clock;
+    let mut feed = Running::start(config, fresh_cache(), &["KRX:005930", "NASDAQ:AAPL"]);
+
+    // Each round fetches every due instrument before the next begins, so five KRX quotes mean
+    // at least four rounds after the first, in which the closed NASDAQ had its chances.
+    let (mut krx, mut nasdaq) = (0, 0);
+    while krx < 5 {
+        let tick = tokio::time::timeout(PATIENCE, feed.ticks.recv())
+            .await
+            .expect("KRX stopped being polled")
+            .expect("feed stopped");
+        match tick.instrument.market() {
+            signal_domain::Market::Krx => krx += 1,
+            _ => nasdaq += 1,
+        }
+    }
+    assert_eq!(nasdaq, 1, "the closed market was polled more than once");
+
+    // 09:30 in New York.
+    MOVING_CLOCK.store(at("2026-11-24T14:30:00Z").timestamp(), Ordering::SeqCst);
+    fake.set_price("AAPL", "261.0000");
+    feed.tick_at("NASDAQ:AAPL", "261").await;
     feed.stop().await;
 }

@@ -4,9 +4,11 @@
 
 mod alert;
 mod asset;
+mod candles;
 mod codec;
 mod connect;
 
 pub use alert::SqlAlertStore;
 pub use asset::SqlAssetStore;
+pub use candles::SqlCandleStore;
 pub use connect::{connect, Backend, Schema};

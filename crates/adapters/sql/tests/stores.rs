@@ -1,4 +1,4 @@
-//! The store against real databases, SQLite and PostgreSQL (SIGNAL_TEST_POSTGRES_URL, default
+//! The store against real databases, SQLite and PostgreSQL (DONTOUCH_TEST_POSTGRES_URL, default
 //! postgres://postgres@127.0.0.1:5432/postgres): the guarantees the services build on. Each
 //! scenario runs on both backends, each run on a fresh database.
 
@@ -9,14 +9,15 @@ use signal_domain::{
     TRIGGERED_ALERT_SCHEMA_VERSION,
 };
 use signal_ports::{
-    AlertHistoryStore, HistoryQuery, RuleChange, RuleStore, StoreError, WatchlistStore,
+    AlertHistoryStore, Candle, CandleStore, HistoryQuery, RuleChange, RuleStore, StoreError,
+    WatchlistStore,
 };
-use signal_store_sql::{connect, Schema, SqlAlertStore, SqlAssetStore};
+use signal_store_sql::{connect, Schema, SqlAlertStore, SqlAssetStore, SqlCandleStore};
 
 /// A fresh, empty database of each backend.
 async fn fresh_databases(dir: &tempfile::TempDir, schema: Schema) -> Vec<String> {
     let sqlite = format!("sqlite://{}/{:?}.db?mode=rwc", dir.path().display(), schema);
-    let admin = std::env::var("SIGNAL_TEST_POSTGRES_URL")
+    let admin = std::env::var("DONTOUCH_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let name = format!("signal_test_{}", uuid::Uuid::new_v4().simple());
     sqlx::any::install_default_drivers();
@@ -268,4 +269,148 @@ async fn history_guarantees(store: SqlAlertStore) {
     assert!(!store.delete(&bob, oldest).await.unwrap());
     assert_eq!(store.delete_all(&alice).await.unwrap(), 4);
     assert_eq!(store.unacknowledged(&bob, 10).await.unwrap().len(), 1);
+}
+
+async fn candle_stores(dir: &tempfile::TempDir) -> Vec<SqlCandleStore> {
+    let mut stores = Vec::new();
+    for url in fresh_databases(dir, Schema::Asset).await {
+        stores.push(SqlCandleStore::new(
+            connect(&url, Schema::Asset).await.unwrap(),
+        ));
+    }
+    stores
+}
+
+fn candle(instrument: &str, minute: i64, ohlc: [&str; 4], volume: &str, trades: u32) -> Candle {
+    let [open, high, low, close] = ohlc.map(|p| p.parse::<Price>().unwrap());
+    Candle {
+        instrument: instrument.parse().unwrap(),
+        minute: chrono::DateTime::from_timestamp(1_767_571_200 + minute * 60, 0).unwrap(),
+        open,
+        high,
+        low,
+        close,
+        volume: volume.parse().unwrap(),
+        trades,
+    }
+}
+
+#[tokio::test]
+async fn candles_are_written_in_batches_overwritten_and_read_by_range() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in candle_stores(&dir).await {
+        candle_guarantees(store).await;
+    }
+}
+
+async fn candle_guarantees(store: SqlCandleStore) {
+    let samsung: signal_domain::InstrumentId = "KRX:005930".parse().unwrap();
+    let minute = |m: i64| candle("KRX:005930", m, ["1", "1", "1", "1"], "0", 0).minute;
+
+    // A thousand minutes of two instruments in one call, decimals kept to the last digit.
+    let batch: Vec<Candle> = (0..500)
+        .flat_map(|m| {
+            [
+                candle(
+                    "KRX:005930",
+                    m,
+                    ["71900", "72000.5", "71800", "71950"],
+                    "1234.5678",
+                    7,
+                ),
+                candle(
+                    "UPBIT:KRW-BTC",
+                    m,
+                    ["0.00012345", "0.0002", "0.0001", "0.00015"],
+                    "3",
+                    2,
+                ),
+            ]
+        })
+        .collect();
+    store.upsert_candles(&batch).await.unwrap();
+    let all = store
+        .candles(&samsung, minute(0), minute(500), 5000)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 500);
+    assert_eq!(all[0], batch[0]);
+    assert_eq!(all[499], batch[998]);
+    assert!(all.windows(2).all(|w| w[0].minute < w[1].minute));
+    let btc = store
+        .candles(&"UPBIT:KRW-BTC".parse().unwrap(), minute(0), minute(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(btc, vec![batch[1].clone()]);
+    assert_eq!(btc[0].open.to_string(), "0.00012345");
+
+    // `[from, to)`, oldest first, the oldest `limit`.
+    let page = store
+        .candles(&samsung, minute(10), minute(20), 3)
+        .await
+        .unwrap();
+    let minutes: Vec<_> = page.iter().map(|c| c.minute).collect();
+    assert_eq!(minutes, vec![minute(10), minute(11), minute(12)]);
+    let window = store
+        .candles(&samsung, minute(10), minute(20), 100)
+        .await
+        .unwrap();
+    assert_eq!(window.len(), 10);
+    assert_eq!(window.last().unwrap().minute, minute(19));
+    assert!(store
+        .candles(&samsung, minute(600), minute(700), 100)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A partial candle rewritten as the minute goes on: the later write is the whole truth, even
+    // where its high is lower as text ("9" > "10" as strings).
+    store
+        .upsert_candles(&[candle("KRX:005930", 1000, ["9", "9", "9", "9"], "1", 1)])
+        .await
+        .unwrap();
+    let grown = candle("KRX:005930", 1000, ["9", "10.25", "8.5", "10"], "3.5", 3);
+    store
+        .upsert_candles(std::slice::from_ref(&grown))
+        .await
+        .unwrap();
+    let stored = store
+        .candles(&samsung, minute(1000), minute(1001), 10)
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![grown.clone()]);
+
+    // The same minute twice in one call: the later entry wins.
+    let last = candle("KRX:005930", 1000, ["9", "11", "8.5", "11"], "4.5", 4);
+    store
+        .upsert_candles(&[
+            grown,
+            candle("KRX:005930", 1001, ["11", "11", "11", "11"], "1", 1),
+            last.clone(),
+        ])
+        .await
+        .unwrap();
+    let stored = store
+        .candles(&samsung, minute(1000), minute(1002), 10)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0], last);
+
+    // More rows than one statement can bind still land, together.
+    let large: Vec<Candle> = (0..9_000)
+        .map(|m| candle("KRX:000660", m, ["1", "2", "1", "2"], "1", 1))
+        .collect();
+    store.upsert_candles(&large).await.unwrap();
+    let hynix = store
+        .candles(
+            &"KRX:000660".parse().unwrap(),
+            minute(4_000),
+            minute(9_000),
+            5_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(hynix.len(), 5_000);
+    store.upsert_candles(&[]).await.unwrap();
 }

@@ -2,6 +2,7 @@
 //! API (`api`) are two thin shapes over the same operations (`ops`).
 
 mod api;
+mod candles;
 mod legacy;
 mod ops;
 mod quote_socket;
@@ -9,7 +10,7 @@ mod quote_socket;
 use axum::extract::FromRef;
 use axum::Router;
 use signal_catalog::Catalog;
-use signal_ports::{RuleStore, WatchlistStore};
+use signal_ports::{CandleStore, RuleStore, WatchlistStore};
 use signal_web::JwtVerifier;
 use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
@@ -26,6 +27,7 @@ pub struct AssetState {
     pub book: Arc<QuoteBook>,
     pub rules: Arc<dyn RuleStore>,
     pub watchlist: Arc<dyn WatchlistStore>,
+    pub candles: Arc<dyn CandleStore>,
     pub engine: mpsc::Sender<EngineCommand>,
     pub verifier: Arc<JwtVerifier>,
     pub metrics: AssetMetrics,
@@ -46,6 +48,7 @@ pub fn router(state: AssetState) -> Router {
     Router::new()
         .merge(legacy::routes())
         .merge(api::routes())
+        .merge(candles::routes())
         .merge(quote_socket::routes())
         .with_state(state)
 }

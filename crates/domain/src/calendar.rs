@@ -1,0 +1,309 @@
+//! When each market trades. A stock price outside its session does not move, so feeds use this to
+//! stop spending their request budget on markets that are closed, and quotes can tell a user that
+//! a price is the last close rather than a live one. Hours are kept in each exchange's own time
+//! zone, so US daylight saving moves the session in UTC as it does in New York.
+
+use crate::market::Market;
+use crate::Timestamp;
+use chrono::{Datelike, Days, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+/// How far ahead to look for the next session. Longer than any real run of holidays, so running
+/// out means the configured holidays leave no trading day at all.
+const SEARCH_DAYS: usize = 366;
+
+/// A trading calendar shared by markets: the three US exchanges keep the same hours and holidays,
+/// so holidays are configured once for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Exchange {
+    /// Korea Exchange.
+    Krx,
+    /// NASDAQ, NYSE and AMEX.
+    Us,
+}
+
+impl Exchange {
+    /// The calendar `market` follows; `None` for a market that never closes.
+    pub fn of(market: Market) -> Option<Exchange> {
+        match market {
+            Market::Krx => Some(Exchange::Krx),
+            Market::Nasdaq | Market::Nyse | Market::Amex => Some(Exchange::Us),
+            Market::Upbit => None,
+        }
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Exchange::Krx => "KRX",
+            Exchange::Us => "US",
+        }
+    }
+
+    fn zone(self) -> Tz {
+        match self {
+            Exchange::Krx => chrono_tz::Asia::Seoul,
+            Exchange::Us => chrono_tz::America::New_York,
+        }
+    }
+
+    /// Regular session, local time, open inclusive and close exclusive.
+    fn hours(self) -> (NaiveTime, NaiveTime) {
+        let at = |h, m| NaiveTime::from_hms_opt(h, m, 0).expect("a valid time of day");
+        match self {
+            Exchange::Krx => (at(9, 0), at(15, 30)),
+            Exchange::Us => (at(9, 30), at(16, 0)),
+        }
+    }
+}
+
+impl fmt::Display for Exchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown exchange calendar `{0}` (expected KRX or US)")]
+pub struct UnknownExchange(pub String);
+
+impl FromStr for Exchange {
+    type Err = UnknownExchange;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Exchange::Krx, Exchange::Us]
+            .into_iter()
+            .find(|e| e.code().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownExchange(s.to_string()))
+    }
+}
+
+// By hand rather than derived: environment-variable settings arrive lower-cased.
+impl<'de> Deserialize<'de> for Exchange {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Exchange holidays, which change every year and are announced by the exchanges: they are
+/// configuration, not code. Weekends need not be listed.
+///
+/// ```toml
+/// [kis.calendar.holidays]
+/// KRX = ["2026-09-24", "2026-09-25"]
+/// US = ["2026-11-26"]
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CalendarConfig {
+    pub holidays: BTreeMap<Exchange, Vec<NaiveDate>>,
+}
+
+/// Whether a market trades at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    Open,
+    /// `next_open` is `None` only when the configured holidays leave no trading day within a year.
+    Closed {
+        next_open: Option<Timestamp>,
+    },
+}
+
+impl SessionState {
+    pub fn is_open(self) -> bool {
+        self == SessionState::Open
+    }
+}
+
+/// Regular trading sessions of every market, with the configured holidays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MarketCalendar {
+    holidays: BTreeMap<Exchange, BTreeSet<NaiveDate>>,
+}
+
+impl MarketCalendar {
+    pub fn new(config: &CalendarConfig) -> Self {
+        let holidays = config
+            .holidays
+            .iter()
+            .map(|(exchange, dates)| (*exchange, dates.iter().copied().collect()))
+            .collect();
+        Self { holidays }
+    }
+
+    /// Whether `market` is in its regular session at `at`, and if not, when it next opens.
+    pub fn session(&self, market: Market, at: Timestamp) -> SessionState {
+        let Some(exchange) = Exchange::of(market) else {
+            return SessionState::Open;
+        };
+        let zone = exchange.zone();
+        let (open, close) = exchange.hours();
+        let local = at.with_timezone(&zone);
+        let today = local.date_naive();
+        let time = local.time();
+        if self.trades_on(exchange, today) && open <= time && time < close {
+            return SessionState::Open;
+        }
+        let first = if time < open {
+            Some(today)
+        } else {
+            today.checked_add_days(Days::new(1))
+        };
+        let next_open = first
+            .into_iter()
+            .flat_map(|day| day.iter_days().take(SEARCH_DAYS))
+            .find(|day| self.trades_on(exchange, *day))
+            // Sessions open well clear of the 02:00 daylight-saving shifts, so the local opening
+            // time always exists exactly once.
+            .and_then(|day| zone.from_local_datetime(&day.and_time(open)).single())
+            .map(|opening| opening.with_timezone(&Utc));
+        SessionState::Closed { next_open }
+    }
+
+    fn trades_on(&self, exchange: Exchange, day: NaiveDate) -> bool {
+        let weekend = matches!(day.weekday(), Weekday::Sat | Weekday::Sun);
+        let holiday = self
+            .holidays
+            .get(&exchange)
+            .is_some_and(|days| days.contains(&day));
+        !weekend && !holiday
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn date(text: &str) -> NaiveDate {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn krx_trades_from_nine_to_half_past_three_seoul_time_on_weekdays() {
+        let calendar = MarketCalendar::default();
+        // Monday 2026-11-23, 10:00 KST.
+        assert!(calendar
+            .session(Market::Krx, utc("2026-11-23T01:00:00Z"))
+            .is_open());
+        // 15:31 KST the same day: closed until 09:00 KST Tuesday.
+        assert_eq!(
+            calendar.session(Market::Krx, utc("2026-11-23T06:31:00Z")),
+            SessionState::Closed {
+                next_open: Some(utc("2026-11-24T00:00:00Z"))
+            }
+        );
+        // Saturday 10:00 KST: closed until Monday.
+        assert_eq!(
+            calendar.session(Market::Krx, utc("2026-11-28T01:00:00Z")),
+            SessionState::Closed {
+                next_open: Some(utc("2026-11-30T00:00:00Z"))
+            }
+        );
+    }
+
+    #[test]
+    fn us_hours_follow_new_york_daylight_saving() {
+        let calendar = MarketCalendar::default();
+        // 13:35 UTC is 09:35 EDT in July, but 08:35 EST in January.
+        assert!(calendar
+            .session(Market::Nyse, utc("2026-07-15T13:35:00Z"))
+            .is_open());
+        assert_eq!(
+            calendar.session(Market::Nyse, utc("2026-01-14T13:35:00Z")),
+            SessionState::Closed {
+                next_open: Some(utc("2026-01-14T14:30:00Z"))
+            }
+        );
+        // 14:00 UTC: open in July, closed in December; the close moves too (20:00 vs 21:00 UTC).
+        assert!(calendar
+            .session(Market::Nasdaq, utc("2026-07-15T14:00:00Z"))
+            .is_open());
+        assert!(!calendar
+            .session(Market::Nasdaq, utc("2026-12-16T14:00:00Z"))
+            .is_open());
+        assert!(!calendar
+            .session(Market::Amex, utc("2026-07-15T20:30:00Z"))
+            .is_open());
+        assert!(calendar
+            .session(Market::Amex, utc("2026-12-16T20:30:00Z"))
+            .is_open());
+    }
+
+    #[test]
+    fn a_configured_holiday_is_closed_and_the_next_business_day_opens() {
+        let config: CalendarConfig = serde_json::from_str(
+            r#"{"holidays": {"krx": ["2026-09-24", "2026-09-25"], "US": ["2026-11-26"]}}"#,
+        )
+        .unwrap();
+        let calendar = MarketCalendar::new(&config);
+        // Thursday 2026-09-24, 10:00 KST: Chuseok. Friday is a holiday too, then the weekend.
+        assert_eq!(
+            calendar.session(Market::Krx, utc("2026-09-24T01:00:00Z")),
+            SessionState::Closed {
+                next_open: Some(utc("2026-09-28T00:00:00Z"))
+            }
+        );
+        // Thanksgiving, midday in New York: the Friday after opens at 09:30 EST.
+        assert_eq!(
+            calendar.session(Market::Nyse, utc("2026-11-26T17:00:00Z")),
+            SessionState::Closed {
+                next_open: Some(utc("2026-11-27T14:30:00Z"))
+            }
+        );
+        // The KRX holidays are not US ones.
+        assert!(calendar
+            .session(Market::Nasdaq, utc("2026-09-24T15:00:00Z"))
+            .is_open());
+        assert_eq!(
+            config.holidays.get(&Exchange::Krx),
+            Some(&vec![date("2026-09-24"), date("2026-09-25")])
+        );
+    }
+
+    #[test]
+    fn upbit_never_closes() {
+        let calendar = MarketCalendar::default();
+        for at in [
+            "2026-11-28T01:00:00Z",
+            "2026-11-23T06:31:00Z",
+            "2026-12-25T00:00:00Z",
+        ] {
+            assert!(calendar.session(Market::Upbit, utc(at)).is_open());
+        }
+    }
+
+    #[test]
+    fn holidays_are_optional_and_unknown_calendars_are_refused() {
+        assert_eq!(
+            serde_json::from_str::<CalendarConfig>("{}").unwrap(),
+            CalendarConfig::default()
+        );
+        let error = serde_json::from_str::<CalendarConfig>(r#"{"holidays": {"UPBIT": []}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("expected KRX or US"), "{error}");
+    }
+
+    #[test]
+    fn a_calendar_of_nothing_but_holidays_has_no_next_open() {
+        let start = date("2026-01-01");
+        let config = CalendarConfig {
+            holidays: BTreeMap::from([(
+                Exchange::Krx,
+                start.iter_days().take(400).collect::<Vec<_>>(),
+            )]),
+        };
+        assert_eq!(
+            MarketCalendar::new(&config).session(Market::Krx, utc("2026-01-05T01:00:00Z")),
+            SessionState::Closed { next_open: None }
+        );
+    }
+}
