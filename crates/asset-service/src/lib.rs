@@ -8,6 +8,7 @@ mod interest;
 mod metrics;
 mod pipeline;
 mod quote_book;
+mod quote_writer;
 mod relay;
 mod rule_sync;
 
@@ -87,10 +88,16 @@ pub async fn start(
     interest.set_watched(deps.watchlist.watched_instruments().await?);
     let (candle_sink, candle_task) =
         candles::start(deps.candles.clone(), registry, shutdown.clone())?;
+    let quote_writer = Arc::new(quote_writer::QuoteWriter::default());
+    let writer_task = tokio::spawn(
+        quote_writer
+            .clone()
+            .run(deps.quote_cache.clone(), shutdown.clone()),
+    );
     let pipeline = pipeline::Pipeline::load(pipeline::PipelineOutputs {
         store: deps.rules.clone(),
         book: book.clone(),
-        cache: deps.quote_cache.clone(),
+        quotes: quote_writer.clone(),
         outbox_ready: outbox_ready.clone(),
         metrics: metrics.clone(),
         interest: interest.clone(),
@@ -154,6 +161,12 @@ pub async fn start(
         ticks,
         interest: interest.subscribe(),
         catalog,
-        tasks: vec![pipeline_task, relay_task, sync_task, candle_task],
+        tasks: vec![
+            pipeline_task,
+            relay_task,
+            sync_task,
+            candle_task,
+            writer_task,
+        ],
     })
 }

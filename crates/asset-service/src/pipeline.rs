@@ -11,7 +11,7 @@ use signal_domain::{
     AlertRule, Condition, InstrumentId, MarketCalendar, Price, QuoteSource, RuleId, Tick,
     Timestamp, TriggeredAlert, UserId, TRIGGERED_ALERT_SCHEMA_VERSION,
 };
-use signal_ports::{QuoteCache, RuleChange, RuleStore, StoreError};
+use signal_ports::{RuleChange, RuleStore, StoreError};
 use signal_trigger_engine::{EngineRule, RuleEngine, Transition, TransitionKind, TriggerEngine};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +23,7 @@ use crate::candles::CandleSink;
 use crate::interest::InterestTracker;
 use crate::metrics::AssetMetrics;
 use crate::quote_book::QuoteBook;
+use crate::quote_writer::QuoteWriter;
 
 /// A change to the engine's rule set, confirmed once applied.
 pub enum EngineCommand {
@@ -49,7 +50,8 @@ struct RuleOwner {
 pub struct PipelineOutputs {
     pub store: Arc<dyn RuleStore>,
     pub book: Arc<QuoteBook>,
-    pub cache: Arc<dyn QuoteCache>,
+    /// The shared cache's latest quotes, written behind the tick path.
+    pub quotes: Arc<QuoteWriter>,
     pub outbox_ready: Arc<Notify>,
     pub metrics: AssetMetrics,
     pub interest: Arc<InterestTracker>,
@@ -172,9 +174,7 @@ impl Pipeline {
         let quote =
             signal_domain::Quote::after(&tick, self.out.book.latest(&tick.instrument).as_ref())
                 .with_session(open);
-        if let Err(e) = self.out.cache.put(&quote).await {
-            tracing::warn!(error = %e, instrument = %tick.instrument, "quote cache write failed");
-        }
+        self.out.quotes.offer(quote.clone());
         self.out.book.publish(quote);
         self.out.candles.offer(&tick);
         if let Some(close) = tick.prev_close {
