@@ -2,6 +2,7 @@
 //! viewers. Feeds with a limited number of streams (KIS allows 41) plan from it, and re-plan
 //! whenever it changes.
 
+use crate::ownership::ShardSet;
 use signal_domain::{InstrumentId, RuleId};
 use signal_ports::{Interest, Need};
 use std::collections::HashMap;
@@ -17,15 +18,18 @@ struct Counts {
     rules: HashMap<RuleId, InstrumentId>,
     watched: Vec<InstrumentId>,
     viewers: HashMap<InstrumentId, usize>,
+    /// Rules and watchlists are every instance's; each asks its feeds only for the instruments
+    /// it evaluates. Live viewers are this instance's own.
+    owned: ShardSet,
 }
 
 impl Counts {
     fn interest(&self) -> Interest {
         let mut interest = Interest::default();
-        for id in self.rules.values() {
+        for id in self.rules.values().filter(|id| self.owned.owns(id)) {
             interest.add(id.clone(), Need::ActiveRule);
         }
-        for id in &self.watched {
+        for id in self.watched.iter().filter(|id| self.owned.owns(id)) {
             interest.add(id.clone(), Need::Watched);
         }
         for id in self.viewers.keys() {
@@ -67,6 +71,14 @@ impl InterestTracker {
         self.update(|c| {
             let changed = c.watched != watched;
             c.watched = watched;
+            changed
+        });
+    }
+
+    pub fn set_owned(&self, owned: ShardSet) {
+        self.update(|c| {
+            let changed = c.owned != owned;
+            c.owned = owned;
             changed
         });
     }
@@ -130,6 +142,7 @@ mod tests {
     #[tokio::test]
     async fn interest_follows_rules_watchlists_and_viewers() {
         let tracker = Arc::new(InterestTracker::default());
+        tracker.set_owned(ShardSet::ALL);
         let receiver = tracker.subscribe();
         let btc: InstrumentId = "UPBIT:KRW-BTC".parse().unwrap();
         let aapl: InstrumentId = "NASDAQ:AAPL".parse().unwrap();
@@ -144,5 +157,13 @@ mod tests {
         assert_eq!(receiver.borrow().needs.get(&btc), Some(&Need::ViewedLive));
         drop(view);
         assert!(receiver.borrow().needs.is_empty());
+
+        // Another instance evaluates every instrument: only this instance's viewers remain.
+        let _view = tracker.view(&btc);
+        tracker.rule_active(RuleId(2), &aapl);
+        assert_eq!(receiver.borrow().needs.get(&aapl), Some(&Need::ActiveRule));
+        tracker.set_owned(ShardSet::default());
+        assert_eq!(receiver.borrow().needs.get(&aapl), None);
+        assert_eq!(receiver.borrow().needs.get(&btc), Some(&Need::ViewedLive));
     }
 }

@@ -3,12 +3,13 @@
 //! ports in [`AssetDeps`], so the same service runs embedded or in production.
 
 mod candles;
+mod conflated;
 mod http;
 mod interest;
 mod metrics;
+mod ownership;
 mod pipeline;
 mod quote_book;
-mod quote_writer;
 mod relay;
 mod rule_sync;
 
@@ -16,12 +17,13 @@ use axum::Router;
 use prometheus::Registry;
 use signal_catalog::Catalog;
 use signal_ports::{
-    AlertPublisher, Broadcast, CandleStore, Interest, QuoteCache, RuleStore, TickSink,
-    WatchlistStore,
+    AlertPublisher, Broadcast, CandleStore, Interest, MarketDataPublisher, QuoteCache, RuleStore,
+    SharedCache, TickSink, WatchlistStore,
 };
 use signal_web::{ops_router, JwtVerifier, Readiness};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -37,7 +39,13 @@ pub struct AssetDeps {
     pub quote_cache: Arc<dyn QuoteCache>,
     /// Announces rule changes to the other instances, and hears theirs.
     pub rule_changes: Arc<dyn Broadcast>,
+    /// Where instances hold their leases on shards of instruments.
+    pub leases: Arc<dyn SharedCache>,
+    /// Where instances announce themselves to each other.
+    pub members: Arc<dyn Broadcast>,
     pub publisher: Arc<dyn AlertPublisher>,
+    /// Where market-data change events go, when anything outside the process listens.
+    pub market_data: Option<Arc<dyn MarketDataPublisher>>,
     pub catalog: Catalog,
 }
 
@@ -47,7 +55,12 @@ pub struct AssetSettings {
     pub feed_description: String,
     /// Tells each quote whether its market is in session.
     pub calendar: signal_domain::MarketCalendar,
+    /// Each instrument's market data is published at most once per this interval.
+    pub market_data_interval: Duration,
 }
+
+/// How often the shared cache's latest quotes are brought up to date.
+const QUOTE_CACHE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// A started service: its routes, where feeds deliver ticks, which instruments need them, and
 /// its background tasks.
@@ -88,21 +101,40 @@ pub async fn start(
     interest.set_watched(deps.watchlist.watched_instruments().await?);
     let (candle_sink, candle_task) =
         candles::start(deps.candles.clone(), registry, shutdown.clone())?;
-    let quote_writer = Arc::new(quote_writer::QuoteWriter::default());
-    let writer_task = tokio::spawn(
-        quote_writer
-            .clone()
-            .run(deps.quote_cache.clone(), shutdown.clone()),
-    );
+    let mut outlets: Vec<(Duration, Arc<dyn conflated::QuoteOutlet>)> = vec![(
+        QUOTE_CACHE_INTERVAL,
+        Arc::new(conflated::CacheOutlet(deps.quote_cache.clone())),
+    )];
+    if let Some(publisher) = deps.market_data {
+        outlets.push((
+            settings.market_data_interval,
+            Arc::new(conflated::MarketDataOutlet(publisher)),
+        ));
+    }
+    let mut quote_outlets = Vec::new();
+    let mut outlet_tasks = Vec::new();
+    for (interval, outlet) in outlets {
+        let conflated = Arc::new(conflated::ConflatedQuotes::new(interval));
+        outlet_tasks.push(tokio::spawn(
+            conflated.clone().run(outlet, shutdown.clone()),
+        ));
+        quote_outlets.push(conflated);
+    }
+    let ownership = ownership::Ownership::new(deps.leases.clone(), deps.members.clone());
+    ownership.start().await;
+    let owned = ownership.subscribe();
+    let ownership_task = tokio::spawn(ownership.run(shutdown.clone()));
     let pipeline = pipeline::Pipeline::load(pipeline::PipelineOutputs {
         store: deps.rules.clone(),
         book: book.clone(),
-        quotes: quote_writer.clone(),
+        quote_outlets,
         outbox_ready: outbox_ready.clone(),
         metrics: metrics.clone(),
         interest: interest.clone(),
         candles: candle_sink,
         calendar: settings.calendar,
+        ownership: owned,
+        quote_cache: deps.quote_cache.clone(),
     })
     .await?;
     let (ticks, tick_queue) = mpsc::channel(TICK_QUEUE);
@@ -161,12 +193,15 @@ pub async fn start(
         ticks,
         interest: interest.subscribe(),
         catalog,
-        tasks: vec![
+        tasks: [
             pipeline_task,
             relay_task,
             sync_task,
             candle_task,
-            writer_task,
-        ],
+            ownership_task,
+        ]
+        .into_iter()
+        .chain(outlet_tasks)
+        .collect(),
     })
 }

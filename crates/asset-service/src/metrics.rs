@@ -9,6 +9,7 @@ pub struct AssetMetrics {
     pub alerts_fired: IntCounter,
     pub quote_sockets_open: IntGauge,
     pub outbox_published: IntCounter,
+    pub owned_shards: IntGauge,
 }
 
 impl AssetMetrics {
@@ -34,8 +35,13 @@ impl AssetMetrics {
                 "signal_outbox_published_total",
                 "Events the outbox relay handed to the bus",
             )?,
+            owned_shards: IntGauge::new(
+                "signal_owned_shards",
+                "Shards of instruments whose rules this instance evaluates (of 64)",
+            )?,
         };
         registry.register(Box::new(metrics.ticks_processed.clone()))?;
+        registry.register(Box::new(metrics.owned_shards.clone()))?;
         registry.register(Box::new(metrics.active_rules.clone()))?;
         registry.register(Box::new(metrics.alerts_fired.clone()))?;
         registry.register(Box::new(metrics.quote_sockets_open.clone()))?;

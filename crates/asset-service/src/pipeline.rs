@@ -11,19 +11,20 @@ use signal_domain::{
     AlertRule, Condition, InstrumentId, MarketCalendar, Price, QuoteSource, RuleId, Tick,
     Timestamp, TriggeredAlert, UserId, TRIGGERED_ALERT_SCHEMA_VERSION,
 };
-use signal_ports::{RuleChange, RuleStore, StoreError};
+use signal_ports::{QuoteCache, RuleChange, RuleStore, StoreError};
 use signal_trigger_engine::{EngineRule, RuleEngine, Transition, TransitionKind, TriggerEngine};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::candles::CandleSink;
+use crate::conflated::ConflatedQuotes;
 use crate::interest::InterestTracker;
 use crate::metrics::AssetMetrics;
+use crate::ownership::ShardSet;
 use crate::quote_book::QuoteBook;
-use crate::quote_writer::QuoteWriter;
 
 /// A change to the engine's rule set, confirmed once applied.
 pub enum EngineCommand {
@@ -38,6 +39,7 @@ pub enum EngineCommand {
 /// What an event needs that the engine does not keep.
 struct RuleOwner {
     user: UserId,
+    instrument: InstrumentId,
     condition: Condition,
     note: Option<String>,
     /// Firings so far: the next one's ordinal names its event.
@@ -50,13 +52,18 @@ struct RuleOwner {
 pub struct PipelineOutputs {
     pub store: Arc<dyn RuleStore>,
     pub book: Arc<QuoteBook>,
-    /// The shared cache's latest quotes, written behind the tick path.
-    pub quotes: Arc<QuoteWriter>,
+    /// The shared cache's latest quotes and the market-data events, delivered behind the tick
+    /// path.
+    pub quote_outlets: Vec<Arc<ConflatedQuotes>>,
     pub outbox_ready: Arc<Notify>,
     pub metrics: AssetMetrics,
     pub interest: Arc<InterestTracker>,
     pub candles: CandleSink,
     pub calendar: MarketCalendar,
+    /// The shards of instruments whose rules this instance evaluates.
+    pub ownership: watch::Receiver<ShardSet>,
+    /// The latest quotes every instance shares, read when this instance takes instruments over.
+    pub quote_cache: Arc<dyn QuoteCache>,
 }
 
 pub struct Pipeline {
@@ -65,6 +72,7 @@ pub struct Pipeline {
     references: HashMap<InstrumentId, Price>,
     out: PipelineOutputs,
     transitions: Vec<Transition>,
+    owned: ShardSet,
 }
 
 impl Pipeline {
@@ -73,6 +81,7 @@ impl Pipeline {
             engine: TriggerEngine::default(),
             owners: HashMap::new(),
             references: HashMap::new(),
+            owned: ShardSet::default(),
             out,
             transitions: Vec::new(),
         };
@@ -80,6 +89,13 @@ impl Pipeline {
             pipeline.upsert(rule);
         }
         tracing::info!(rules = pipeline.engine.len(), "trigger engine loaded");
+        pipeline.owned = *pipeline.out.ownership.borrow_and_update();
+        pipeline.out.interest.set_owned(pipeline.owned);
+        pipeline
+            .out
+            .metrics
+            .owned_shards
+            .set(i64::from(pipeline.owned.len()));
         Ok(pipeline)
     }
 
@@ -96,6 +112,7 @@ impl Pipeline {
                 biased;
                 _ = shutdown.cancelled() => break,
                 Some(command) = commands.recv() => self.apply(command),
+                Ok(()) = self.out.ownership.changed() => self.on_ownership_change().await,
                 Some(tick) = ticks.recv() => self.on_tick(tick).await,
                 _ = expiry.tick() => self.expire(chrono::Utc::now()).await,
                 else => break,
@@ -141,6 +158,7 @@ impl Pipeline {
             rule.id,
             RuleOwner {
                 user: rule.user,
+                instrument: rule.spec.instrument.clone(),
                 condition: rule.spec.condition,
                 note: rule.spec.note,
                 trigger_count: rule.trigger_count,
@@ -174,7 +192,9 @@ impl Pipeline {
         let quote =
             signal_domain::Quote::after(&tick, self.out.book.latest(&tick.instrument).as_ref())
                 .with_session(open);
-        self.out.quotes.offer(quote.clone());
+        for outlet in &self.out.quote_outlets {
+            outlet.offer(quote.clone());
+        }
         self.out.book.publish(quote);
         self.out.candles.offer(&tick);
         if let Some(close) = tick.prev_close {
@@ -188,19 +208,117 @@ impl Pipeline {
             .ticks_processed
             .with_label_values(&[source_label(tick.source)])
             .inc();
+        if self.owned.owns(&tick.instrument) {
+            self.evaluate(&tick, now).await;
+        }
+    }
+
+    /// Runs `tick` through the engine and stores what it changed.
+    async fn evaluate(&mut self, tick: &Tick, now: Timestamp) {
         let mut transitions = std::mem::take(&mut self.transitions);
         self.engine
             .on_tick(&tick.instrument, tick.price, now, &mut transitions);
         if !transitions.is_empty() {
-            self.persist(&transitions, Some(&tick), now).await;
+            self.persist(&transitions, Some(tick), now).await;
         }
         transitions.clear();
         self.transitions = transitions;
     }
 
+    /// Takes over the instruments of newly owned shards from the instance that evaluated them
+    /// until now: their rules' states as that instance stored them, and any crossing left
+    /// unevaluated during the handover, on their latest quotes.
+    async fn on_ownership_change(&mut self) {
+        let owned = *self.out.ownership.borrow_and_update();
+        let gained = owned.without(self.owned);
+        self.owned = owned;
+        self.out.interest.set_owned(owned);
+        self.out.metrics.owned_shards.set(i64::from(owned.len()));
+        if gained.is_empty() {
+            return;
+        }
+        let store = self.out.store.clone();
+        let load = || async { store.active_rules().await };
+        let loaded = load
+            .retry(
+                ExponentialBuilder::default()
+                    .with_max_delay(Duration::from_secs(10))
+                    .without_max_times(),
+            )
+            .notify(|e: &StoreError, wait| {
+                tracing::error!(error = %e, retry_in = ?wait, "loading the rules of taken-over instruments failed; retrying");
+            })
+            .await;
+        let rules = match loaded {
+            Ok(rules) => rules,
+            Err(error) => {
+                tracing::error!(%error, "cannot load the rules of taken-over instruments");
+                return;
+            }
+        };
+        let active: HashSet<RuleId> = rules
+            .iter()
+            .filter(|rule| gained.owns(&rule.spec.instrument))
+            .map(|rule| rule.id)
+            .collect();
+        let ended: Vec<RuleId> = self
+            .owners
+            .iter()
+            .filter(|(id, owner)| gained.owns(&owner.instrument) && !active.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ended {
+            self.forget(id);
+        }
+        let mut instruments = Vec::new();
+        for rule in rules {
+            if active.contains(&rule.id) {
+                instruments.push(rule.spec.instrument.clone());
+                self.upsert(rule);
+            }
+        }
+        instruments.sort();
+        instruments.dedup();
+        // The shared cache holds what the previous owner last saw; this instance's own book may
+        // be stale for instruments its feeds stopped streaming when it lost them.
+        let latest = match self.out.quote_cache.get_many(&instruments).await {
+            Ok(quotes) => quotes,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the latest quotes of taken-over instruments; their next trades decide");
+                Vec::new()
+            }
+        };
+        let now = chrono::Utc::now();
+        for quote in latest {
+            let tick = Tick {
+                instrument: quote.instrument,
+                price: quote.price,
+                trade_volume: None,
+                cumulative_volume: None,
+                prev_close: quote.prev_close,
+                exchange_time: quote.exchange_time,
+                received_at: quote.received_at,
+                source: quote.source,
+            };
+            self.evaluate(&tick, now).await;
+        }
+    }
+
     async fn expire(&mut self, now: Timestamp) {
         let mut transitions = std::mem::take(&mut self.transitions);
         self.engine.expire_due(now, &mut transitions);
+        // The instance that owns a rule's instrument stores its expiry; this instance's copy of
+        // a rule it does not evaluate may be stale (fired there already), and is only let go.
+        let (owned, elsewhere): (Vec<Transition>, Vec<Transition>) =
+            transitions.drain(..).partition(|transition| {
+                self.owners
+                    .get(&transition.rule)
+                    .is_some_and(|owner| self.owned.owns(&owner.instrument))
+            });
+        for transition in elsewhere {
+            self.forget(transition.rule);
+        }
+        transitions.extend(owned);
         if !transitions.is_empty() {
             self.persist(&transitions, None, now).await;
         }

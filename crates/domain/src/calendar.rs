@@ -5,7 +5,7 @@
 
 use crate::market::Market;
 use crate::Timestamp;
-use chrono::{Datelike, Days, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{Datelike, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,13 +50,14 @@ impl Exchange {
         }
     }
 
-    /// Regular session, local time, open inclusive and close exclusive.
-    fn hours(self) -> (NaiveTime, NaiveTime) {
+    /// Regular session, local time.
+    fn regular_hours(self) -> SessionHours {
         let at = |h, m| NaiveTime::from_hms_opt(h, m, 0).expect("a valid time of day");
-        match self {
+        let (open, close) = match self {
             Exchange::Krx => (at(9, 0), at(15, 30)),
             Exchange::Us => (at(9, 30), at(16, 0)),
-        }
+        };
+        SessionHours { open, close }
     }
 }
 
@@ -89,18 +90,64 @@ impl<'de> Deserialize<'de> for Exchange {
     }
 }
 
-/// Exchange holidays, which change every year and are announced by the exchanges: they are
-/// configuration, not code. Weekends need not be listed.
+/// Exchange holidays and special sessions, which change every year and are announced by the
+/// exchanges: they are configuration, not code. Weekends need not be listed. A special session
+/// replaces a day's regular hours: the US half days (13:00 close after Thanksgiving and before
+/// Christmas), KRX's late opening on the first trading day of the year and on the day of the
+/// national college entrance exam.
 ///
 /// ```toml
-/// [kis.calendar.holidays]
+/// [calendar.holidays]
 /// KRX = ["2026-09-24", "2026-09-25"]
 /// US = ["2026-11-26"]
+///
+/// [calendar.special_sessions.US]
+/// 2026-11-27 = { open = "09:30", close = "13:00" }
+/// [calendar.special_sessions.KRX]
+/// 2026-11-19 = { open = "10:00", close = "16:30" }
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CalendarConfig {
     pub holidays: BTreeMap<Exchange, Vec<NaiveDate>>,
+    pub special_sessions: BTreeMap<Exchange, BTreeMap<NaiveDate, SessionHours>>,
+}
+
+/// A day's session, local time, open inclusive and close exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionHours {
+    pub open: NaiveTime,
+    pub close: NaiveTime,
+}
+
+impl<'de> Deserialize<'de> for SessionHours {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Wire {
+            open: String,
+            close: String,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        let time = |text: &str| {
+            NaiveTime::parse_from_str(text, "%H:%M")
+                .or_else(|_| NaiveTime::parse_from_str(text, "%H:%M:%S"))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("`{text}` is not a time of day like 13:00"))
+                })
+        };
+        let hours = SessionHours {
+            open: time(&wire.open)?,
+            close: time(&wire.close)?,
+        };
+        if hours.open >= hours.close {
+            return Err(serde::de::Error::custom(format!(
+                "a session opens before it closes, not at {} and {}",
+                wire.open, wire.close
+            )));
+        }
+        Ok(hours)
+    }
 }
 
 /// Whether a market trades at an instant.
@@ -119,10 +166,11 @@ impl SessionState {
     }
 }
 
-/// Regular trading sessions of every market, with the configured holidays.
+/// Regular trading sessions of every market, with the configured holidays and special sessions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MarketCalendar {
     holidays: BTreeMap<Exchange, BTreeSet<NaiveDate>>,
+    special_sessions: BTreeMap<Exchange, BTreeMap<NaiveDate, SessionHours>>,
 }
 
 impl MarketCalendar {
@@ -132,45 +180,53 @@ impl MarketCalendar {
             .iter()
             .map(|(exchange, dates)| (*exchange, dates.iter().copied().collect()))
             .collect();
-        Self { holidays }
+        Self {
+            holidays,
+            special_sessions: config.special_sessions.clone(),
+        }
     }
 
-    /// Whether `market` is in its regular session at `at`, and if not, when it next opens.
+    /// Whether `market` is in session at `at`, and if not, when it next opens.
     pub fn session(&self, market: Market, at: Timestamp) -> SessionState {
         let Some(exchange) = Exchange::of(market) else {
             return SessionState::Open;
         };
         let zone = exchange.zone();
-        let (open, close) = exchange.hours();
         let local = at.with_timezone(&zone);
         let today = local.date_naive();
         let time = local.time();
-        if self.trades_on(exchange, today) && open <= time && time < close {
-            return SessionState::Open;
+        if let Some(hours) = self.hours_on(exchange, today) {
+            if hours.open <= time && time < hours.close {
+                return SessionState::Open;
+            }
         }
-        let first = if time < open {
-            Some(today)
-        } else {
-            today.checked_add_days(Days::new(1))
-        };
-        let next_open = first
-            .into_iter()
-            .flat_map(|day| day.iter_days().take(SEARCH_DAYS))
-            .find(|day| self.trades_on(exchange, *day))
+        let next_open = today
+            .iter_days()
+            .take(SEARCH_DAYS + 1)
+            .filter_map(|day| self.hours_on(exchange, day).map(|hours| (day, hours.open)))
+            .find(|(day, open)| *day > today || time < *open)
             // Sessions open well clear of the 02:00 daylight-saving shifts, so the local opening
             // time always exists exactly once.
-            .and_then(|day| zone.from_local_datetime(&day.and_time(open)).single())
+            .and_then(|(day, open)| zone.from_local_datetime(&day.and_time(open)).single())
             .map(|opening| opening.with_timezone(&Utc));
         SessionState::Closed { next_open }
     }
 
-    fn trades_on(&self, exchange: Exchange, day: NaiveDate) -> bool {
+    /// The day's session, `None` when the exchange does not trade that day.
+    fn hours_on(&self, exchange: Exchange, day: NaiveDate) -> Option<SessionHours> {
         let weekend = matches!(day.weekday(), Weekday::Sat | Weekday::Sun);
         let holiday = self
             .holidays
             .get(&exchange)
             .is_some_and(|days| days.contains(&day));
-        !weekend && !holiday
+        if weekend || holiday {
+            return None;
+        }
+        let special = self
+            .special_sessions
+            .get(&exchange)
+            .and_then(|days| days.get(&day));
+        Some(special.copied().unwrap_or_else(|| exchange.regular_hours()))
     }
 }
 
@@ -269,6 +325,61 @@ mod tests {
     }
 
     #[test]
+    fn a_special_session_replaces_the_days_hours() {
+        let config: CalendarConfig = serde_json::from_str(
+            r#"{"special_sessions": {
+                "US": {"2026-11-27": {"open": "09:30", "close": "13:00"}},
+                "KRX": {"2026-11-19": {"open": "10:00:00", "close": "16:30"}}
+            }}"#,
+        )
+        .unwrap();
+        let calendar = MarketCalendar::new(&config);
+        // The day after Thanksgiving closes at 13:00 EST (18:00 UTC); Monday opens as usual.
+        assert!(calendar
+            .session(Market::Nyse, utc("2026-11-27T17:59:00Z"))
+            .is_open());
+        assert_eq!(
+            calendar.session(Market::Nyse, utc("2026-11-27T18:00:00Z")),
+            SessionState::Closed {
+                next_open: Some(utc("2026-11-30T14:30:00Z"))
+            }
+        );
+        // The exam day: KRX opens an hour late (10:00 KST) and closes at 16:30.
+        assert_eq!(
+            calendar.session(Market::Krx, utc("2026-11-19T00:30:00Z")),
+            SessionState::Closed {
+                next_open: Some(utc("2026-11-19T01:00:00Z"))
+            }
+        );
+        assert!(calendar
+            .session(Market::Krx, utc("2026-11-19T07:00:00Z"))
+            .is_open());
+        // The day before keeps its regular hours.
+        assert_eq!(
+            calendar.session(Market::Krx, utc("2026-11-18T06:30:00Z")),
+            SessionState::Closed {
+                next_open: Some(utc("2026-11-19T01:00:00Z"))
+            }
+        );
+    }
+
+    #[test]
+    fn a_special_session_that_closes_before_it_opens_is_refused() {
+        let error = serde_json::from_str::<CalendarConfig>(
+            r#"{"special_sessions": {"US": {"2026-11-27": {"open": "13:00", "close": "09:30"}}}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("opens before it closes"), "{error}");
+        let error = serde_json::from_str::<CalendarConfig>(
+            r#"{"special_sessions": {"US": {"2026-11-27": {"open": "half past nine", "close": "13:00"}}}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("not a time of day"), "{error}");
+    }
+
+    #[test]
     fn upbit_never_closes() {
         let calendar = MarketCalendar::default();
         for at in [
@@ -300,6 +411,7 @@ mod tests {
                 Exchange::Krx,
                 start.iter_days().take(400).collect::<Vec<_>>(),
             )]),
+            ..CalendarConfig::default()
         };
         assert_eq!(
             MarketCalendar::new(&config).session(Market::Krx, utc("2026-01-05T01:00:00Z")),

@@ -11,8 +11,11 @@ pub mod quote;
 pub mod rule;
 pub mod user;
 
-pub use calendar::{CalendarConfig, Exchange, MarketCalendar, SessionState};
-pub use event::{firing_id, TriggeredAlert, TRIGGERED_ALERT_SCHEMA_VERSION};
+pub use calendar::{CalendarConfig, Exchange, MarketCalendar, SessionHours, SessionState};
+pub use event::{
+    firing_id, QuoteChanged, TriggeredAlert, QUOTE_CHANGED_SCHEMA_VERSION,
+    TRIGGERED_ALERT_SCHEMA_VERSION,
+};
 pub use instrument::{Instrument, InstrumentId, InstrumentIdError};
 pub use market::{AssetClass, Market};
 pub use price::{Percent, Price, PriceError};

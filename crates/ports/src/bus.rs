@@ -5,7 +5,7 @@
 //! the event id, so the user sees each alert once.
 
 use async_trait::async_trait;
-use signal_domain::TriggeredAlert;
+use signal_domain::{QuoteChanged, TriggeredAlert};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -20,6 +20,13 @@ pub enum BusError {
 pub trait AlertPublisher: Send + Sync + 'static {
     /// Publishes `events` in order; returns once every one of them is durably on the bus.
     async fn publish(&self, events: &[TriggeredAlert]) -> Result<(), BusError>;
+}
+
+/// Market-data change events for consumers outside the system, keyed by instrument. Unlike alerts
+/// they are not kept for a retry: each one is superseded by the instrument's next.
+#[async_trait]
+pub trait MarketDataPublisher: Send + Sync + 'static {
+    async fn publish(&self, events: &[QuoteChanged]) -> Result<(), BusError>;
 }
 
 /// Completes a delivery: commits the consumer's position past this event.

@@ -7,7 +7,7 @@ pub mod feed;
 pub mod state;
 pub mod store;
 
-pub use bus::{AlertInbox, AlertPublisher, BusError, Delivery, DeliveryAck};
+pub use bus::{AlertInbox, AlertPublisher, BusError, Delivery, DeliveryAck, MarketDataPublisher};
 pub use feed::{FeedContext, FeedError, Interest, Need, QuoteFeed, TickSink};
 pub use state::{Broadcast, QuoteCache, SharedCache};
 pub use store::{

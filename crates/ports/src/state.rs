@@ -16,8 +16,9 @@ pub trait QuoteCache: Send + Sync + 'static {
     async fn all(&self) -> Result<Vec<Quote>, StoreError>;
 }
 
-/// Small shared values with an expiry, and claims that only one instance can hold at a time:
-/// exchange tokens cached until they expire, and the right to issue a new one.
+/// Small shared values with an expiry, claims that only one instance can hold at a time, and
+/// leases: exchange tokens cached until they expire, the right to issue a new one, and which
+/// instance evaluates which instruments.
 #[async_trait]
 pub trait SharedCache: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
@@ -25,6 +26,12 @@ pub trait SharedCache: Send + Sync + 'static {
     /// Claims `key` for `ttl` unless it is already claimed; true when this caller got it. A claim
     /// is never released early: it doubles as a rate limit ("at most once per `ttl`").
     async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Holds `key` for `holder` until `ttl` from now: takes it when free, extends it when
+    /// `holder` already holds it. True when `holder` holds it now.
+    async fn lease(&self, key: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Gives `key` up, so another holder can take it at once; nothing when `holder` does not
+    /// hold it.
+    async fn release(&self, key: &str, holder: &str) -> Result<(), StoreError>;
 }
 
 /// Messages every instance of a service hears: how an alert consumed on one instance reaches the

@@ -2,9 +2,11 @@
 //! state, `memory://`/`kafka://` for the bus.
 
 use anyhow::Context;
-use signal_kafka::{KafkaInbox, KafkaPublisher, KafkaSettings};
+use signal_kafka::{KafkaInbox, KafkaMarketDataPublisher, KafkaPublisher, KafkaSettings};
 use signal_memory::{MemoryBroadcast, MemoryQuoteCache, MemorySharedCache};
-use signal_ports::{AlertInbox, AlertPublisher, Broadcast, QuoteCache, SharedCache};
+use signal_ports::{
+    AlertInbox, AlertPublisher, Broadcast, MarketDataPublisher, QuoteCache, SharedCache,
+};
 use signal_redis::RedisState;
 use signal_store_sql::{connect, Schema, SqlAlertStore, SqlAssetStore, SqlCandleStore};
 use std::sync::Arc;
@@ -42,6 +44,8 @@ pub struct SharedState {
     pub alert_pushes: Arc<dyn Broadcast>,
     /// Rule changes, to every Asset Service instance's engine.
     pub rule_changes: Arc<dyn Broadcast>,
+    /// Asset Service instances announcing themselves, to divide the instruments between them.
+    pub asset_members: Arc<dyn Broadcast>,
 }
 
 pub async fn shared_state(settings: &Settings) -> anyhow::Result<SharedState> {
@@ -52,6 +56,7 @@ pub async fn shared_state(settings: &Settings) -> anyhow::Result<SharedState> {
             cache: Arc::new(MemorySharedCache::default()),
             alert_pushes: Arc::new(MemoryBroadcast::default()),
             rule_changes: Arc::new(MemoryBroadcast::default()),
+            asset_members: Arc::new(MemoryBroadcast::default()),
         });
     }
     anyhow::ensure!(
@@ -66,6 +71,7 @@ pub async fn shared_state(settings: &Settings) -> anyhow::Result<SharedState> {
         cache: Arc::new(redis.clone()),
         alert_pushes: Arc::new(redis.channel("alert-pushes")),
         rule_changes: Arc::new(redis.channel("rule-changes")),
+        asset_members: Arc::new(redis.channel("asset-members")),
     })
 }
 
@@ -81,6 +87,7 @@ pub fn kafka(settings: &Settings) -> anyhow::Result<Option<KafkaSettings>> {
     Ok(Some(KafkaSettings {
         brokers: brokers.trim_end_matches('/').to_string(),
         alerts_topic: settings.bus.alerts_topic.clone(),
+        market_data_topic: settings.bus.market_data_topic.clone(),
         partitions: settings.bus.partitions,
         replication: settings.bus.replication,
         delivery_timeout: std::time::Duration::from_millis(settings.bus.delivery_timeout_ms),
@@ -98,11 +105,21 @@ fn require_kafka(settings: &Settings, service: &str) -> anyhow::Result<KafkaSett
     })
 }
 
+/// What the Asset Service publishes: triggered alerts, and market data when anyone outside the
+/// process can hear it.
+pub struct AssetBus {
+    pub alerts: Arc<dyn AlertPublisher>,
+    pub market_data: Option<Arc<dyn MarketDataPublisher>>,
+}
+
 /// The Asset Service's end of the bus, with its topics created when absent.
-pub async fn alert_publisher(settings: &Settings) -> anyhow::Result<Arc<dyn AlertPublisher>> {
+pub async fn asset_bus(settings: &Settings) -> anyhow::Result<AssetBus> {
     let kafka = require_kafka(settings, "Asset Service")?;
     signal_kafka::ensure_topics(&kafka).await?;
-    Ok(Arc::new(KafkaPublisher::new(&kafka)?))
+    Ok(AssetBus {
+        alerts: Arc::new(KafkaPublisher::new(&kafka)?),
+        market_data: Some(Arc::new(KafkaMarketDataPublisher::new(&kafka)?)),
+    })
 }
 
 /// The Alert Service's end of the bus, with its topics created when absent.

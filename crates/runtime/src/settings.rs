@@ -97,6 +97,11 @@ pub struct BusSettings {
     pub url: String,
     /// Triggered alerts, keyed by user; its dead-letter topic is `<alerts_topic>.dlq`.
     pub alerts_topic: String,
+    /// Market-data change events, keyed by instrument.
+    pub market_data_topic: String,
+    /// Each instrument's market data is published at most once per this interval, with its
+    /// newest quote.
+    pub market_data_interval_ms: u64,
     pub partitions: i32,
     pub replication: i32,
     /// The Alert Service's consumer group: every instance joins it.
@@ -123,6 +128,8 @@ impl Default for BusSettings {
         Self {
             url: "memory://".into(),
             alerts_topic: "signal.alerts.triggered".into(),
+            market_data_topic: "signal.market.quotes".into(),
+            market_data_interval_ms: 1_000,
             partitions: 6,
             replication: 1,
             consumer_group: "alert-service".into(),
@@ -301,4 +308,39 @@ fn generate_secret(path: &Path) -> anyhow::Result<String> {
     std::io::Write::write_all(&mut file, secret.as_bytes())?;
     tracing::info!(path = %path.display(), "generated a new token secret");
     Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_calendar_of_the_readme_loads() {
+        let path = std::env::temp_dir().join(format!("signal-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &path,
+            r#"
+[calendar.holidays]
+KRX = ["2026-09-24", "2026-09-25"]
+US = ["2026-11-26", "2026-12-25"]
+
+[calendar.special_sessions.US]
+2026-11-27 = { open = "09:30", close = "13:00" }
+[calendar.special_sessions.KRX]
+2026-11-19 = { open = "10:00", close = "16:30" }
+"#,
+        )
+        .unwrap();
+        let loaded = Settings::load(Some(&path));
+        std::fs::remove_file(&path).unwrap();
+        let calendar = signal_domain::MarketCalendar::new(&loaded.unwrap().calendar);
+        let half_day_afternoon = "2026-11-27T18:30:00Z".parse().unwrap();
+        assert!(!calendar
+            .session(signal_domain::Market::Nyse, half_day_afternoon)
+            .is_open());
+        let thanksgiving = "2026-11-26T15:00:00Z".parse().unwrap();
+        assert!(!calendar
+            .session(signal_domain::Market::Nyse, thanksgiving)
+            .is_open());
+    }
 }

@@ -8,9 +8,7 @@ use signal_catalog::Catalog;
 use signal_feed_metrics::FeedMetrics;
 use signal_kis::KisFeed;
 use signal_memory::in_process_bus;
-use signal_ports::{
-    AlertInbox, AlertPublisher, Broadcast, FeedContext, QuoteFeed, SharedCache, TickSink,
-};
+use signal_ports::{AlertInbox, Broadcast, FeedContext, QuoteFeed, SharedCache, TickSink};
 use signal_runtime::adapters::{self, SharedState};
 use signal_runtime::serve::serve;
 use signal_runtime::Settings;
@@ -92,15 +90,12 @@ pub async fn start(
     let shutdown = CancellationToken::new();
     let shared = adapters::shared_state(settings).await?;
     let (publisher, inbox) = in_process_bus(BUS_CAPACITY);
-    let asset = launch_asset(
-        settings,
-        Arc::new(publisher),
-        &shared,
-        feed,
-        verifier.clone(),
-        &shutdown,
-    )
-    .await?;
+    // Market data has no listener inside one process; the bus carries only alerts here.
+    let bus = adapters::AssetBus {
+        alerts: Arc::new(publisher),
+        market_data: None,
+    };
+    let asset = launch_asset(settings, bus, &shared, feed, verifier.clone(), &shutdown).await?;
     let (alert_addr, alert_handles) = launch_alert(
         settings,
         Box::new(inbox),
@@ -126,8 +121,8 @@ pub async fn start_asset_service(settings: &Settings) -> anyhow::Result<RunningS
     let verifier = verifier(settings, false)?;
     let shutdown = CancellationToken::new();
     let shared = adapters::shared_state(settings).await?;
-    let publisher = adapters::alert_publisher(settings).await?;
-    let asset = launch_asset(settings, publisher, &shared, None, verifier, &shutdown).await?;
+    let bus = adapters::asset_bus(settings).await?;
+    let asset = launch_asset(settings, bus, &shared, None, verifier, &shutdown).await?;
     tracing::info!(addr = %asset.addr, "Asset Service is up");
     Ok(RunningService {
         addr: asset.addr,
@@ -198,8 +193,12 @@ fn feeds(
     }
     if let Some(kis) = &settings.kis {
         let cache: Arc<dyn SharedCache> = shared.cache.clone();
+        let config = signal_kis::KisConfig {
+            calendar: settings.calendar.clone(),
+            ..kis.clone()
+        };
         feeds.push(Arc::new(KisFeed::new(
-            kis.clone(),
+            config,
             cache,
             metrics.source("kis"),
         )?));
@@ -210,7 +209,7 @@ fn feeds(
 /// Starts the Asset Service and its feeds: `feed` when given, else those the settings choose.
 async fn launch_asset(
     settings: &Settings,
-    publisher: Arc<dyn AlertPublisher>,
+    bus: adapters::AssetBus,
     shared: &SharedState,
     feed: Option<Arc<dyn QuoteFeed>>,
     verifier: Arc<JwtVerifier>,
@@ -237,13 +236,19 @@ async fn launch_asset(
             candles,
             quote_cache: shared.quotes.clone(),
             rule_changes: shared.rule_changes.clone(),
-            publisher,
+            leases: shared.cache.clone(),
+            members: shared.asset_members.clone(),
+            publisher: bus.alerts,
+            market_data: bus.market_data,
             catalog: Catalog::builtin(),
         },
         asset_service::AssetSettings {
             max_active_rules_per_user: settings.asset.max_active_rules_per_user,
             feed_description: feed_description.clone(),
             calendar: signal_domain::MarketCalendar::new(&settings.calendar),
+            market_data_interval: std::time::Duration::from_millis(
+                settings.bus.market_data_interval_ms,
+            ),
         },
         verifier,
         &registry,

@@ -36,7 +36,7 @@ async fn an_upbit_trade_fires_a_rule_across_both_services_over_kafka() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start().await;
     let upbit = FakeUpbit::start().await;
-    upbit.set_price("KRW-BTC", "160000000");
+    upbit.trade("KRW-BTC", "160000000");
     let env = topology_env(&broker, &upbit, dir.path()).await;
     let (alert_port, asset_port) = (free_port(), free_port());
     let alert = ServiceProcess::start(
@@ -103,7 +103,7 @@ async fn an_upbit_trade_fires_a_rule_across_both_services_over_kafka() {
         asset.log_text()
     );
 
-    upbit.set_price("KRW-BTC", "161000000");
+    upbit.trade("KRW-BTC", "161000000");
     let alert_message = next_alert(&mut socket).await;
     assert_eq!(alert_message["instrument"], "UPBIT:KRW-BTC");
     assert_eq!(alert_message["price"], "161000000");
@@ -183,7 +183,7 @@ async fn a_killed_alert_service_loses_and_duplicates_nothing_of_a_burst() {
     eprintln!("DEBUGDIR {}", dir.path().display());
     let broker = Broker::start().await;
     let upbit = FakeUpbit::start().await;
-    upbit.set_price("KRW-BTC", "160000000");
+    upbit.trade("KRW-BTC", "160000000");
     let env = topology_env(&broker, &upbit, dir.path()).await;
     let (alert_port, asset_port) = (free_port(), free_port());
     let alert_env = with(
@@ -215,7 +215,7 @@ async fn a_killed_alert_service_loses_and_duplicates_nothing_of_a_burst() {
     }
 
     // One trade fires all 1,000 rules; the Alert Service is killed while storing them.
-    upbit.set_price("KRW-BTC", "161000000");
+    upbit.trade("KRW-BTC", "161000000");
     for _ in 0..600 {
         if metric(alert_port, "signal_alerts_stored_total").await >= 50.0 {
             break;
@@ -342,7 +342,7 @@ async fn with_two_alert_service_instances_each_alert_reaches_each_socket_once() 
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start().await;
     let upbit = FakeUpbit::start().await;
-    upbit.set_price("KRW-BTC", "160000000");
+    upbit.trade("KRW-BTC", "160000000");
     let env = topology_env(&broker, &upbit, dir.path()).await;
     let alert_a = start_alert(&env, dir.path()).await;
     let alert_b = start_alert(&env, dir.path()).await;
@@ -359,7 +359,7 @@ async fn with_two_alert_service_instances_each_alert_reaches_each_socket_once() 
         sockets.push(socket);
     }
     create_rules(asset.port, "dana", "161000000", RULES).await;
-    upbit.set_price("KRW-BTC", "161000000");
+    upbit.trade("KRW-BTC", "161000000");
 
     for socket in &mut sockets {
         let mut seen = std::collections::HashSet::new();
@@ -384,7 +384,7 @@ async fn with_two_asset_service_instances_each_rule_fires_once() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start().await;
     let upbit = FakeUpbit::start().await;
-    upbit.set_price("KRW-BTC", "160000000");
+    upbit.trade("KRW-BTC", "160000000");
     let env = topology_env(&broker, &upbit, dir.path()).await;
     let alert = start_alert(&env, dir.path()).await;
     let asset_a = start_asset(&env, dir.path()).await;
@@ -405,7 +405,7 @@ async fn with_two_asset_service_instances_each_rule_fires_once() {
         assert_eq!(held, all, "every instance's engine holds every rule");
     }
     // Both instances see the same trade.
-    upbit.set_price("KRW-BTC", "161000000");
+    upbit.trade("KRW-BTC", "161000000");
     let items = history_of(alert.port, "erik", 2 * RULES_PER_INSTANCE).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let items_later = history(alert.port, "erik").await;
@@ -430,13 +430,100 @@ async fn with_two_asset_service_instances_each_rule_fires_once() {
         .all(|r| r["triggerCount"] == 1 && r["state"] == "triggered"));
 }
 
+/// Polls `name` on `port` until `accept` holds; returns the last reading.
+async fn metric_until(port: u16, name: &str, accept: impl Fn(f64) -> bool) -> f64 {
+    let mut value = 0.0;
+    for _ in 0..600 {
+        value = metric(port, name).await;
+        if accept(value) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    value
+}
+
+#[tokio::test]
+async fn when_an_asset_service_instance_dies_the_other_takes_its_instruments_over() {
+    const MARKETS: [&str; 12] = [
+        "KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-USDT", "KRW-SOL", "KRW-DOGE", "KRW-ADA", "KRW-TRX",
+        "KRW-LINK", "KRW-AVAX", "KRW-SUI", "KRW-XLM",
+    ];
+    const SHARDS: f64 = 64.0;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start().await;
+    let upbit = FakeUpbit::start().await;
+    for market in MARKETS {
+        upbit.trade(market, "1000");
+    }
+    let env = topology_env(&broker, &upbit, dir.path()).await;
+    let alert = start_alert(&env, dir.path()).await;
+    let asset_a = start_asset(&env, dir.path()).await;
+    let asset_b = start_asset(&env, dir.path()).await;
+
+    // The instances divide the instruments between them, each evaluating its own share.
+    let mut shares = (0.0, 0.0);
+    for _ in 0..200 {
+        shares = (
+            metric(asset_a.port, "signal_owned_shards").await,
+            metric(asset_b.port, "signal_owned_shards").await,
+        );
+        if shares.0 + shares.1 == SHARDS && shares.0 > 0.0 && shares.1 > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        shares.0 + shares.1 == SHARDS && shares.0 > 0.0 && shares.1 > 0.0,
+        "shards not divided: {shares:?}"
+    );
+    let http = reqwest::Client::new();
+    for market in MARKETS {
+        let response = http
+            .post(format!("http://127.0.0.1:{}/api/v1/rules", asset_b.port))
+            .bearer_auth(token("ines"))
+            .json(&json!({"instrument": format!("UPBIT:{market}"), "condition": "ABOVE", "level": "2000"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let rules = MARKETS.len() as f64;
+    for port in [asset_a.port, asset_b.port] {
+        let held = metric_until(port, "signal_active_rules", |held| held == rules).await;
+        assert_eq!(held, rules, "every instance's engine holds every rule");
+    }
+
+    // A crash: no goodbye, its leases are left to run out, then the survivor takes everything.
+    asset_a.kill().await;
+    let survivor = metric_until(asset_b.port, "signal_owned_shards", |owned| owned == SHARDS).await;
+    assert_eq!(
+        survivor, SHARDS,
+        "the survivor never took the dead instance's shards"
+    );
+    for market in MARKETS {
+        upbit.trade(market, "2000");
+    }
+    let items = history_of(alert.port, "ines", MARKETS.len()).await;
+    assert_eq!(
+        items.len(),
+        MARKETS.len(),
+        "rules of the dead instance's instruments did not fire; asset log:\n{}",
+        asset_b.log_text()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let later = history(alert.port, "ines").await;
+    assert_eq!(later.len(), MARKETS.len(), "an alert came twice");
+    assert_eq!(distinct_rules(&later), MARKETS.len());
+}
+
 #[tokio::test]
 async fn while_the_broker_is_down_alerts_wait_in_the_outbox_and_none_is_lost() {
     const RULES: usize = 100;
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start().await;
     let upbit = FakeUpbit::start().await;
-    upbit.set_price("KRW-BTC", "160000000");
+    upbit.trade("KRW-BTC", "160000000");
     let env = with(
         &topology_env(&broker, &upbit, dir.path()).await,
         "SIGNAL_BUS__DELIVERY_TIMEOUT_MS",
@@ -447,7 +534,7 @@ async fn while_the_broker_is_down_alerts_wait_in_the_outbox_and_none_is_lost() {
     create_rules(asset.port, "fern", "161000000", RULES).await;
 
     broker.pause();
-    upbit.set_price("KRW-BTC", "161000000");
+    upbit.trade("KRW-BTC", "161000000");
     // The rules fire while the bus is unreachable: the events stay in the outbox.
     for _ in 0..100 {
         if metric(asset.port, "signal_alerts_fired_total").await >= RULES as f64 {
@@ -475,11 +562,11 @@ async fn while_the_broker_is_down_alerts_wait_in_the_outbox_and_none_is_lost() {
 }
 
 #[tokio::test]
-async fn a_kafka_client_that_is_not_ours_reads_valid_events_from_the_topic() {
+async fn a_kafka_client_that_is_not_ours_reads_valid_alerts_and_market_data_from_the_topics() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start().await;
     let upbit = FakeUpbit::start().await;
-    upbit.set_price("KRW-BTC", "162000000");
+    upbit.trade("KRW-BTC", "162000000");
     let env = topology_env(&broker, &upbit, dir.path()).await;
     let _alert = start_alert(&env, dir.path()).await;
     let asset = start_asset(&env, dir.path()).await;
@@ -515,7 +602,7 @@ async fn a_kafka_client_that_is_not_ours_reads_valid_events_from_the_topic() {
     // 163,158,000 -0.5 % = 162,342,210: the CHANGE_DOWN and the BELOW fire at once; then the
     // ABOVE rules fire on the way up.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    upbit.set_price("KRW-BTC", "163000000");
+    upbit.trade("KRW-BTC", "163000000");
     let fired = 4.0;
     for _ in 0..200 {
         if metric(asset.port, "signal_outbox_published_total").await >= fired {
@@ -528,33 +615,55 @@ async fn a_kafka_client_that_is_not_ours_reads_valid_events_from_the_topic() {
         fired
     );
 
-    let topic = env
-        .iter()
-        .find(|(k, _)| k == "SIGNAL_BUS__ALERTS_TOPIC")
-        .map(|(_, v)| v.clone())
-        .unwrap();
+    let setting = |key: &str| {
+        env.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    validate_topic(
+        &broker,
+        &setting("SIGNAL_BUS__ALERTS_TOPIC"),
+        "triggered-alert.v1",
+        "userId",
+        4,
+    )
+    .await;
+    // Two trades of one instrument, at least one market-data event each interval they fell in.
+    validate_topic(
+        &broker,
+        &setting("SIGNAL_BUS__MARKET_DATA_TOPIC"),
+        "quote-changed.v1",
+        "instrument",
+        1,
+    )
+    .await;
+}
+
+/// Runs the Python client on `topic`: `count` messages, each valid against the named schema in
+/// docs/schemas and keyed by its `key_field`.
+async fn validate_topic(broker: &Broker, topic: &str, schema: &str, key_field: &str, count: usize) {
     let python = std::env::var("DONTOUCH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let schema = format!(
+        "{}/../../docs/schemas/{schema}.schema.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let output = tokio::process::Command::new(&python)
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/external/validate_alerts.py"
+            "/tests/external/validate_topic.py"
         ))
         .args(["--brokers", &format!("127.0.0.1:{}", broker.port)])
-        .args(["--topic", &topic])
-        .args([
-            "--schema",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../docs/schemas/triggered-alert.v1.schema.json"
-            ),
-        ])
-        .args(["--count", "4"])
+        .args(["--topic", topic])
+        .args(["--schema", &schema])
+        .args(["--key-field", key_field])
+        .args(["--count", &count.to_string()])
         .output()
         .await
         .expect("python runs");
     assert!(
         output.status.success(),
-        "the external client rejected the topic ({python}; needs tests/external/requirements.txt):\n{}{}",
+        "the external client rejected {topic} ({python}; needs tests/external/requirements.txt):\n{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );

@@ -1,5 +1,5 @@
 //! The event bus over Kafka. Triggered alerts go to one topic keyed by user, so each user's alerts
-//! stay in order on one partition. The publisher is idempotent with `acks=all`; the inbox reads in
+//! stay in order on one partition; market-data changes go to another, keyed by instrument. The publisher is idempotent with `acks=all`; the inbox reads in
 //! a consumer group and commits an offset only when the service acknowledges the delivery (after
 //! the history row is stored). A message that cannot be decoded goes to the dead-letter topic with
 //! the reason, and its partition moves on.
@@ -12,8 +12,10 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use signal_domain::TriggeredAlert;
-use signal_ports::{AlertInbox, AlertPublisher, BusError, Delivery, DeliveryAck};
+use signal_domain::{QuoteChanged, TriggeredAlert};
+use signal_ports::{
+    AlertInbox, AlertPublisher, BusError, Delivery, DeliveryAck, MarketDataPublisher,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +26,9 @@ pub struct KafkaSettings {
     pub brokers: String,
     /// Triggered alerts, keyed by user.
     pub alerts_topic: String,
+    /// Market-data change events, keyed by instrument.
+    pub market_data_topic: String,
+    /// Partitions of both topics.
     pub partitions: i32,
     pub replication: i32,
     /// How long a publish waits for the broker before it counts as failed; the outbox keeps the
@@ -51,7 +56,7 @@ fn base_config(settings: &KafkaSettings) -> ClientConfig {
     config
 }
 
-/// Creates the alert topic and its dead-letter topic when they are absent.
+/// Creates the alert topic, its dead-letter topic and the market-data topic when they are absent.
 pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), BusError> {
     let admin: AdminClient<DefaultClientContext> =
         base_config(settings).create().map_err(unavailable)?;
@@ -65,6 +70,11 @@ pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), BusError> {
         NewTopic::new(
             &dead_letter,
             1,
+            TopicReplication::Fixed(settings.replication),
+        ),
+        NewTopic::new(
+            &settings.market_data_topic,
+            settings.partitions,
             TopicReplication::Fixed(settings.replication),
         ),
     ];
@@ -83,14 +93,15 @@ pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), BusError> {
     Ok(())
 }
 
-pub struct KafkaPublisher {
+/// An idempotent producer with `acks=all`: a message it reports delivered is on every in-sync
+/// replica, once, in order per partition.
+struct ReliableProducer {
     producer: FutureProducer,
-    topic: String,
     delivery_timeout: Duration,
 }
 
-impl KafkaPublisher {
-    pub fn new(settings: &KafkaSettings) -> Result<Self, BusError> {
+impl ReliableProducer {
+    fn new(settings: &KafkaSettings) -> Result<Self, BusError> {
         let mut config = base_config(settings);
         if let Some(max) = settings.max_batch_messages {
             config.set("batch.num.messages", max.to_string());
@@ -106,28 +117,17 @@ impl KafkaPublisher {
             .map_err(unavailable)?;
         Ok(Self {
             producer,
-            topic: settings.alerts_topic.clone(),
             delivery_timeout: settings.delivery_timeout,
         })
     }
-}
 
-#[async_trait]
-impl AlertPublisher for KafkaPublisher {
-    async fn publish(&self, events: &[TriggeredAlert]) -> Result<(), BusError> {
-        let encoded: Vec<(String, String)> = events
-            .iter()
-            .map(|event| {
-                serde_json::to_string(event)
-                    .map(|json| (event.user_id.as_str().to_string(), json))
-                    .map_err(unavailable)
-            })
-            .collect::<Result<_, _>>()?;
+    /// Sends `(key, payload)` records in order and waits until the broker holds every one.
+    async fn send_all(&self, topic: &str, records: &[(String, String)]) -> Result<(), BusError> {
         // Polled in order, so they are enqueued in order; the idempotent producer keeps that
         // order per partition.
-        let deliveries = encoded.iter().map(|(key, payload)| {
+        let deliveries = records.iter().map(|(key, payload)| {
             self.producer.send(
-                FutureRecord::to(&self.topic).key(key).payload(payload),
+                FutureRecord::to(topic).key(key).payload(payload),
                 self.delivery_timeout,
             )
         });
@@ -135,6 +135,65 @@ impl AlertPublisher for KafkaPublisher {
             .await
             .map_err(|(e, _)| unavailable(e))?;
         Ok(())
+    }
+}
+
+/// Encodes each event as JSON under its key.
+fn keyed_json<E: serde::Serialize>(
+    events: &[E],
+    key: impl Fn(&E) -> String,
+) -> Result<Vec<(String, String)>, BusError> {
+    events
+        .iter()
+        .map(|event| {
+            serde_json::to_string(event)
+                .map(|json| (key(event), json))
+                .map_err(unavailable)
+        })
+        .collect()
+}
+
+pub struct KafkaPublisher {
+    producer: ReliableProducer,
+    topic: String,
+}
+
+impl KafkaPublisher {
+    pub fn new(settings: &KafkaSettings) -> Result<Self, BusError> {
+        Ok(Self {
+            producer: ReliableProducer::new(settings)?,
+            topic: settings.alerts_topic.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl AlertPublisher for KafkaPublisher {
+    async fn publish(&self, events: &[TriggeredAlert]) -> Result<(), BusError> {
+        let records = keyed_json(events, |event| event.user_id.as_str().to_string())?;
+        self.producer.send_all(&self.topic, &records).await
+    }
+}
+
+pub struct KafkaMarketDataPublisher {
+    producer: ReliableProducer,
+    topic: String,
+}
+
+impl KafkaMarketDataPublisher {
+    pub fn new(settings: &KafkaSettings) -> Result<Self, BusError> {
+        Ok(Self {
+            producer: ReliableProducer::new(settings)?,
+            topic: settings.market_data_topic.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl MarketDataPublisher for KafkaMarketDataPublisher {
+    async fn publish(&self, events: &[QuoteChanged]) -> Result<(), BusError> {
+        let records = keyed_json(events, |event| event.quote.instrument.to_string())?;
+        self.producer.send_all(&self.topic, &records).await
     }
 }
 

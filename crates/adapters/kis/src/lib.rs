@@ -68,9 +68,10 @@ pub struct KisConfig {
     /// How often an instance without the issue claim looks for the token another one issued.
     #[serde(default = "defaults::token_wait", deserialize_with = "seconds")]
     pub token_wait: Duration,
-    /// Exchange holidays. Outside its market's session a polled instrument is fetched once, not
-    /// every `poll_interval`.
-    #[serde(default)]
+    /// Exchange holidays and special sessions. Outside its market's session a polled instrument
+    /// is fetched once, not every `poll_interval`. Not a setting of its own: the system's one
+    /// calendar (`calendar` in the settings) is handed in, so quotes and polling agree.
+    #[serde(skip)]
     pub calendar: CalendarConfig,
     /// The clock the calendar is read with. Not a setting: tests put the markets in or out of
     /// session with it.
@@ -404,18 +405,5 @@ mod tests {
         assert_eq!(config.rest_per_second, 18);
         assert_eq!(config.ws_url, "ws://ops.koreainvestment.com:21000");
         assert_eq!(config.calendar, CalendarConfig::default());
-    }
-
-    #[test]
-    fn config_reads_exchange_holidays() {
-        let config: KisConfig = serde_json::from_str(
-            r#"{"app_key":"k","app_secret":"s","calendar":{"holidays":{"KRX":["2026-09-24"]}}}"#,
-        )
-        .unwrap();
-        let holiday = "2026-09-24T01:00:00Z".parse().unwrap();
-        let calendar = MarketCalendar::new(&config.calendar);
-        assert!(!calendar
-            .session(signal_domain::Market::Krx, holiday)
-            .is_open());
     }
 }

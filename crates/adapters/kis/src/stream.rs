@@ -86,13 +86,14 @@ impl KisFeed {
         let mut decoder = Decoder::default();
         let mut registered = BTreeSet::new();
         let wanted = plans.borrow_and_update().streamed.clone();
-        self.register(&mut writer, &approval_key, &mut registered, &wanted)
-            .await?;
-        if after_gap {
-            // The poller owns the REST budget; it takes this ahead of its rounds. A closed
-            // poller means the feed is stopping anyway.
-            let _ = snapshot.send(wanted);
-        }
+        self.register(
+            &mut writer,
+            &approval_key,
+            &mut registered,
+            &wanted,
+            snapshot,
+        )
+        .await?;
         loop {
             tokio::select! {
                 message = reader.next() => {
@@ -125,7 +126,7 @@ impl KisFeed {
                 changed = plans.changed() => {
                     changed.map_err(|_| KisError::Closed)?;
                     let wanted = plans.borrow_and_update().streamed.clone();
-                    self.register(&mut writer, &approval_key, &mut registered, &wanted).await?;
+                    self.register(&mut writer, &approval_key, &mut registered, &wanted, snapshot).await?;
                 }
             }
         }
@@ -161,13 +162,17 @@ impl KisFeed {
         }
     }
 
-    /// Releases what dropped out of `wanted` (first, freeing slots), then registers what came in.
+    /// Releases what dropped out of `wanted` (first, freeing slots), then registers what came in
+    /// and asks for a snapshot of it. A stream carries only the trades from now on; the snapshot
+    /// gives each new registration its price at once: after a gap, the price it moved to while
+    /// nobody listened; in a closed market, its last close.
     async fn register<W>(
         &self,
         writer: &mut W,
         approval_key: &str,
         registered: &mut BTreeSet<InstrumentId>,
         wanted: &[InstrumentId],
+        snapshot: &mpsc::UnboundedSender<Vec<InstrumentId>>,
     ) -> Result<(), KisError>
     where
         W: Sink<Message, Error = WsError> + Unpin,
@@ -175,7 +180,7 @@ impl KisFeed {
         let wanted: BTreeSet<InstrumentId> = wanted.iter().cloned().collect();
         let released: Vec<_> = registered.difference(&wanted).cloned().collect();
         let added: Vec<_> = wanted.difference(registered).cloned().collect();
-        for (tr_type, ids) in [(RELEASE, released), (REGISTER, added)] {
+        for (tr_type, ids) in [(RELEASE, released), (REGISTER, added.clone())] {
             for id in ids {
                 let Some((tr_id, tr_key)) = stream_key(&id) else {
                     continue;
@@ -196,6 +201,11 @@ impl KisFeed {
                     registered.remove(&id);
                 }
             }
+        }
+        if !added.is_empty() {
+            // The poller owns the REST budget; it takes this ahead of its rounds. A closed
+            // poller means the feed is stopping anyway.
+            let _ = snapshot.send(added);
         }
         Ok(())
     }

@@ -1,11 +1,11 @@
 //! The KIS feed against a local fake KIS: what a user of `QuoteFeed` sees (ticks, metrics) and
 //! what KIS sees (registrations, token issuances, echoes), with no network beyond 127.0.0.1.
 
-mod fake;
-
-use fake::{domestic_record, encrypted_frame, frame, overseas_record, FakeKis};
 use rust_decimal::Decimal;
 use signal_domain::{InstrumentId, Tick, Timestamp};
+use signal_exchange_fakes::kis::{
+    domestic_record, encrypted_frame, frame, overseas_record, FakeKis,
+};
 use signal_feed_metrics::{FeedMetrics, SourceMetrics};
 use signal_kis::{KisConfig, KisFeed};
 use signal_memory::MemorySharedCache;
@@ -163,6 +163,24 @@ async fn domestic_and_overseas_trades_become_exact_ticks() {
     let apple = feed.tick_of("NASDAQ:AAPL").await;
     assert_eq!(apple.price.value(), Decimal::from_str("170.1234").unwrap());
     assert_eq!(feed.metrics.ticks.get(), 2);
+    feed.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_instrument_has_its_price_by_snapshot_before_any_trade() {
+    let fake = FakeKis::start().await;
+    fake.set_price("005930", "62700");
+    fake.set_price("AAPL", "260.2900");
+    // New York is closed at this hour: the snapshot is its last close, and no trade will come.
+    let mut feed = Running::start(config(&fake), fresh_cache(), &["KRX:005930", "NASDAQ:AAPL"]);
+    registered(&fake, &["005930", "DNASAAPL"]).await;
+    feed.tick_at("KRX:005930", "62700").await;
+    feed.tick_at("NASDAQ:AAPL", "260.29").await;
+    assert_eq!(
+        feed.metrics.polled.get(),
+        0,
+        "both are streamed, not polled"
+    );
     feed.stop().await;
 }
 

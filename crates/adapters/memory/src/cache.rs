@@ -48,6 +48,25 @@ impl SharedCache for MemorySharedCache {
             true
         }))
     }
+
+    async fn lease(&self, key: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        Ok(self.with_live_entries(|e| {
+            if e.get(key).is_some_and(|(current, _)| current != holder) {
+                return false;
+            }
+            e.insert(key.to_string(), (holder.to_string(), Instant::now() + ttl));
+            true
+        }))
+    }
+
+    async fn release(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        self.with_live_entries(|e| {
+            if e.get(key).is_some_and(|(current, _)| current == holder) {
+                e.remove(key);
+            }
+        });
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -67,5 +86,32 @@ mod tests {
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(cache.get("token").await.unwrap(), None);
         assert!(cache.claim("issue", Duration::from_secs(60)).await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_has_one_holder_until_released_or_expired() {
+        let cache = MemorySharedCache::default();
+        let ttl = Duration::from_secs(5);
+        assert!(cache.lease("shard:1", "a", ttl).await.unwrap());
+        assert!(!cache.lease("shard:1", "b", ttl).await.unwrap());
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(cache.lease("shard:1", "a", ttl).await.unwrap(), "renewed");
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(
+            !cache.lease("shard:1", "b", ttl).await.unwrap(),
+            "the renewal held"
+        );
+        cache.release("shard:1", "b").await.unwrap();
+        assert!(
+            !cache.lease("shard:1", "b", ttl).await.unwrap(),
+            "not b's to release"
+        );
+        cache.release("shard:1", "a").await.unwrap();
+        assert!(cache.lease("shard:1", "b", ttl).await.unwrap());
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(
+            cache.lease("shard:1", "a", ttl).await.unwrap(),
+            "b's lease expired"
+        );
     }
 }

@@ -135,6 +135,50 @@ impl SharedCache for RedisState {
             .map_err(backend)?;
         Ok(reply.is_some())
     }
+
+    async fn lease(&self, key: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        // One script, so no other holder can slip in between the read and the write.
+        const LEASE: &str = r"
+            local current = redis.call('GET', KEYS[1])
+            if current == ARGV[1] then
+                redis.call('PEXPIRE', KEYS[1], ARGV[2])
+                return 1
+            end
+            if current then
+                return 0
+            end
+            redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+            return 1";
+        let mut conn = self.connection.clone();
+        let held: i64 = redis::cmd("EVAL")
+            .arg(LEASE)
+            .arg(1)
+            .arg(self.key(key))
+            .arg(holder)
+            .arg(millis(ttl))
+            .query_async(&mut conn)
+            .await
+            .map_err(backend)?;
+        Ok(held == 1)
+    }
+
+    async fn release(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        const RELEASE: &str = r"
+            if redis.call('GET', KEYS[1]) == ARGV[1] then
+                return redis.call('DEL', KEYS[1])
+            end
+            return 0";
+        let mut conn = self.connection.clone();
+        redis::cmd("EVAL")
+            .arg(RELEASE)
+            .arg(1)
+            .arg(self.key(key))
+            .arg(holder)
+            .query_async::<i64>(&mut conn)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
 }
 
 /// One named pub/sub channel, under the state's prefix.

@@ -70,6 +70,32 @@ async fn a_claim_has_one_holder_until_it_expires() {
 }
 
 #[tokio::test]
+async fn a_lease_has_one_holder_until_released_or_expired() {
+    let prefix = prefix();
+    let a = RedisState::connect(&url(), &prefix).await.unwrap();
+    let b = RedisState::connect(&url(), &prefix).await.unwrap();
+    let ttl = Duration::from_millis(400);
+    assert!(a.lease("shard:7", "instance-a", ttl).await.unwrap());
+    assert!(!b.lease("shard:7", "instance-b", ttl).await.unwrap());
+    assert!(
+        a.lease("shard:7", "instance-a", ttl).await.unwrap(),
+        "renewed"
+    );
+    b.release("shard:7", "instance-b").await.unwrap();
+    assert!(
+        !b.lease("shard:7", "instance-b", ttl).await.unwrap(),
+        "only the holder releases"
+    );
+    a.release("shard:7", "instance-a").await.unwrap();
+    assert!(b.lease("shard:7", "instance-b", ttl).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        a.lease("shard:7", "instance-a", ttl).await.unwrap(),
+        "b's lease expired"
+    );
+}
+
+#[tokio::test]
 async fn every_instance_hears_a_broadcast() {
     let prefix = prefix();
     let a = RedisState::connect(&url(), &prefix).await.unwrap();

@@ -261,43 +261,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rust_decimal_macros::dec;
-
-    /// Official DEFAULT example (docs.upbit.com websocket-ticker, 2023-02-21), verbatim.
-    const WS_DEFAULT: &str = r#"{
-  "type": "ticker",
-  "code": "KRW-BTC",
-  "opening_price": 31883000,
-  "high_price": 32310000,
-  "low_price": 31855000,
-  "trade_price": 32287000,
-  "prev_closing_price": 31883000.00000000,
-  "acc_trade_price": 78039261076.51241000,
-  "change": "RISE",
-  "change_price": 404000.00000000,
-  "signed_change_price": 404000.00000000,
-  "change_rate": 0.0126713295,
-  "signed_change_rate": 0.0126713295,
-  "ask_bid": "ASK",
-  "trade_volume": 0.03103806,
-  "acc_trade_volume": 2429.58834336,
-  "trade_date": "20230221",
-  "trade_time": "074102",
-  "trade_timestamp": 1676965262139,
-  "acc_ask_volume": 1146.25573608,
-  "acc_bid_volume": 1283.33260728,
-  "highest_52_week_price": 57678000.00000000,
-  "highest_52_week_date": "2022-03-28",
-  "lowest_52_week_price": 20700000.00000000,
-  "lowest_52_week_date": "2022-12-30",
-  "market_state": "ACTIVE",
-  "is_trading_suspended": false,
-  "delisting_date": null,
-  "market_warning": "NONE",
-  "timestamp": 1676965262177,
-  "acc_trade_price_24h": 228827082483.70729000,
-  "acc_trade_volume_24h": 7158.80283560,
-  "stream_type": "REALTIME"
-}"#;
+    // The official DEFAULT example, verbatim, as the fake Upbit speaks it.
+    use signal_exchange_fakes::upbit::WS_DEFAULT;
 
     /// Official SIMPLE_LIST example (2025-07-07), verbatim.
     const WS_SIMPLE_LIST: &str = r#"[

@@ -191,8 +191,16 @@ impl Live<'_> {
                         if wanted != subscribed {
                             subscribe(&mut socket, &ticket, &wanted).await?;
                             last_request = Instant::now();
+                            let added: Vec<String> = wanted
+                                .iter()
+                                .filter(|market| subscribed.binary_search(market).is_err())
+                                .cloned()
+                                .collect();
                             subscribed = wanted;
                             self.feed.metrics.streamed.set(subscribed.len() as i64);
+                            // A new market's stream starts with its next trade; the snapshot
+                            // gives it a price now.
+                            self.snapshot(&added).await?;
                         }
                     }
                     _ = ping.tick() => socket

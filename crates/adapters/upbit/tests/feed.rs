@@ -1,11 +1,9 @@
 //! The Upbit feed end to end against a local fake Upbit: listing, streaming, resubscribing,
 //! reconnecting with gap recovery, REST throttling and bad input.
 
-mod fake;
-
-use fake::{default_ticker, simple_ticker, FakeUpbit};
 use rust_decimal_macros::dec;
 use signal_domain::{InstrumentId, Tick};
+use signal_exchange_fakes::upbit::{default_ticker, simple_ticker, FakeUpbit};
 use signal_feed_metrics::{FeedMetrics, SourceMetrics};
 use signal_ports::{FeedContext, FeedError, Interest, Need, QuoteFeed};
 use signal_upbit::{UpbitConfig, UpbitFeed};
@@ -249,6 +247,30 @@ async fn subscribes_to_the_interest_and_resubscribes_when_it_changes() {
     );
     assert_eq!(feed.metrics.streamed.get(), 3);
     assert_eq!(fake.connections(), 1, "resubscribed on the same socket");
+    feed.stop().await;
+}
+
+#[tokio::test]
+async fn a_market_that_joins_the_subscription_has_its_price_by_snapshot_before_any_trade() {
+    let fake = FakeUpbit::start().await;
+    fake.set_price("KRW-ETH", "5012000");
+    let mut feed = Running::start(config(&fake), &["UPBIT:KRW-BTC"]);
+    fake.wait_for_subscriptions(1).await;
+
+    feed.interest
+        .send_replace(interest(&["UPBIT:KRW-BTC", "UPBIT:KRW-ETH"]));
+    let codes = fake.wait_for_subscriptions(2).await;
+    assert_eq!(codes[1], ["KRW-BTC", "KRW-ETH"]);
+    let tick = feed.next_tick().await;
+    assert_eq!(tick.instrument.to_string(), "UPBIT:KRW-ETH");
+    assert_eq!(tick.price.value(), dec!(5012000));
+    assert!(
+        fake.rest_requests()
+            .iter()
+            .any(|(_, request)| request == "/v1/ticker?markets=KRW-ETH"),
+        "only the new market is fetched: {:?}",
+        fake.rest_requests()
+    );
     feed.stop().await;
 }
 

@@ -1,8 +1,9 @@
-"""Reads the triggered-alert topic with confluent-kafka and validates every event.
+"""Reads one of the system's topics with confluent-kafka and validates every event.
 
-Someone else's consumer must be able to rely on docs/schemas/triggered-alert.v1.schema.json:
-this reads `--count` messages from `--topic` and checks each against the schema, and that the
-message key is the event's userId (alerts are keyed by user). Exit status 0 only if all pass.
+Someone else's consumer must be able to rely on the JSON Schemas in docs/schemas/: this reads
+`--count` messages from `--topic` and checks each against `--schema`, and that the message key is
+the event's `--key-field` (alerts are keyed by userId, market data by instrument). Exit status 0
+only if all pass.
 """
 
 import argparse
@@ -19,6 +20,7 @@ def main() -> int:
     parser.add_argument("--brokers", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--schema", required=True)
+    parser.add_argument("--key-field", required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args()
@@ -56,8 +58,10 @@ def main() -> int:
             for error in validator.iter_errors(event):
                 failures.append(f"offset {message.offset()}: {error.json_path}: {error.message}")
             key = (message.key() or b"").decode("utf-8", "replace")
-            if key != event.get("userId"):
-                failures.append(f"offset {message.offset()}: key {key!r} is not the userId")
+            if key != event.get(args.key_field):
+                failures.append(
+                    f"offset {message.offset()}: key {key!r} is not the {args.key_field}"
+                )
     finally:
         consumer.close()
 

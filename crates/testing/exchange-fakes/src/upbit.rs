@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 /// Official DEFAULT ticker example (docs.upbit.com websocket-ticker, 2023-02-21), verbatim.
-const WS_DEFAULT: &str = r#"{
+pub const WS_DEFAULT: &str = r#"{
   "type": "ticker",
   "code": "KRW-BTC",
   "opening_price": 31883000,
@@ -162,9 +162,7 @@ impl FakeUpbit {
             .route("/v1/ticker", get(ticker))
             .route("/websocket/v1", get(websocket))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let addr = crate::serve(app).await;
         Self { addr, shared }
     }
 
@@ -182,6 +180,17 @@ impl FakeUpbit {
             .lock()
             .unwrap()
             .insert(market.into(), price.into());
+    }
+
+    /// A trade of `market` at `price`, as a user of the whole system sees one: REST snapshots
+    /// answer with it from now on, and open sockets receive it as a DEFAULT frame stamped now.
+    pub fn trade(&self, market: &str, price: &str) {
+        self.set_price(market, price);
+        let now = chrono::Utc::now().timestamp_millis().to_string();
+        let frame = default_ticker(market, price)
+            .replace("1676965262139", &now)
+            .replace("1676965262177", &now);
+        self.send_binary(frame);
     }
 
     /// Answers the next `n` REST requests with 429 and Upbit's (plain-text) complaint.

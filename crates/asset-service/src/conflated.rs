@@ -1,26 +1,42 @@
-//! Writes the latest quotes to the shared cache off the tick path. Over Redis each write is a
-//! network round trip; the pipeline must not wait for one per tick. It leaves the newest quote
-//! per instrument here, and a task flushes what changed, conflated, every few milliseconds.
+//! Hands quotes to slow outlets off the tick path. Writing to Redis or publishing to Kafka is a
+//! network round trip; the pipeline must not wait for one per tick. It leaves the newest quote per
+//! instrument here, and a task hands what changed, conflated, to the outlet once per interval:
+//! the shared cache every few milliseconds, the market-data topic about once a second.
 
-use signal_domain::{InstrumentId, Quote};
-use signal_ports::QuoteCache;
+use async_trait::async_trait;
+use signal_domain::{InstrumentId, Quote, QuoteChanged};
+use signal_ports::{MarketDataPublisher, QuoteCache};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// How long quotes gather before a flush: later quotes of an instrument replace earlier ones.
-const CONFLATION: Duration = Duration::from_millis(50);
-
-#[derive(Default)]
-pub struct QuoteWriter {
-    pending: Mutex<HashMap<InstrumentId, Quote>>,
-    ready: Notify,
+/// Where conflated quotes go. Failures are the outlet's to report: the next batch carries newer
+/// quotes anyway.
+#[async_trait]
+pub trait QuoteOutlet: Send + Sync + 'static {
+    async fn deliver(&self, batch: Vec<Quote>);
 }
 
-impl QuoteWriter {
-    /// Never waits: the quote replaces any unwritten one of the same instrument.
+pub struct ConflatedQuotes {
+    pending: Mutex<HashMap<InstrumentId, Quote>>,
+    ready: Notify,
+    interval: Duration,
+}
+
+impl ConflatedQuotes {
+    /// Quotes gather for `interval` before a delivery; later quotes of an instrument replace
+    /// earlier ones.
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            pending: Mutex::default(),
+            ready: Notify::new(),
+            interval,
+        }
+    }
+
+    /// Never waits: the quote replaces any undelivered one of the same instrument.
     pub fn offer(&self, quote: Quote) {
         self.lock().insert(quote.instrument.clone(), quote);
         self.ready.notify_one();
@@ -31,25 +47,51 @@ impl QuoteWriter {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Flushes until shutdown, then once more.
-    pub async fn run(self: Arc<Self>, cache: Arc<dyn QuoteCache>, shutdown: CancellationToken) {
+    /// Delivers until shutdown, then once more.
+    pub async fn run(self: Arc<Self>, outlet: Arc<dyn QuoteOutlet>, shutdown: CancellationToken) {
         loop {
             let stopping = tokio::select! {
                 _ = shutdown.cancelled() => true,
                 _ = self.ready.notified() => false,
             };
             if !stopping {
-                tokio::time::sleep(CONFLATION).await;
+                tokio::time::sleep(self.interval).await;
             }
             let batch: Vec<Quote> = self.lock().drain().map(|(_, q)| q).collect();
-            for quote in &batch {
-                if let Err(e) = cache.put(quote).await {
-                    tracing::warn!(error = %e, instrument = %quote.instrument, "quote cache write failed");
-                }
+            if !batch.is_empty() {
+                outlet.deliver(batch).await;
             }
             if stopping {
                 return;
             }
+        }
+    }
+}
+
+/// The shared cache of latest quotes (Redis in production).
+pub struct CacheOutlet(pub Arc<dyn QuoteCache>);
+
+#[async_trait]
+impl QuoteOutlet for CacheOutlet {
+    async fn deliver(&self, batch: Vec<Quote>) {
+        for quote in &batch {
+            if let Err(e) = self.0.put(quote).await {
+                tracing::warn!(error = %e, instrument = %quote.instrument, "quote cache write failed");
+            }
+        }
+    }
+}
+
+/// Market-data change events on the bus, for consumers outside the system.
+pub struct MarketDataOutlet(pub Arc<dyn MarketDataPublisher>);
+
+#[async_trait]
+impl QuoteOutlet for MarketDataOutlet {
+    async fn deliver(&self, batch: Vec<Quote>) {
+        let count = batch.len();
+        let events: Vec<QuoteChanged> = batch.into_iter().map(QuoteChanged::new).collect();
+        if let Err(e) = self.0.publish(&events).await {
+            tracing::warn!(error = %e, count, "market data not published; newer quotes will be");
         }
     }
 }
@@ -103,14 +145,16 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_burst_of_quotes_is_written_once_with_the_newest_price() {
-        let writer = Arc::new(QuoteWriter::default());
+        let interval = Duration::from_millis(50);
+        let writer = Arc::new(ConflatedQuotes::new(interval));
         let cache = Arc::new(CountingCache::default());
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(writer.clone().run(cache.clone(), shutdown.clone()));
+        let outlet = Arc::new(CacheOutlet(cache.clone()));
+        let task = tokio::spawn(writer.clone().run(outlet, shutdown.clone()));
         for price in ["100", "101", "102"] {
             writer.offer(quote(price));
         }
-        tokio::time::sleep(CONFLATION * 3).await;
+        tokio::time::sleep(interval * 3).await;
         shutdown.cancel();
         task.await.unwrap();
         let writes = cache.writes.lock().unwrap();

@@ -147,9 +147,7 @@ impl FakeKis {
             )
             .route("/", get(upgrade))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let addr = crate::serve(app).await;
         Self { addr, shared }
     }
 

@@ -1,0 +1,231 @@
+//! The whole system pointed at local stand-ins for Upbit and KIS: their real messages become
+//! alerts on the user's socket and in history, at the exact traded price, and a level crossed
+//! while an exchange socket was down still fires, once.
+
+mod common;
+
+use common::{settings, spawn_with, Socket, TestApp};
+use serde_json::{json, Value};
+use signal_domain::Timestamp;
+use signal_exchange_fakes::kis::{domestic_record, frame, overseas_record};
+use signal_exchange_fakes::{FakeKis, FakeUpbit};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Tuesday 10:00 in Seoul: KRX is in session whenever the test runs.
+fn krx_session() -> Timestamp {
+    "2026-11-24T01:00:00Z".parse().unwrap()
+}
+
+struct Exchanges {
+    upbit: FakeUpbit,
+    kis: FakeKis,
+}
+
+impl Exchanges {
+    async fn start() -> Exchanges {
+        let upbit = FakeUpbit::start().await;
+        upbit.set_price("KRW-BTC", "160000000");
+        let kis = FakeKis::start().await;
+        kis.set_price("005930", "62700");
+        kis.set_price("AAPL", "169.92");
+        Exchanges { upbit, kis }
+    }
+
+    /// The system with both connectors on, pointed at the stand-ins.
+    async fn spawn_system(&self, dir: &std::path::Path) -> TestApp {
+        let mut settings = settings(dir);
+        settings.feeds.upbit = true;
+        settings.upbit.rest_url = self.upbit.rest_url();
+        settings.upbit.ws_url = self.upbit.ws_url();
+        let mut kis = signal_kis::KisConfig::new("PSfakeAppKey0123456789", "fake-app-secret");
+        kis.rest_url = self.kis.rest_url();
+        kis.ws_url = self.kis.ws_url();
+        kis.reconnect_min = Duration::from_millis(50);
+        kis.reconnect_max = Duration::from_millis(200);
+        kis.now = krx_session;
+        settings.kis = Some(kis);
+        spawn_with(settings).await
+    }
+
+    /// Waits until KIS has every one of `keys` registered on its socket.
+    async fn kis_registered(&self, keys: &[&str]) {
+        for _ in 0..200 {
+            let registered = self.kis.registered();
+            if keys.iter().all(|key| registered.contains(*key)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "KIS never had {keys:?} registered: {:?}",
+            self.kis.registered()
+        );
+    }
+
+    /// Waits for a subscription to `code` after the first `seen` subscription requests; returns
+    /// how many requests there were then.
+    async fn upbit_subscribed(&self, code: &str, seen: usize) -> usize {
+        for _ in 0..200 {
+            let requests = self.upbit.subscribed_codes();
+            if requests[seen.min(requests.len())..]
+                .iter()
+                .any(|codes| codes.iter().any(|c| c == code))
+            {
+                return requests.len();
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("Upbit never had {code} subscribed");
+    }
+}
+
+async fn create_rule(app: &TestApp, user: &str, instrument: &str, condition: &str, level: &str) {
+    let response = app
+        .post(format!("{}/api/v1/rules", app.asset), user)
+        .json(&json!({"instrument": instrument, "condition": condition, "level": level}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+}
+
+/// Waits until the system quotes `instrument` at `price`, as a user looking it up sees it.
+async fn quoted_at(app: &TestApp, instrument: &str, price: &str) {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        last = app
+            .get(
+                format!("{}/api/v1/instruments/{instrument}", app.asset),
+                "viewer",
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if last["quote"]["price"] == price {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{instrument} never quoted at {price}: {last}");
+}
+
+/// The next `count` alerts, by instrument.
+async fn alerts(socket: &mut Socket, count: usize) -> BTreeMap<String, Value> {
+    let mut alerts = BTreeMap::new();
+    while alerts.len() < count {
+        let alert = socket.next_of("alert").await;
+        let instrument = alert["instrument"].as_str().unwrap().to_string();
+        assert!(
+            alerts.insert(instrument, alert).is_none(),
+            "two alerts for one instrument"
+        );
+    }
+    alerts
+}
+
+#[tokio::test]
+async fn an_upbit_ticker_and_kis_domestic_and_overseas_trades_each_fire_a_rule_at_their_price() {
+    let dir = tempfile::tempdir().unwrap();
+    let exchanges = Exchanges::start().await;
+    let app = exchanges.spawn_system(dir.path()).await;
+    let mut socket = app.alert_socket("mina").await;
+    create_rule(&app, "mina", "UPBIT:KRW-BTC", "ABOVE", "161000000").await;
+    create_rule(&app, "mina", "KRX:005930", "ABOVE", "63000").await;
+    create_rule(&app, "mina", "NASDAQ:AAPL", "BELOW", "169.50").await;
+    exchanges.upbit_subscribed("KRW-BTC", 0).await;
+    exchanges.kis_registered(&["005930", "DNASAAPL"]).await;
+    // Every instrument has its price before its first trade: a REST snapshot on subscribing.
+    quoted_at(&app, "UPBIT:KRW-BTC", "160000000").await;
+    quoted_at(&app, "KRX:005930", "62700").await;
+    quoted_at(&app, "NASDAQ:AAPL", "169.92").await;
+
+    exchanges.upbit.trade("KRW-BTC", "161000500");
+    exchanges.kis.send(frame(
+        "H0STCNT0",
+        &[
+            domestic_record("005930", "62900"),
+            domestic_record("005930", "63100"),
+        ],
+    ));
+    exchanges.kis.send(frame(
+        "HDFSCNT0",
+        &[overseas_record("DNASAAPL", "169.4200")],
+    ));
+
+    let fired = alerts(&mut socket, 3).await;
+    assert_eq!(fired["UPBIT:KRW-BTC"]["price"], "161000500");
+    assert_eq!(
+        fired["KRX:005930"]["price"], "63100",
+        "the record at the level fires"
+    );
+    assert_eq!(fired["NASDAQ:AAPL"]["price"], "169.42");
+    assert_eq!(fired["NASDAQ:AAPL"]["condition"], "BELOW");
+
+    let history = app.history_len_eventually("mina", 3).await;
+    let mut stored: Vec<(String, f64)> = history
+        .iter()
+        .map(|a| {
+            (
+                a["symbol"].as_str().unwrap().to_string(),
+                a["triggeredPrice"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    stored.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        stored,
+        vec![
+            ("005930".to_string(), 63100.0),
+            ("AAPL".to_string(), 169.42),
+            ("KRW-BTC".to_string(), 161000500.0),
+        ]
+    );
+    app.app.stop().await;
+}
+
+#[tokio::test]
+async fn levels_crossed_while_the_exchange_sockets_were_down_fire_once_after_reconnecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let exchanges = Exchanges::start().await;
+    let app = exchanges.spawn_system(dir.path()).await;
+    let mut socket = app.alert_socket("jun").await;
+    create_rule(&app, "jun", "UPBIT:KRW-BTC", "ABOVE", "161000000").await;
+    create_rule(&app, "jun", "KRX:005930", "ABOVE", "63000").await;
+    // Far-off levels keep both instruments live after the near ones have fired.
+    create_rule(&app, "jun", "UPBIT:KRW-BTC", "ABOVE", "200000000").await;
+    create_rule(&app, "jun", "KRX:005930", "ABOVE", "90000").await;
+    let subscriptions = exchanges.upbit_subscribed("KRW-BTC", 0).await;
+    exchanges.kis_registered(&["005930"]).await;
+    quoted_at(&app, "UPBIT:KRW-BTC", "160000000").await;
+    quoted_at(&app, "KRX:005930", "62700").await;
+    let kis_sessions = exchanges.kis.sessions();
+    let upbit_connections = exchanges.upbit.connections();
+
+    // Both sockets drop; while they are down the prices cross the levels and no frame carries it.
+    exchanges.upbit.set_price("KRW-BTC", "161200000");
+    exchanges.kis.set_price("005930", "63400");
+    exchanges.upbit.drop_connections();
+    exchanges.kis.drop_clients();
+
+    let fired = alerts(&mut socket, 2).await;
+    assert_eq!(fired["KRX:005930"]["price"], "63400");
+    assert_eq!(fired["UPBIT:KRW-BTC"]["price"], "161200000");
+    assert!(exchanges.upbit.connections() > upbit_connections);
+    assert!(exchanges.kis.sessions() > kis_sessions);
+
+    // Live again: further trades past the near levels fire nothing more, those rules being
+    // spent, and the far levels are not reached.
+    exchanges.kis_registered(&["005930"]).await;
+    exchanges.upbit_subscribed("KRW-BTC", subscriptions).await;
+    exchanges.upbit.trade("KRW-BTC", "161300000");
+    exchanges
+        .kis
+        .send(frame("H0STCNT0", &[domestic_record("005930", "63500")]));
+    socket.assert_no_alert().await;
+    assert_eq!(app.history_len_eventually("jun", 2).await.len(), 2);
+    app.app.stop().await;
+}

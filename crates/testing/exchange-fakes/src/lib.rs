@@ -1,0 +1,20 @@
+//! Local stand-ins for the exchanges. They cannot be reached from a test machine, and a test must
+//! not depend on the internet, so these servers speak Upbit's and KIS's formats with the real
+//! example messages of the exchange reference. The connectors' own tests and the whole system's
+//! tests drive the same fakes, so both check the connectors against one picture of each exchange.
+
+pub mod kis;
+pub mod upbit;
+
+pub use kis::FakeKis;
+pub use upbit::FakeUpbit;
+
+/// Serves `app` on a port of the OS's choosing, in the background, for the rest of the test.
+async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a local port");
+    let addr = listener.local_addr().expect("a bound address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
