@@ -197,12 +197,6 @@ impl Pipeline {
         }
         self.out.book.publish(quote);
         self.out.candles.offer(&tick);
-        if let Some(close) = tick.prev_close {
-            if self.references.get(&tick.instrument) != Some(&close) {
-                self.references.insert(tick.instrument.clone(), close);
-                self.engine.set_reference(&tick.instrument, close);
-            }
-        }
         self.out
             .metrics
             .ticks_processed
@@ -215,6 +209,13 @@ impl Pipeline {
 
     /// Runs `tick` through the engine and stores what it changed.
     async fn evaluate(&mut self, tick: &Tick, now: Timestamp) {
+        // A new previous close recompiles the instrument's percent-change rules first.
+        if let Some(close) = tick.prev_close {
+            if self.references.get(&tick.instrument) != Some(&close) {
+                self.references.insert(tick.instrument.clone(), close);
+                self.engine.set_reference(&tick.instrument, close);
+            }
+        }
         let mut transitions = std::mem::take(&mut self.transitions);
         self.engine
             .on_tick(&tick.instrument, tick.price, now, &mut transitions);
