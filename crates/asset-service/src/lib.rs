@@ -101,39 +101,43 @@ pub async fn start(
     interest.set_watched(deps.watchlist.watched_instruments().await?);
     let (candle_sink, candle_task) =
         candles::start(deps.candles.clone(), registry, shutdown.clone())?;
-    let mut outlets: Vec<(Duration, Arc<dyn conflated::QuoteOutlet>)> = vec![(
+    let mut outlet_tasks = Vec::new();
+    let mut outlet = |interval, sink: Arc<dyn conflated::QuoteOutlet>| {
+        let conflated = Arc::new(conflated::ConflatedQuotes::new(interval));
+        outlet_tasks.push(tokio::spawn(conflated.clone().run(sink, shutdown.clone())));
+        conflated
+    };
+    let quote_cache_outlet = outlet(
         QUOTE_CACHE_INTERVAL,
         Arc::new(conflated::CacheOutlet(deps.quote_cache.clone())),
-    )];
-    if let Some(publisher) = deps.market_data {
-        outlets.push((
+    );
+    let market_data_outlet = deps.market_data.map(|publisher| {
+        outlet(
             settings.market_data_interval,
             Arc::new(conflated::MarketDataOutlet(publisher)),
-        ));
-    }
-    let mut quote_outlets = Vec::new();
-    let mut outlet_tasks = Vec::new();
-    for (interval, outlet) in outlets {
-        let conflated = Arc::new(conflated::ConflatedQuotes::new(interval));
-        outlet_tasks.push(tokio::spawn(
-            conflated.clone().run(outlet, shutdown.clone()),
-        ));
-        quote_outlets.push(conflated);
-    }
-    let ownership = ownership::Ownership::new(deps.leases.clone(), deps.members.clone());
+        )
+    });
+    let (applied, applied_by_pipeline) = watch::channel(ownership::ShardSet::default());
+    let ownership = ownership::Ownership::new(
+        deps.leases.clone(),
+        deps.members.clone(),
+        applied_by_pipeline,
+    );
     ownership.start().await;
     let owned = ownership.subscribe();
     let ownership_task = tokio::spawn(ownership.run(shutdown.clone()));
     let pipeline = pipeline::Pipeline::load(pipeline::PipelineOutputs {
         store: deps.rules.clone(),
         book: book.clone(),
-        quote_outlets,
+        quote_cache_outlet,
+        market_data_outlet,
         outbox_ready: outbox_ready.clone(),
         metrics: metrics.clone(),
         interest: interest.clone(),
         candles: candle_sink,
         calendar: settings.calendar,
         ownership: owned,
+        applied,
         quote_cache: deps.quote_cache.clone(),
     })
     .await?;
@@ -164,6 +168,13 @@ pub async fn start(
                 .await
         }
     });
+    let reconcile_task = tokio::spawn(rule_sync::reconcile(
+        deps.rules.clone(),
+        deps.watchlist.clone(),
+        interest.clone(),
+        engine.clone(),
+        shutdown.clone(),
+    ));
     let relay_task = tokio::spawn(relay::run_relay(
         deps.rules.clone(),
         deps.publisher,
@@ -176,6 +187,7 @@ pub async fn start(
     let state = http::AssetState {
         catalog: catalog.clone(),
         book,
+        quote_cache: deps.quote_cache,
         rules: deps.rules,
         watchlist: deps.watchlist,
         candles: deps.candles,
@@ -199,6 +211,7 @@ pub async fn start(
             sync_task,
             candle_task,
             ownership_task,
+            reconcile_task,
         ]
         .into_iter()
         .chain(outlet_tasks)

@@ -101,20 +101,33 @@ const MEMBER_TIMEOUT: Duration = Duration::from_millis(3_500);
 /// shards are free this long after its last renewal.
 const LEASE: Duration = Duration::from_secs(5);
 
+/// How long a shard's release waits for the pipeline to stop evaluating it (to finish storing
+/// what it fired) before the lease is given up anyway.
+const HANDOVER: Duration = Duration::from_secs(10);
+
 pub struct Ownership {
     instance: String,
     cache: Arc<dyn SharedCache>,
     members: Arc<dyn Broadcast>,
     owned: watch::Sender<ShardSet>,
+    /// What the pipeline evaluates now: a shard is released only once it has left this set, so
+    /// the next owner reloads rule states that include every firing of this instance.
+    applied: watch::Receiver<ShardSet>,
 }
 
 impl Ownership {
-    pub fn new(cache: Arc<dyn SharedCache>, members: Arc<dyn Broadcast>) -> Self {
+    /// `applied` is where the pipeline says which shards it has switched to.
+    pub fn new(
+        cache: Arc<dyn SharedCache>,
+        members: Arc<dyn Broadcast>,
+        applied: watch::Receiver<ShardSet>,
+    ) -> Self {
         Self {
             instance: uuid::Uuid::new_v4().to_string(),
             cache,
             members,
             owned: watch::Sender::new(ShardSet::default()),
+            applied,
         }
     }
 
@@ -123,31 +136,44 @@ impl Ownership {
     }
 
     /// Takes the shards that are free: all of them when this instance is alone, so a single
-    /// instance evaluates everything from its first tick.
+    /// instance evaluates everything from its first tick. The pipeline is not running yet, so
+    /// there is nothing to hand over.
     pub async fn start(&self) {
-        self.round(&HashMap::new()).await;
+        let members = [self.instance.as_str()];
+        let owned = self.renew(&members, *self.owned.borrow()).await;
+        self.owned.send_replace(owned);
     }
 
     /// Announces this instance, follows the others and holds the shards assigned to it until
     /// shutdown, then gives them up so the others take them at once.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut heard: HashMap<String, Instant> = HashMap::new();
-        let mut announcements = match self.members.subscribe().await {
-            Ok(stream) => stream,
-            Err(error) => {
-                tracing::error!(%error, "cannot follow the other instances; keeping the shards held now");
-                shutdown.cancelled().await;
-                self.release_all().await;
-                return;
-            }
-        };
+        let mut announcements = None;
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if announcements.is_none() {
+                // Until it hears the others, this instance takes itself for alone: it keeps what
+                // it holds and leases only shards nobody holds.
+                announcements = self
+                    .members
+                    .subscribe()
+                    .await
+                    .inspect_err(|error| tracing::warn!(%error, "cannot follow the other instances; retrying"))
+                    .ok();
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                Some(member) = announcements.next() => {
-                    heard.insert(String::from_utf8_lossy(&member).into_owned(), Instant::now());
+                member = async { announcements.as_mut()?.next().await }, if announcements.is_some() => {
+                    match member.as_deref().map(std::str::from_utf8) {
+                        // Only instance ids count: a stray message must not become a member that
+                        // is assigned shards nobody will lease.
+                        Some(Ok(id)) if uuid::Uuid::parse_str(id).is_ok() => {
+                            heard.insert(id.to_string(), Instant::now());
+                        }
+                        Some(_) => {}
+                        None => announcements = None,
+                    }
                 }
                 _ = heartbeat.tick() => {
                     if let Err(error) = self.members.publish(self.instance.as_bytes()).await {
@@ -161,55 +187,88 @@ impl Ownership {
         self.release_all().await;
     }
 
-    /// Renews the leases of the shards assigned to this instance, takes those that are free, and
-    /// gives up the ones assigned elsewhere.
-    async fn round(&self, heard: &HashMap<String, Instant>) {
-        let members = || {
-            heard
-                .keys()
-                .map(String::as_str)
-                .chain([self.instance.as_str()])
-        };
-        let mut owned = *self.owned.borrow();
-        for shard in 0..SHARDS {
-            let assigned = assignee(shard, members()) == Some(self.instance.as_str());
-            let key = lease_key(shard);
-            if !assigned {
-                if owned.contains(shard) {
-                    if let Err(error) = self.cache.release(&key, &self.instance).await {
-                        tracing::warn!(%error, shard, "cannot release a shard; it frees itself when its lease ends");
-                    }
-                    owned = owned.with(shard, false);
-                }
-                continue;
+    /// Gives up the shards assigned elsewhere (once the pipeline has stopped evaluating them),
+    /// renews the leases of the shards assigned here and takes those that are free.
+    async fn round(&mut self, heard: &HashMap<String, Instant>) {
+        let me = self.instance.clone();
+        let members: Vec<&str> = heard
+            .keys()
+            .map(String::as_str)
+            .chain([me.as_str()])
+            .collect();
+        let held = *self.owned.borrow();
+        let leaving = ShardSet(
+            (0..SHARDS)
+                .filter(|shard| {
+                    held.contains(*shard)
+                        && assignee(*shard, members.iter().copied()) != Some(me.as_str())
+                })
+                .fold(0, |bits, shard| bits | (1 << shard)),
+        );
+        if !leaving.is_empty() {
+            self.hand_over(held.without(leaving)).await;
+            self.release(leaving).await;
+        }
+        let owned = self.renew(&members, held.without(leaving)).await;
+        if owned != *self.owned.borrow() {
+            tracing::info!(
+                owned = owned.len(),
+                instances = members.len() - 1,
+                "shards of instruments this instance evaluates"
+            );
+            self.hand_over(owned).await;
+        }
+    }
+
+    /// Gives up the leases on `shards`. One that cannot be released ends by itself soon.
+    async fn release(&self, shards: ShardSet) {
+        let releases = shards.shards().map(|shard| async move {
+            if let Err(error) = self.cache.release(&lease_key(shard), &self.instance).await {
+                tracing::warn!(%error, shard, "cannot release a shard; it frees itself when its lease ends");
             }
-            match self.cache.lease(&key, &self.instance, LEASE).await {
-                Ok(held) => owned = owned.with(shard, held),
-                // The shared cache is unreachable, so no other instance can take the shard
-                // either: keep evaluating what this instance holds rather than nobody.
+        });
+        futures::future::join_all(releases).await;
+    }
+
+    /// Leases every shard assigned to this instance among `members`, all at once; returns what
+    /// it holds. A shard `held` whose renewal fails stays held: the shared cache is most likely
+    /// unreachable for every instance, and evaluating is better than leaving it to nobody.
+    async fn renew(&self, members: &[&str], held: ShardSet) -> ShardSet {
+        let leases = (0..SHARDS)
+            .filter(|shard| {
+                assignee(*shard, members.iter().copied()) == Some(self.instance.as_str())
+            })
+            .map(|shard| async move {
+                let outcome = self
+                    .cache
+                    .lease(&lease_key(shard), &self.instance, LEASE)
+                    .await;
+                (shard, outcome)
+            });
+        let mut owned = held;
+        for (shard, outcome) in futures::future::join_all(leases).await {
+            match outcome {
+                Ok(leased) => owned = owned.with(shard, leased),
                 Err(error) => tracing::warn!(%error, shard, "cannot renew a shard lease"),
             }
         }
-        self.owned.send_if_modified(|current| {
-            let changed = *current != owned;
-            if changed {
-                tracing::info!(
-                    owned = owned.len(),
-                    instances = heard.len().max(1),
-                    "shards of instruments this instance evaluates"
-                );
-                *current = owned;
-            }
-            changed
-        });
+        owned
     }
 
-    async fn release_all(&self) {
-        let owned = self.owned.send_replace(ShardSet::default());
-        for shard in owned.shards() {
-            // Unreleased, a lease ends by itself soon.
-            let _ = self.cache.release(&lease_key(shard), &self.instance).await;
+    /// Tells the pipeline to evaluate `owned`, and waits until it does (it first finishes
+    /// storing what it is firing).
+    async fn hand_over(&mut self, owned: ShardSet) {
+        self.owned.send_replace(owned);
+        let applied = tokio::time::timeout(HANDOVER, self.applied.wait_for(|now| *now == owned));
+        if !matches!(applied.await, Ok(Ok(_))) {
+            tracing::warn!("the pipeline did not switch shards in time; handing over anyway");
         }
+    }
+
+    async fn release_all(&mut self) {
+        let owned = *self.owned.borrow();
+        self.hand_over(ShardSet::default()).await;
+        self.release(owned).await;
     }
 }
 
@@ -274,6 +333,23 @@ mod tests {
         }
     }
 
+    /// An instance whose stand-in pipeline switches to whatever it is told at once.
+    fn instance(cache: &Arc<dyn SharedCache>, members: &Arc<dyn Broadcast>) -> Ownership {
+        let (applied, applied_by_pipeline) = watch::channel(ShardSet::default());
+        let ownership = Ownership::new(cache.clone(), members.clone(), applied_by_pipeline);
+        let mut owned = ownership.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let now = *owned.borrow_and_update();
+                applied.send_replace(now);
+                if owned.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        ownership
+    }
+
     async fn settle(a: &watch::Receiver<ShardSet>, b: &watch::Receiver<ShardSet>) {
         for _ in 0..60 {
             tokio::time::sleep(HEARTBEAT).await;
@@ -289,7 +365,7 @@ mod tests {
     async fn two_instances_divide_the_shards_and_one_takes_all_when_the_other_goes() {
         let cache: Arc<dyn SharedCache> = Arc::new(MemorySharedCache::default());
         let members: Arc<dyn Broadcast> = Arc::new(MemoryBroadcast::default());
-        let first = Ownership::new(cache.clone(), members.clone());
+        let first = instance(&cache, &members);
         first.start().await;
         let first_owned = first.subscribe();
         assert_eq!(
@@ -300,7 +376,7 @@ mod tests {
         let first_stop = CancellationToken::new();
         tokio::spawn(first.run(first_stop.clone()));
 
-        let second = Ownership::new(cache.clone(), members.clone());
+        let second = instance(&cache, &members);
         second.start().await;
         let second_owned = second.subscribe();
         assert!(second_owned.borrow().is_empty(), "every shard is leased");
@@ -326,11 +402,11 @@ mod tests {
     async fn a_crashed_instances_shards_are_taken_when_its_leases_end() {
         let cache: Arc<dyn SharedCache> = Arc::new(MemorySharedCache::default());
         let members: Arc<dyn Broadcast> = Arc::new(MemoryBroadcast::default());
-        let first = Ownership::new(cache.clone(), members.clone());
+        let first = instance(&cache, &members);
         first.start().await;
         let first_owned = first.subscribe();
         let first_task = tokio::spawn(first.run(CancellationToken::new()));
-        let second = Ownership::new(cache.clone(), members.clone());
+        let second = instance(&cache, &members);
         let second_owned = second.subscribe();
         let second_stop = CancellationToken::new();
         tokio::spawn(second.run(second_stop.clone()));
@@ -348,5 +424,26 @@ mod tests {
         assert_eq!(*second_owned.borrow(), ShardSet::ALL);
         assert!(!orphaned.is_empty());
         second_stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shard_is_released_only_once_the_pipeline_stops_evaluating_it() {
+        let cache: Arc<dyn SharedCache> = Arc::new(MemorySharedCache::default());
+        let members: Arc<dyn Broadcast> = Arc::new(MemoryBroadcast::default());
+        let (applied, applied_by_pipeline) = watch::channel(ShardSet::default());
+        let ownership = Ownership::new(cache.clone(), members, applied_by_pipeline);
+        ownership.start().await;
+        applied.send_replace(ShardSet::ALL);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(ownership.run(stop.clone()));
+        tokio::time::sleep(HEARTBEAT).await;
+
+        // Stopping while the pipeline is still storing what it fired: the shards stay leased.
+        stop.cancel();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!cache.lease(&lease_key(0), "next", LEASE).await.unwrap());
+        applied.send_replace(ShardSet::default());
+        task.await.unwrap();
+        assert!(cache.lease(&lease_key(0), "next", LEASE).await.unwrap());
     }
 }

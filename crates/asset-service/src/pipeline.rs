@@ -34,7 +34,21 @@ pub enum EngineCommand {
     /// than what this engine holds: a copy read while this engine was firing the rule must not
     /// re-arm it.
     Sync(RuleId, Option<AlertRule>),
+    /// Every active rule as stored, read from `loaded_at` on. Catches changes whose announcement
+    /// was lost: a rule this engine lacks or holds an older copy of is taken, one it holds that
+    /// the store no longer lists is dropped; what this engine changed since is kept.
+    Reconcile {
+        active: Vec<AlertRule>,
+        loaded_at: Timestamp,
+    },
 }
+
+/// How long a rule this engine let go is remembered, so that a stored copy read before it was
+/// let go cannot bring it back.
+const TOMBSTONE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// A rule is dropped for missing from the store only if unchanged for this long before the
+/// store was read: a rule created just then may not have been committed yet.
+const RECONCILE_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
 /// What an event needs that the engine does not keep.
 struct RuleOwner {
@@ -52,16 +66,20 @@ struct RuleOwner {
 pub struct PipelineOutputs {
     pub store: Arc<dyn RuleStore>,
     pub book: Arc<QuoteBook>,
-    /// The shared cache's latest quotes and the market-data events, delivered behind the tick
-    /// path.
-    pub quote_outlets: Vec<Arc<ConflatedQuotes>>,
+    /// The shared cache's latest quotes, written behind the tick path.
+    pub quote_cache_outlet: Arc<ConflatedQuotes>,
+    /// Market-data events, published behind the tick path, when anyone outside hears them.
+    pub market_data_outlet: Option<Arc<ConflatedQuotes>>,
     pub outbox_ready: Arc<Notify>,
     pub metrics: AssetMetrics,
     pub interest: Arc<InterestTracker>,
     pub candles: CandleSink,
     pub calendar: MarketCalendar,
-    /// The shards of instruments whose rules this instance evaluates.
+    /// The shards of instruments whose rules this instance should evaluate.
     pub ownership: watch::Receiver<ShardSet>,
+    /// The shards it does evaluate, once it has switched (the ownership task waits for it before
+    /// releasing a shard).
+    pub applied: watch::Sender<ShardSet>,
     /// The latest quotes every instance shares, read when this instance takes instruments over.
     pub quote_cache: Arc<dyn QuoteCache>,
 }
@@ -73,6 +91,8 @@ pub struct Pipeline {
     out: PipelineOutputs,
     transitions: Vec<Transition>,
     owned: ShardSet,
+    /// Rules this engine let go (fired for good, expired, deleted), and when.
+    ended: HashMap<RuleId, Timestamp>,
 }
 
 impl Pipeline {
@@ -82,20 +102,17 @@ impl Pipeline {
             owners: HashMap::new(),
             references: HashMap::new(),
             owned: ShardSet::default(),
+            ended: HashMap::new(),
             out,
             transitions: Vec::new(),
         };
+        // Read before the rules: a shard gained while they load is a change, and reloads them.
+        let owned = *pipeline.out.ownership.borrow_and_update();
         for rule in pipeline.out.store.active_rules().await? {
             pipeline.upsert(rule);
         }
         tracing::info!(rules = pipeline.engine.len(), "trigger engine loaded");
-        pipeline.owned = *pipeline.out.ownership.borrow_and_update();
-        pipeline.out.interest.set_owned(pipeline.owned);
-        pipeline
-            .out
-            .metrics
-            .owned_shards
-            .set(i64::from(pipeline.owned.len()));
+        pipeline.switch_to(owned);
         Ok(pipeline)
     }
 
@@ -142,6 +159,7 @@ impl Pipeline {
                 }
             }
             EngineCommand::Sync(id, None) => self.forget(id),
+            EngineCommand::Reconcile { active, loaded_at } => self.reconcile(active, loaded_at),
         }
         self.out.metrics.active_rules.set(self.engine.len() as i64);
     }
@@ -178,8 +196,41 @@ impl Pipeline {
 
     fn forget(&mut self, rule: RuleId) {
         self.engine.remove(rule);
-        self.owners.remove(&rule);
+        if self.owners.remove(&rule).is_some() {
+            self.ended.insert(rule, chrono::Utc::now());
+        }
         self.out.interest.rule_ended(rule);
+    }
+
+    /// Only the rules of owned instruments matter: the others are reloaded on taking them over.
+    fn reconcile(&mut self, active: Vec<AlertRule>, loaded_at: Timestamp) {
+        self.ended.retain(|_, at| *at > loaded_at - TOMBSTONE);
+        let listed: HashSet<RuleId> = active.iter().map(|rule| rule.id).collect();
+        for rule in active {
+            if !self.owned.owns(&rule.spec.instrument) {
+                continue;
+            }
+            let stale = match self.owners.get(&rule.id) {
+                Some(known) => known.updated_at >= rule.updated_at,
+                None => self.ended.get(&rule.id).is_some_and(|at| *at >= loaded_at),
+            };
+            if !stale {
+                self.upsert(rule);
+            }
+        }
+        let gone: Vec<RuleId> = self
+            .owners
+            .iter()
+            .filter(|(id, owner)| {
+                self.owned.owns(&owner.instrument)
+                    && !listed.contains(id)
+                    && owner.updated_at < loaded_at - RECONCILE_MARGIN
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.forget(id);
+        }
     }
 
     async fn on_tick(&mut self, tick: Tick) {
@@ -192,17 +243,23 @@ impl Pipeline {
         let quote =
             signal_domain::Quote::after(&tick, self.out.book.latest(&tick.instrument).as_ref())
                 .with_session(open);
-        for outlet in &self.out.quote_outlets {
-            outlet.offer(quote.clone());
+        // Market data and candles have one producer per instrument, its owner; an instance
+        // streaming another's instrument for its own viewers only shares the latest quote.
+        let owned = self.owned.owns(&tick.instrument);
+        if owned {
+            if let Some(outlet) = &self.out.market_data_outlet {
+                outlet.offer(quote.clone());
+            }
+            self.out.candles.offer(&tick);
         }
+        self.out.quote_cache_outlet.offer(quote.clone());
         self.out.book.publish(quote);
-        self.out.candles.offer(&tick);
         self.out
             .metrics
             .ticks_processed
             .with_label_values(&[source_label(tick.source)])
             .inc();
-        if self.owned.owns(&tick.instrument) {
+        if owned {
             self.evaluate(&tick, now).await;
         }
     }
@@ -232,12 +289,20 @@ impl Pipeline {
     async fn on_ownership_change(&mut self) {
         let owned = *self.out.ownership.borrow_and_update();
         let gained = owned.without(self.owned);
+        if !gained.is_empty() {
+            self.take_over(gained).await;
+        }
+        self.switch_to(owned);
+    }
+
+    fn switch_to(&mut self, owned: ShardSet) {
         self.owned = owned;
         self.out.interest.set_owned(owned);
         self.out.metrics.owned_shards.set(i64::from(owned.len()));
-        if gained.is_empty() {
-            return;
-        }
+        self.out.applied.send_replace(owned);
+    }
+
+    async fn take_over(&mut self, gained: ShardSet) {
         let store = self.out.store.clone();
         let load = || async { store.active_rules().await };
         let loaded = load

@@ -1,18 +1,26 @@
 //! Keeps every Asset Service instance's engine holding every rule: an instance that changes a
-//! rule announces it, and the others reload it from the store. (Two instances then evaluate the
-//! same rules; deterministic firing ids make their events one.)
+//! rule announces it, and the others reload it from the store; the instance that owns the rule's
+//! instrument evaluates it. An announcement can be lost (pub/sub keeps nothing for a subscriber
+//! that is reconnecting), so each instance also reconciles its engine with the store now and
+//! then, and refreshes the watched instruments, which any instance may have changed.
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use signal_domain::{RuleId, UserId};
-use signal_ports::{Broadcast, RuleStore};
+use signal_ports::{Broadcast, RuleStore, WatchlistStore};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::interest::InterestTracker;
 use crate::pipeline::EngineCommand;
+
+/// How often the engine is reconciled with the store: the longest a lost announcement goes
+/// unnoticed.
+const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Serialize, Deserialize)]
 struct RuleChanged {
@@ -92,6 +100,44 @@ impl RuleAnnouncer {
                     tracing::error!(error = %e, rule = %changed.rule, "reloading an announced rule failed")
                 }
             }
+        }
+    }
+}
+
+/// Every [`RECONCILE_EVERY`]: hands the engine the active rules as stored (it keeps what it
+/// knows to be newer), and the interest the watched instruments.
+pub async fn reconcile(
+    rules: Arc<dyn RuleStore>,
+    watchlist: Arc<dyn WatchlistStore>,
+    interest: Arc<InterestTracker>,
+    engine: mpsc::Sender<EngineCommand>,
+    shutdown: CancellationToken,
+) {
+    let mut every = tokio::time::interval(RECONCILE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is now, and start-up has just loaded everything.
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match watchlist.watched_instruments().await {
+            Ok(watched) => interest.set_watched(watched),
+            Err(e) => tracing::warn!(error = %e, "refreshing the watched instruments failed"),
+        }
+        let loaded_at = chrono::Utc::now();
+        match rules.active_rules().await {
+            Ok(active) => {
+                if engine
+                    .send(EngineCommand::Reconcile { active, loaded_at })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reconciling the engine with the store failed"),
         }
     }
 }

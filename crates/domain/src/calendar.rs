@@ -204,29 +204,30 @@ impl MarketCalendar {
             .iter_days()
             .take(SEARCH_DAYS + 1)
             .filter_map(|day| self.hours_on(exchange, day).map(|hours| (day, hours.open)))
-            .find(|(day, open)| *day > today || time < *open)
-            // Sessions open well clear of the 02:00 daylight-saving shifts, so the local opening
-            // time always exists exactly once.
-            .and_then(|(day, open)| zone.from_local_datetime(&day.and_time(open)).single())
+            .filter(|(day, open)| *day > today || time < *open)
+            // A configured opening inside a daylight-saving gap does not exist (the search goes
+            // on); the earliest reading of an ambiguous one is the first moment it is that time.
+            .find_map(|(day, open)| zone.from_local_datetime(&day.and_time(open)).earliest())
             .map(|opening| opening.with_timezone(&Utc));
         SessionState::Closed { next_open }
     }
 
-    /// The day's session, `None` when the exchange does not trade that day.
+    /// The day's session, `None` when the exchange does not trade that day. A special session
+    /// is the exchange saying it trades, even on a weekend or a listed holiday.
     fn hours_on(&self, exchange: Exchange, day: NaiveDate) -> Option<SessionHours> {
+        if let Some(special) = self
+            .special_sessions
+            .get(&exchange)
+            .and_then(|days| days.get(&day))
+        {
+            return Some(*special);
+        }
         let weekend = matches!(day.weekday(), Weekday::Sat | Weekday::Sun);
         let holiday = self
             .holidays
             .get(&exchange)
             .is_some_and(|days| days.contains(&day));
-        if weekend || holiday {
-            return None;
-        }
-        let special = self
-            .special_sessions
-            .get(&exchange)
-            .and_then(|days| days.get(&day));
-        Some(special.copied().unwrap_or_else(|| exchange.regular_hours()))
+        (!weekend && !holiday).then(|| exchange.regular_hours())
     }
 }
 
@@ -353,6 +354,14 @@ mod tests {
         );
         assert!(calendar
             .session(Market::Krx, utc("2026-11-19T07:00:00Z"))
+            .is_open());
+        // A special session on a Saturday: the exchange trades that day.
+        let saturday: CalendarConfig = serde_json::from_str(
+            r#"{"special_sessions": {"KRX": {"2026-11-28": {"open": "09:00", "close": "12:00"}}}}"#,
+        )
+        .unwrap();
+        assert!(MarketCalendar::new(&saturday)
+            .session(Market::Krx, utc("2026-11-28T01:00:00Z"))
             .is_open());
         // The day before keeps its regular hours.
         assert_eq!(

@@ -25,7 +25,7 @@ use signal_feed_metrics::SourceMetrics;
 use signal_ports::{
     FeedContext, FeedError, Interest, QuoteFeed, SharedCache, StoreError, TickSink,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -227,6 +227,16 @@ pub struct KisFeed {
     rest: Rest,
     calendar: MarketCalendar,
     metrics: SourceMetrics,
+    /// When each streamed instrument last traded on the socket. A snapshot waits its turn for
+    /// the REST budget, and REST quotes carry no trade time: one that comes back after a
+    /// streamed trade is older than it, and is dropped.
+    last_streamed: std::sync::Mutex<HashMap<InstrumentId, tokio::time::Instant>>,
+}
+
+/// Instruments whose current price the streaming half wants, asked for at `asked`.
+pub(crate) struct SnapshotRequest {
+    pub ids: Vec<InstrumentId>,
+    pub asked: tokio::time::Instant,
 }
 
 impl KisFeed {
@@ -266,7 +276,18 @@ impl KisFeed {
             auth,
             rest,
             metrics,
+            last_streamed: std::sync::Mutex::default(),
         })
+    }
+
+    fn streamed_since(&self, id: &InstrumentId, since: tokio::time::Instant) -> bool {
+        let last = self.last_streamed.lock().unwrap_or_else(|p| p.into_inner());
+        last.get(id).is_some_and(|at| *at >= since)
+    }
+
+    pub(crate) fn note_streamed(&self, id: &InstrumentId) {
+        let mut last = self.last_streamed.lock().unwrap_or_else(|p| p.into_inner());
+        last.insert(id.clone(), tokio::time::Instant::now());
     }
 
     /// Hands a tick on, counted.
@@ -321,25 +342,29 @@ impl KisFeed {
     async fn poll_loop(
         &self,
         plans: watch::Receiver<Arc<Plan>>,
-        mut snapshots: mpsc::UnboundedReceiver<Vec<InstrumentId>>,
+        mut snapshots: mpsc::UnboundedReceiver<SnapshotRequest>,
         sink: &TickSink,
     ) -> Result<(), KisError> {
         let mut every = tokio::time::interval(self.config.poll_interval);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut fetched = BTreeSet::new();
         loop {
-            let batch = tokio::select! {
+            let (batch, asked) = tokio::select! {
                 biased;
-                Some(batch) = snapshots.recv() => batch,
+                Some(request) = snapshots.recv() => (request.ids, Some(request.asked)),
                 _ = every.tick() => {
-                    due(&plans.borrow().polled, &mut fetched, &self.calendar, (self.config.now)())
+                    let due = due(&plans.borrow().polled, &mut fetched, &self.calendar, (self.config.now)());
+                    (due, None)
                 }
             };
             for id in batch {
                 match self.rest.quote(&id).await {
                     Ok(tick) => {
+                        let superseded = asked.is_some_and(|asked| self.streamed_since(&id, asked));
                         fetched.insert(id);
-                        self.emit(sink, tick).await?;
+                        if !superseded {
+                            self.emit(sink, tick).await?;
+                        }
                     }
                     Err(error) => {
                         if error.is_parse_error() {

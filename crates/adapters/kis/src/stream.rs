@@ -6,7 +6,7 @@
 use crate::frame::{Control, Decoded, Decoder};
 use crate::plan::Plan;
 use crate::venue::{instrument_of, stream_key};
-use crate::{KisError, KisFeed};
+use crate::{KisError, KisFeed, SnapshotRequest};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::Utc;
 use futures::{Sink, SinkExt, StreamExt};
@@ -26,7 +26,7 @@ impl KisFeed {
         &self,
         mut plans: watch::Receiver<Arc<Plan>>,
         refuse: mpsc::UnboundedSender<InstrumentId>,
-        snapshot: mpsc::UnboundedSender<Vec<InstrumentId>>,
+        snapshot: mpsc::UnboundedSender<SnapshotRequest>,
         sink: &TickSink,
     ) -> Result<(), KisError> {
         let backoff = ExponentialBuilder::default()
@@ -71,7 +71,7 @@ impl KisFeed {
         &self,
         plans: &mut watch::Receiver<Arc<Plan>>,
         refuse: &mpsc::UnboundedSender<InstrumentId>,
-        snapshot: &mpsc::UnboundedSender<Vec<InstrumentId>>,
+        snapshot: &mpsc::UnboundedSender<SnapshotRequest>,
         sink: &TickSink,
         after_gap: bool,
         connected: &mut bool,
@@ -107,6 +107,7 @@ impl KisFeed {
                     match decoder.decode(text.as_str(), Utc::now()) {
                         Ok(Decoded::Ticks(ticks)) => {
                             for tick in ticks {
+                                self.note_streamed(&tick.instrument);
                                 self.emit(sink, tick).await?;
                             }
                         }
@@ -172,7 +173,7 @@ impl KisFeed {
         approval_key: &str,
         registered: &mut BTreeSet<InstrumentId>,
         wanted: &[InstrumentId],
-        snapshot: &mpsc::UnboundedSender<Vec<InstrumentId>>,
+        snapshot: &mpsc::UnboundedSender<SnapshotRequest>,
     ) -> Result<(), KisError>
     where
         W: Sink<Message, Error = WsError> + Unpin,
@@ -205,7 +206,10 @@ impl KisFeed {
         if !added.is_empty() {
             // The poller owns the REST budget; it takes this ahead of its rounds. A closed
             // poller means the feed is stopping anyway.
-            let _ = snapshot.send(added);
+            let _ = snapshot.send(SnapshotRequest {
+                ids: added,
+                asked: tokio::time::Instant::now(),
+            });
         }
         Ok(())
     }

@@ -78,6 +78,7 @@ async fn search(
     Json(
         state
             .search(&query.q, limit)
+            .await
             .into_iter()
             .map(|l| view(l, &state))
             .collect(),
@@ -90,7 +91,7 @@ async fn instrument(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<InstrumentView>, ApiError> {
     let id = state.resolve(&id)?;
-    Ok(Json(view(state.listing(&id)?, &state)))
+    Ok(Json(view(state.listing(&id).await?, &state)))
 }
 
 #[derive(Deserialize)]
@@ -110,16 +111,10 @@ async fn movers(
     ApiQuery(query): ApiQuery<MoversQuery>,
 ) -> Json<Movers> {
     let limit = query.limit.unwrap_or(5).clamp(1, 50);
-    let views = |class| {
-        state
-            .top_movers(class, limit)
-            .into_iter()
-            .map(|l| view(l, &state))
-            .collect()
-    };
+    let views = |listings: Vec<Listing>| listings.into_iter().map(|l| view(l, &state)).collect();
     Json(Movers {
-        stocks: views(AssetClass::Stock),
-        crypto: views(AssetClass::Crypto),
+        stocks: views(state.top_movers(AssetClass::Stock, limit).await),
+        crypto: views(state.top_movers(AssetClass::Crypto, limit).await),
     })
 }
 
@@ -128,9 +123,10 @@ async fn watchlist(
     State(state): State<AssetState>,
 ) -> Result<Json<Vec<InstrumentView>>, ApiError> {
     let ids = state.watchlist(&user).await?;
-    let views = ids
-        .iter()
-        .filter_map(|id| state.listing(id).ok())
+    let views = state
+        .listings(&ids)
+        .await
+        .into_iter()
         .map(|l| view(l, &state))
         .collect();
     Ok(Json(views))

@@ -76,6 +76,7 @@ async fn search(
     Json(
         state
             .search(&query.keyword, 50)
+            .await
             .into_iter()
             .map(AssetSummary::from)
             .collect(),
@@ -88,7 +89,7 @@ async fn asset(
     ApiPath(symbol): ApiPath<String>,
 ) -> Result<Json<AssetSummary>, ApiError> {
     let id = state.resolve(&symbol)?;
-    let listing = state.listing(&id)?;
+    let listing = state.listing(&id).await?;
     // As the original: looking at an instrument starts a live subscription to it.
     state.interest.glance(&id);
     Ok(Json(listing.into()))
@@ -98,8 +99,8 @@ async fn top_movers(
     AuthUser(_): AuthUser,
     State(state): State<AssetState>,
 ) -> Json<Vec<AssetSummary>> {
-    let stocks = state.top_movers(AssetClass::Stock, 3);
-    let cryptos = state.top_movers(AssetClass::Crypto, 3);
+    let stocks = state.top_movers(AssetClass::Stock, 3).await;
+    let cryptos = state.top_movers(AssetClass::Crypto, 3).await;
     Json(
         stocks
             .into_iter()

@@ -10,7 +10,7 @@ mod quote_socket;
 use axum::extract::FromRef;
 use axum::Router;
 use signal_catalog::Catalog;
-use signal_ports::{CandleStore, RuleStore, WatchlistStore};
+use signal_ports::{CandleStore, QuoteCache, RuleStore, WatchlistStore};
 use signal_web::JwtVerifier;
 use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
@@ -25,6 +25,8 @@ use crate::rule_sync::RuleAnnouncer;
 pub struct AssetState {
     pub catalog: Arc<RwLock<Catalog>>,
     pub book: Arc<QuoteBook>,
+    /// The latest quotes every instance shares: those of instruments this one does not hear.
+    pub quote_cache: Arc<dyn QuoteCache>,
     pub rules: Arc<dyn RuleStore>,
     pub watchlist: Arc<dyn WatchlistStore>,
     pub candles: Arc<dyn CandleStore>,

@@ -7,6 +7,7 @@ use signal_domain::{
     AlertRule, AssetClass, Condition, InstrumentId, Quote, Repeat, RuleId, RuleSpec, UserId,
 };
 use signal_web::ApiError;
+use std::collections::HashMap;
 use tokio::sync::oneshot;
 
 use super::AssetState;
@@ -26,42 +27,48 @@ impl AssetState {
             .map_err(|e| ApiError::NotFound(e.to_string()))
     }
 
-    pub fn listing(&self, id: &InstrumentId) -> Result<Listing, ApiError> {
-        let entry = self
-            .catalog()
+    fn entry(&self, id: &InstrumentId) -> Result<CatalogEntry, ApiError> {
+        self.catalog()
             .get(id)
             .cloned()
-            .ok_or_else(|| ApiError::NotFound(format!("unknown instrument `{id}`")))?;
-        Ok(Listing {
-            quote: self.book.latest(id),
-            entry,
-        })
+            .ok_or_else(|| ApiError::NotFound(format!("unknown instrument `{id}`")))
     }
 
-    pub fn search(&self, query: &str, limit: usize) -> Vec<Listing> {
+    pub async fn listing(&self, id: &InstrumentId) -> Result<Listing, ApiError> {
+        let entry = self.entry(id)?;
+        Ok(self.with_quotes(vec![entry]).await.remove(0))
+    }
+
+    /// The instruments of `ids` that the catalog knows, in order.
+    pub async fn listings(&self, ids: &[InstrumentId]) -> Vec<Listing> {
+        let entries: Vec<CatalogEntry> = {
+            let catalog = self.catalog();
+            ids.iter()
+                .filter_map(|id| catalog.get(id).cloned())
+                .collect()
+        };
+        self.with_quotes(entries).await
+    }
+
+    pub async fn search(&self, query: &str, limit: usize) -> Vec<Listing> {
         let entries: Vec<CatalogEntry> = self
             .catalog()
             .search(query, limit)
             .into_iter()
             .cloned()
             .collect();
-        entries
-            .into_iter()
-            .map(|entry| Listing {
-                quote: self.book.latest(&entry.instrument.id),
-                entry,
-            })
-            .collect()
+        self.with_quotes(entries).await
     }
 
     /// The `per_class` instruments of `class` with the largest absolute change, largest first.
-    pub fn top_movers(&self, class: AssetClass, per_class: usize) -> Vec<Listing> {
-        let mut quotes: Vec<Quote> = self
-            .book
-            .all()
-            .into_iter()
-            .filter(|q| q.instrument.asset_class() == class && q.change_percent.is_some())
-            .collect();
+    pub async fn top_movers(&self, class: AssetClass, per_class: usize) -> Vec<Listing> {
+        let shared = self.quote_cache.all().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the shared quotes; movers from this instance's only");
+            Vec::new()
+        });
+        let mut quotes = newest(self.book.all(), shared);
+        quotes.retain(|_, q| q.instrument.asset_class() == class && q.change_percent.is_some());
+        let mut quotes: Vec<Quote> = quotes.into_values().collect();
         quotes.sort_by(|a, b| {
             let magnitude = |q: &Quote| q.change_percent.map(|p| p.value().abs());
             magnitude(b)
@@ -82,8 +89,28 @@ impl AssetState {
             .collect()
     }
 
+    /// Each entry with its newest known quote: this instance's own or the one another instance
+    /// shared, whichever it received last. An instance hears only the instruments it owns or
+    /// its own users view live; it learns the others from the shared cache.
+    async fn with_quotes(&self, entries: Vec<CatalogEntry>) -> Vec<Listing> {
+        let ids: Vec<InstrumentId> = entries.iter().map(|e| e.instrument.id.clone()).collect();
+        let own = ids.iter().filter_map(|id| self.book.latest(id)).collect();
+        let shared = self.quote_cache.get_many(&ids).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the shared quotes; answering with this instance's");
+            Vec::new()
+        });
+        let mut quotes = newest(own, shared);
+        entries
+            .into_iter()
+            .map(|entry| Listing {
+                quote: quotes.remove(&entry.instrument.id),
+                entry,
+            })
+            .collect()
+    }
+
     pub async fn watch(&self, user: &UserId, id: &InstrumentId) -> Result<(), ApiError> {
-        self.listing(id)?;
+        self.entry(id)?;
         self.watchlist
             .add(user, id, Utc::now())
             .await
@@ -128,7 +155,7 @@ impl AssetState {
         expires_at: Option<signal_domain::Timestamp>,
         note: Option<String>,
     ) -> Result<RuleSpec, ApiError> {
-        self.listing(&instrument)?;
+        self.entry(&instrument)?;
         RuleSpec::new(instrument, condition, repeat, expires_at, note, Utc::now())
             .map_err(|e| ApiError::Unprocessable(e.to_string()))
     }
@@ -227,4 +254,18 @@ impl AssetState {
         // Catalog updates replace entries whole, so a poisoned lock holds a consistent catalog.
         self.catalog.read().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// One quote per instrument from both sources, the later received.
+fn newest(own: Vec<Quote>, shared: Vec<Quote>) -> HashMap<InstrumentId, Quote> {
+    let mut quotes: HashMap<InstrumentId, Quote> = HashMap::new();
+    for quote in own.into_iter().chain(shared) {
+        match quotes.get(&quote.instrument) {
+            Some(known) if known.received_at >= quote.received_at => {}
+            _ => {
+                quotes.insert(quote.instrument.clone(), quote);
+            }
+        }
+    }
+    quotes
 }

@@ -190,6 +190,11 @@ pub async fn topology_env(broker: &Broker, upbit: &FakeUpbit, dir: &Path) -> Vec
             format!("market-data-{run}"),
         ),
         ("SIGNAL_BUS__PARTITIONS".into(), "3".into()),
+        // tansu 0.6 answers a fetch from an offset inside a record batch with the batches that
+        // start after it (its storage looks batches up by base offset), so a consumer resuming
+        // from a committed offset mid-batch silently skips that batch's tail. One message per
+        // batch makes every offset a batch start.
+        ("SIGNAL_BUS__PRODUCER_BATCH_MESSAGES".into(), "1".into()),
         (
             "SIGNAL_BUS__CONSUMER_GROUP".into(),
             format!("alert-service-{run}"),
