@@ -185,6 +185,32 @@ async fn a_streamed_instrument_has_its_price_by_snapshot_before_any_trade() {
 }
 
 #[tokio::test]
+async fn a_snapshot_that_returns_after_a_streamed_trade_is_dropped_as_older() {
+    let fake = FakeKis::start().await;
+    fake.set_price("005930", "62700");
+    // KIS is busy: the registration's snapshot waits its turn behind EGW00201 answers.
+    fake.set_rest_budget(0);
+    let mut feed = Running::start(config(&fake), fresh_cache(), &["KRX:005930"]);
+    registered(&fake, &["005930"]).await;
+    eventually("a busy answer", || fake.busy_answers() > 0).await;
+    fake.send(frame("H0STCNT0", &[domestic_record("005930", "63000")]));
+    feed.tick_at("KRX:005930", "63000").await;
+
+    fake.set_rest_budget(50);
+    eventually("the snapshot's answer", || fake.prices_answered() > 0).await;
+    // Time for the feed to hand the snapshot on, were it going to.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fake.send(frame("H0STCNT0", &[domestic_record("005930", "63100")]));
+    let next = feed.tick_of("KRX:005930").await;
+    assert_eq!(
+        next.price.value(),
+        Decimal::from(63100),
+        "the snapshot's older price came after a newer trade"
+    );
+    feed.stop().await;
+}
+
+#[tokio::test]
 async fn a_multi_record_frame_gives_a_tick_per_record_and_an_encrypted_frame_is_opened() {
     let fake = FakeKis::start().await;
     let mut feed = Running::start(config(&fake), fresh_cache(), &["NASDAQ:AAPL", "KRX:005930"]);

@@ -85,6 +85,7 @@ struct Books {
     rest_budget: Option<usize>,
     rest_calls: VecDeque<Instant>,
     busy_answers: usize,
+    prices_answered: usize,
     max_registrations: usize,
     registered: BTreeSet<String>,
     sessions: usize,
@@ -125,6 +126,7 @@ impl FakeKis {
                 rest_budget: None,
                 rest_calls: VecDeque::new(),
                 busy_answers: 0,
+                prices_answered: 0,
                 max_registrations: 41,
                 registered: BTreeSet::new(),
                 sessions: 0,
@@ -204,6 +206,11 @@ impl FakeKis {
 
     pub fn busy_answers(&self) -> usize {
         self.shared.books().busy_answers
+    }
+
+    /// Current-price requests answered with a price.
+    pub fn prices_answered(&self) -> usize {
+        self.shared.books().prices_answered
     }
 
     /// The tr_keys registered on the current session.
@@ -349,7 +356,10 @@ fn admit(shared: &Shared, headers: &HeaderMap, tr_id: &str) -> Result<(), (Statu
 }
 
 fn price_of(shared: &Shared, symbol: &str) -> Result<String, (StatusCode, String)> {
-    shared.books().prices.get(symbol).cloned().ok_or_else(|| {
+    let mut books = shared.books();
+    let price = books.prices.get(symbol).cloned();
+    books.prices_answered += usize::from(price.is_some());
+    price.ok_or_else(|| {
         (
             StatusCode::OK,
             r#"{"rt_cd":"1","msg_cd":"MCA00124","msg1":"조회할 자료가 없습니다"}"#.into(),
