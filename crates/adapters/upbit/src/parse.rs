@@ -261,38 +261,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rust_decimal_macros::dec;
-    // The official DEFAULT example, verbatim, as the fake Upbit speaks it.
-    use signal_exchange_fakes::upbit::WS_DEFAULT;
-
-    /// Official SIMPLE_LIST example (2025-07-07), verbatim.
-    const WS_SIMPLE_LIST: &str = r#"[
-  {
-    "ty": "ticker",
-    "cd": "KRW-BTC",
-    "op": 148500000.0,
-    "hp": 149064000.0,
-    "lp": 148050000.0,
-    "tp": 148956000.0,
-    "pcp": 148500000.0,
-    "atp": 16115868486.03173,
-    "c": "RISE",
-    "cp": 456000.0,
-    "scp": 456000.0,
-    "cr": 0.0030707071,
-    "scr": 0.0030707071,
-    "ab": "BID",
-    "tv": 0.0602652,
-    "atv": 108.51228784,
-    "tdt": "20250707",
-    "ttm": "022055",
-    "ttms": 1751854855934,
-    "aav": 36.9943567,
-    "abv": 71.51793114,
-    "h52wp": 163325000.0,
-    "h52wdt": "2025-01-20",
-    "st": "SNAPSHOT"
-  }
-]"#;
+    // The official DEFAULT and SIMPLE_LIST examples, verbatim, as the fake Upbit speaks them.
+    use signal_exchange_fakes::upbit::{WS_DEFAULT, WS_SIMPLE_LIST};
 
     /// Official 2018 message from the "test and request sample" page, with the legacy `market` key.
     const WS_LEGACY: &str = r#"{"market":"KRW-BTC","opening_price":8450000.00000000,"high_price":8679000.00000000,"low_price":8445000.00000000,"trade_price":8629000.0,"prev_closing_price":8450000.00000000,"acc_trade_price":105514711074.18726000,"change":"RISE","change_price":179000.00000000,"signed_change_price":179000.00000000,"change_rate":0.0211834320,"signed_change_rate":0.0211834320,"ask_bid":"ASK","trade_volume":0.0105675,"acc_trade_volume":12312.36058857,"trade_date":"20180418","trade_time":"100729","trade_timestamp":1524046049000,"acc_ask_volume":5703.42273172,"acc_bid_volume":6608.93785685,"highest_52_week_price":28885000.00000000,"highest_52_week_date":"2018-01-06","lowest_52_week_price":3286000.00000000,"lowest_52_week_date":"2017-09-15","trade_status":"ACTIVE","market_state":"ACTIVE","market_state_for_ios":"ACTIVE","is_trading_suspended":false,"delisting_date":null,"market_warning":"NONE","timestamp":1524046049766,"acc_trade_price_24h":55330325803.78210000,"acc_trade_volume_24h":6448.96200341}"#;

@@ -52,8 +52,9 @@ pub const WS_DEFAULT: &str = r#"{
   "stream_type": "REALTIME"
 }"#;
 
-/// The object of the official SIMPLE_LIST example (2025-07-07), as a SIMPLE message carries it.
-const WS_SIMPLE: &str = r#"{
+/// Official SIMPLE_LIST example (2025-07-07), verbatim: a list of one SIMPLE ticker.
+pub const WS_SIMPLE_LIST: &str = r#"[
+  {
     "ty": "ticker",
     "cd": "KRW-BTC",
     "op": 148500000.0,
@@ -78,7 +79,8 @@ const WS_SIMPLE: &str = r#"{
     "h52wp": 163325000.0,
     "h52wdt": "2025-01-20",
     "st": "SNAPSHOT"
-  }"#;
+  }
+]"#;
 
 /// The KRW-BTC object of the official REST /v1/ticker response (2025-07-30), verbatim.
 const REST_TICKER: &str = r#"{"market":"KRW-BTC","trade_date":"20250730","trade_time":"170315","trade_date_kst":"20250731","trade_time_kst":"020315","trade_timestamp":1753894995076,"opening_price":163248000.00000000,"high_price":163708000.00000000,"low_price":162248000.00000000,"trade_price":162876000.00000000,"prev_closing_price":163158000.00000000,"change":"FALL","change_price":282000.00000000,"change_rate":0.0017283860,"signed_change_price":-282000.00000000,"signed_change_rate":-0.0017283860,"trade_volume":0.02543652,"acc_trade_price":137728155832.9616000000000000,"acc_trade_price_24h":167740032580.71786000,"acc_trade_volume":844.94369319,"acc_trade_volume_24h":1029.27369910,"highest_52_week_price":166800000.00000000,"highest_52_week_date":"2025-07-14","lowest_52_week_price":72100000.00000000,"lowest_52_week_date":"2024-08-05","timestamp":1753894995113}"#;
@@ -100,7 +102,13 @@ pub fn default_ticker(market: &str, price: &str) -> String {
 
 /// A SIMPLE ticker message for `market` trading at `price`.
 pub fn simple_ticker(market: &str, price: &str) -> String {
-    WS_SIMPLE
+    // A SIMPLE message is the list's one object.
+    let object = WS_SIMPLE_LIST
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    object
+        .trim()
         .replace(r#""cd": "KRW-BTC""#, &format!(r#""cd": "{market}""#))
         .replace(r#""tp": 148956000.0"#, &format!(r#""tp": {price}"#))
 }
