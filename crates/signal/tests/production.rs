@@ -219,6 +219,11 @@ async fn a_killed_alert_service_loses_and_duplicates_nothing_of_a_burst() {
     }
     alert.kill().await;
     let stored_before_kill = history_len_direct(&env).await;
+    // The restart comes after the dead member's 10 s session has run out. On tansu 0.6 a member
+    // that joins while a killed leader's session is still open can be left with no partitions
+    // for good (seen once under load); Apache Kafka rebalances it. What is tested is that the
+    // restarted instance stores the rest of the burst from the committed offsets, once each.
+    tokio::time::sleep(Duration::from_secs(11)).await;
     let alert = ServiceProcess::start(
         env!("CARGO_BIN_EXE_alert-service"),
         alert_port,
