@@ -2,7 +2,9 @@
 //! state, `memory://`/`kafka://` for the bus.
 
 use anyhow::Context;
-use signal_kafka::{KafkaInbox, KafkaMarketDataPublisher, KafkaPublisher, KafkaSettings};
+use signal_kafka::{
+    KafkaInbox, KafkaMarketDataPublisher, KafkaPublisher, KafkaSettings, ReliableProducer,
+};
 use signal_memory::{MemoryBroadcast, MemoryQuoteCache, MemorySharedCache};
 use signal_ports::{
     AlertInbox, AlertPublisher, Broadcast, MarketDataPublisher, QuoteCache, SharedCache,
@@ -116,9 +118,10 @@ pub struct AssetBus {
 pub async fn asset_bus(settings: &Settings) -> anyhow::Result<AssetBus> {
     let kafka = require_kafka(settings, "Asset Service")?;
     signal_kafka::ensure_topics(&kafka).await?;
+    let producer = ReliableProducer::new(&kafka)?;
     Ok(AssetBus {
-        alerts: Arc::new(KafkaPublisher::new(&kafka)?),
-        market_data: Some(Arc::new(KafkaMarketDataPublisher::new(&kafka)?)),
+        alerts: Arc::new(KafkaPublisher::new(producer.clone(), &kafka)),
+        market_data: Some(Arc::new(KafkaMarketDataPublisher::new(producer, &kafka))),
     })
 }
 

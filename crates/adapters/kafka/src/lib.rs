@@ -94,14 +94,17 @@ pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), BusError> {
 }
 
 /// An idempotent producer with `acks=all`: a message it reports delivered is on every in-sync
-/// replica, once, in order per partition.
-struct ReliableProducer {
+/// replica, once, in order per partition. One per process, shared by every publisher: two
+/// idempotent producers of one client that both re-initialise after a timeout can fence each
+/// other (seen on tansu), and one connection per broker is all a process needs.
+#[derive(Clone)]
+pub struct ReliableProducer {
     producer: FutureProducer,
     delivery_timeout: Duration,
 }
 
 impl ReliableProducer {
-    fn new(settings: &KafkaSettings) -> Result<Self, BusError> {
+    pub fn new(settings: &KafkaSettings) -> Result<Self, BusError> {
         let mut config = base_config(settings);
         if let Some(max) = settings.max_batch_messages {
             config.set("batch.num.messages", max.to_string());
@@ -159,11 +162,11 @@ pub struct KafkaPublisher {
 }
 
 impl KafkaPublisher {
-    pub fn new(settings: &KafkaSettings) -> Result<Self, BusError> {
-        Ok(Self {
-            producer: ReliableProducer::new(settings)?,
+    pub fn new(producer: ReliableProducer, settings: &KafkaSettings) -> Self {
+        Self {
+            producer,
             topic: settings.alerts_topic.clone(),
-        })
+        }
     }
 }
 
@@ -181,11 +184,11 @@ pub struct KafkaMarketDataPublisher {
 }
 
 impl KafkaMarketDataPublisher {
-    pub fn new(settings: &KafkaSettings) -> Result<Self, BusError> {
-        Ok(Self {
-            producer: ReliableProducer::new(settings)?,
+    pub fn new(producer: ReliableProducer, settings: &KafkaSettings) -> Self {
+        Self {
+            producer,
             topic: settings.market_data_topic.clone(),
-        })
+        }
     }
 }
 
