@@ -126,6 +126,7 @@ pub async fn start(
     ownership.start().await;
     let owned = ownership.subscribe();
     let ownership_task = tokio::spawn(ownership.run(shutdown.clone()));
+    let (engine, commands) = mpsc::channel(1024);
     let pipeline = pipeline::Pipeline::load(pipeline::PipelineOutputs {
         store: deps.rules.clone(),
         book: book.clone(),
@@ -139,10 +140,10 @@ pub async fn start(
         ownership: owned,
         applied,
         quote_cache: deps.quote_cache.clone(),
+        commands: engine.downgrade(),
     })
     .await?;
     let (ticks, tick_queue) = mpsc::channel(TICK_QUEUE);
-    let (engine, commands) = mpsc::channel(1024);
     let running = Arc::new(PipelineRunning(AtomicBool::new(true)));
 
     let pipeline_task = tokio::spawn({

@@ -61,6 +61,14 @@ impl ShardSet {
         ShardSet(self.0 & !other.0)
     }
 
+    pub fn union(self, other: ShardSet) -> ShardSet {
+        ShardSet(self.0 | other.0)
+    }
+
+    pub fn intersection(self, other: ShardSet) -> ShardSet {
+        ShardSet(self.0 & other.0)
+    }
+
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }

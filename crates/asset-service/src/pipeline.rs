@@ -41,6 +41,11 @@ pub enum EngineCommand {
         active: Vec<AlertRule>,
         loaded_at: Timestamp,
     },
+    /// Every active rule as stored, loaded for taking over the shards of `load`.
+    TakeOver {
+        load: u64,
+        active: Vec<AlertRule>,
+    },
 }
 
 /// How long a rule this engine let go is remembered, so that a stored copy read before it was
@@ -82,6 +87,9 @@ pub struct PipelineOutputs {
     pub applied: watch::Sender<ShardSet>,
     /// The latest quotes every instance shares, read when this instance takes instruments over.
     pub quote_cache: Arc<dyn QuoteCache>,
+    /// The engine's own command queue, for rules loaded off the engine task. Weak, so the queue
+    /// closes when the service drops its senders.
+    pub commands: mpsc::WeakSender<EngineCommand>,
 }
 
 pub struct Pipeline {
@@ -90,7 +98,11 @@ pub struct Pipeline {
     references: HashMap<InstrumentId, Price>,
     out: PipelineOutputs,
     transitions: Vec<Transition>,
+    /// The shards this instance evaluates.
     owned: ShardSet,
+    /// Shards gained whose rules are loading, by load; evaluated once their rules arrive.
+    loads: HashMap<u64, ShardSet>,
+    next_load: u64,
     /// Rules this engine let go (fired for good, expired, deleted), and when.
     ended: HashMap<RuleId, Timestamp>,
 }
@@ -102,6 +114,8 @@ impl Pipeline {
             owners: HashMap::new(),
             references: HashMap::new(),
             owned: ShardSet::default(),
+            loads: HashMap::new(),
+            next_load: 0,
             ended: HashMap::new(),
             out,
             transitions: Vec::new(),
@@ -112,7 +126,8 @@ impl Pipeline {
             pipeline.upsert(rule);
         }
         tracing::info!(rules = pipeline.engine.len(), "trigger engine loaded");
-        pipeline.switch_to(owned);
+        pipeline.owned = owned;
+        pipeline.publish_ownership();
         Ok(pipeline)
     }
 
@@ -128,8 +143,8 @@ impl Pipeline {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                Some(command) = commands.recv() => self.apply(command),
-                Ok(()) = self.out.ownership.changed() => self.on_ownership_change().await,
+                Some(command) = commands.recv() => self.apply(command).await,
+                Ok(()) = self.out.ownership.changed() => self.on_ownership_change(),
                 Some(tick) = ticks.recv() => self.on_tick(tick).await,
                 _ = expiry.tick() => self.expire(chrono::Utc::now()).await,
                 else => break,
@@ -137,7 +152,7 @@ impl Pipeline {
         }
     }
 
-    fn apply(&mut self, command: EngineCommand) {
+    async fn apply(&mut self, command: EngineCommand) {
         match command {
             EngineCommand::Upsert(rule, done) => {
                 self.upsert(rule);
@@ -160,6 +175,7 @@ impl Pipeline {
             }
             EngineCommand::Sync(id, None) => self.forget(id),
             EngineCommand::Reconcile { active, loaded_at } => self.reconcile(active, loaded_at),
+            EngineCommand::TakeOver { load, active } => self.take_over(load, active).await,
         }
         self.out.metrics.active_rules.set(self.engine.len() as i64);
     }
@@ -283,44 +299,83 @@ impl Pipeline {
         self.transitions = transitions;
     }
 
-    /// Takes over the instruments of newly owned shards from the instance that evaluated them
-    /// until now: their rules' states as that instance stored them, and any crossing left
-    /// unevaluated during the handover, on their latest quotes.
-    async fn on_ownership_change(&mut self) {
-        let owned = *self.out.ownership.borrow_and_update();
-        let gained = owned.without(self.owned);
-        if !gained.is_empty() {
-            self.take_over(gained).await;
+    /// Follows the shards this instance should evaluate. Lost ones stop at once. Gained ones
+    /// start once their rules are loaded, off this task so ticks keep flowing meanwhile; their
+    /// feeds are asked for them right away.
+    fn on_ownership_change(&mut self) {
+        let target = *self.out.ownership.borrow_and_update();
+        // A shard lost while loading leaves its load: if it comes back, a newer load brings
+        // states that include what another instance fired in between.
+        for shards in self.loads.values_mut() {
+            *shards = shards.intersection(target);
         }
-        self.switch_to(owned);
+        self.loads.retain(|_, shards| !shards.is_empty());
+        self.owned = self.owned.intersection(target);
+        let gained = target.without(self.owned).without(self.loading());
+        if !gained.is_empty() {
+            let load = self.next_load;
+            self.next_load += 1;
+            self.loads.insert(load, gained);
+            self.load_rules_for(load);
+        }
+        self.publish_ownership();
     }
 
-    fn switch_to(&mut self, owned: ShardSet) {
-        self.owned = owned;
-        self.out.interest.set_owned(owned);
-        self.out.metrics.owned_shards.set(i64::from(owned.len()));
-        self.out.applied.send_replace(owned);
+    /// Shards gained whose rules are still loading.
+    fn loading(&self) -> ShardSet {
+        self.loads
+            .values()
+            .fold(ShardSet::default(), |all, shards| all.union(*shards))
     }
 
-    async fn take_over(&mut self, gained: ShardSet) {
+    fn publish_ownership(&mut self) {
+        self.out
+            .interest
+            .set_owned(self.owned.union(self.loading()));
+        self.out
+            .metrics
+            .owned_shards
+            .set(i64::from(self.owned.len()));
+        self.out.applied.send_replace(self.owned);
+    }
+
+    /// Loads the active rules, as the previous owner stored them, and hands them back as
+    /// [`EngineCommand::TakeOver`] for `load`.
+    fn load_rules_for(&self, load: u64) {
+        let Some(engine) = self.out.commands.upgrade() else {
+            return;
+        };
         let store = self.out.store.clone();
-        let load = || async { store.active_rules().await };
-        let loaded = load
-            .retry(
-                ExponentialBuilder::default()
-                    .with_max_delay(Duration::from_secs(10))
-                    .without_max_times(),
-            )
-            .notify(|e: &StoreError, wait| {
-                tracing::error!(error = %e, retry_in = ?wait, "loading the rules of taken-over instruments failed; retrying");
-            })
-            .await;
-        let rules = match loaded {
-            Ok(rules) => rules,
-            Err(error) => {
-                tracing::error!(%error, "cannot load the rules of taken-over instruments");
-                return;
+        tokio::spawn(async move {
+            let read = || async { store.active_rules().await };
+            let loaded = read
+                .retry(
+                    ExponentialBuilder::default()
+                        .with_max_delay(Duration::from_secs(10))
+                        .without_max_times(),
+                )
+                .notify(|e: &StoreError, wait| {
+                    tracing::error!(error = %e, retry_in = ?wait, "loading the rules of taken-over instruments failed; retrying");
+                })
+                .await;
+            match loaded {
+                Ok(active) => {
+                    // A closed engine means the service is stopping.
+                    let _ = engine.send(EngineCommand::TakeOver { load, active }).await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot load the rules of taken-over instruments")
+                }
             }
+        });
+    }
+
+    /// Starts evaluating the instruments of the shards of `load` that are still this
+    /// instance's to take: their rules' states as the previous owner stored them, and any
+    /// crossing left unevaluated during the handover, on their latest quotes.
+    async fn take_over(&mut self, load: u64, rules: Vec<AlertRule>) {
+        let Some(gained) = self.loads.remove(&load) else {
+            return;
         };
         let active: HashSet<RuleId> = rules
             .iter()
@@ -368,6 +423,8 @@ impl Pipeline {
             };
             self.evaluate(&tick, now).await;
         }
+        self.owned = self.owned.union(gained);
+        self.publish_ownership();
     }
 
     async fn expire(&mut self, now: Timestamp) {
