@@ -350,9 +350,7 @@ impl Pipeline {
             let read = || async { store.active_rules().await };
             let loaded = read
                 .retry(
-                    ExponentialBuilder::default()
-                        .with_max_delay(Duration::from_secs(10))
-                        .without_max_times(),
+                    until_the_store_answers(),
                 )
                 .notify(|e: &StoreError, wait| {
                     tracing::error!(error = %e, retry_in = ?wait, "loading the rules of taken-over instruments failed; retrying");
@@ -491,9 +489,7 @@ impl Pipeline {
         let write = || async { store.apply_changes(&changes, &events).await };
         let stored = write
             .retry(
-                ExponentialBuilder::default()
-                    .with_max_delay(Duration::from_secs(10))
-                    .without_max_times(),
+                until_the_store_answers(),
             )
             .notify(|e: &StoreError, wait| {
                 tracing::error!(error = %e, retry_in = ?wait, "storing fired rules failed; retrying");
@@ -507,6 +503,14 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// Retries a store call for as long as it takes: what it carries (fired rules, the rules of
+/// taken-over instruments) cannot be given up.
+fn until_the_store_answers() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_max_delay(Duration::from_secs(10))
+        .without_max_times()
 }
 
 fn source_label(source: QuoteSource) -> &'static str {

@@ -54,23 +54,11 @@ async fn an_above_rule_fires_once_on_every_socket_of_its_user_and_never_on_anoth
     assert_eq!(history[0]["symbol"], "005930");
     assert_eq!(history[0]["triggeredPrice"], 71900.0);
     assert_eq!(history[0]["targetPrice"], 71900.0);
-    let bobs: Vec<serde_json::Value> = app
-        .get(format!("{}/alert", app.alert), "bob")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bobs: Vec<serde_json::Value> = app.get_json(format!("{}/alert", app.alert), "bob").await;
     assert!(bobs.is_empty());
     let targets: Vec<serde_json::Value> = app
-        .get(format!("{}/asset/target-prices", app.asset), "alice")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(format!("{}/asset/target-prices", app.asset), "alice")
+        .await;
     assert!(
         targets.is_empty(),
         "a fired target is no longer active: {targets:?}"
@@ -129,13 +117,8 @@ async fn an_every_rule_waits_for_the_rearm_band_and_the_cooldown() {
     assert_ne!(second["id"], first["id"]);
 
     let rule: Vec<serde_json::Value> = app
-        .get(format!("{}/api/v1/rules", app.asset), "carol")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(format!("{}/api/v1/rules", app.asset), "carol")
+        .await;
     assert_eq!(rule[0]["triggerCount"], 2);
     assert_eq!(rule[0]["state"], "cooling");
     app.app.stop().await;
@@ -200,26 +183,16 @@ async fn rules_history_and_unacknowledged_alerts_survive_a_restart() {
 
     let app = spawn_with(settings(dir.path())).await;
     let rules: Vec<serde_json::Value> = app
-        .get(format!("{}/api/v1/rules", app.asset), "erin")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(format!("{}/api/v1/rules", app.asset), "erin")
+        .await;
     let states: Vec<(&str, &str)> = rules
         .iter()
         .map(|r| (r["note"].as_str().unwrap(), r["state"].as_str().unwrap()))
         .collect();
     assert_eq!(states, [("second", "armed"), ("first", "triggered")]);
     let favorites: Vec<String> = app
-        .get(format!("{}/asset/favorite", app.asset), "erin")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(format!("{}/asset/favorite", app.asset), "erin")
+        .await;
     assert_eq!(favorites, ["KRW-XRP"]);
 
     // The alert raised while she was offline is delivered when she connects ...

@@ -211,14 +211,7 @@ async fn bad_input_gets_a_4xx_with_a_json_body_naming_the_problem() {
         .unwrap();
     assert_eq!(bobs.status(), 201);
 
-    let not_yours: Vec<Value> = app
-        .get(rules.clone(), "alice")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let not_yours: Vec<Value> = app.get_json(rules.clone(), "alice").await;
     let alice_rule = not_yours[0]["id"].as_i64().unwrap();
     let stolen = app
         .delete(format!("{rules}/{alice_rule}"), "bob")
@@ -240,23 +233,13 @@ async fn search_watchlist_and_live_quotes() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn(dir.path()).await;
     let found: Vec<Value> = app
-        .get(format!("{}/asset/search?keyword=삼성", app.asset), "alice")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(format!("{}/asset/search?keyword=삼성", app.asset), "alice")
+        .await;
     assert_eq!(found[0]["symbol"], "005930");
     assert_eq!(found[0]["koreanName"], "삼성전자");
     let found: Vec<Value> = app
-        .get(format!("{}/api/v1/instruments?q=apple", app.asset), "alice")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(format!("{}/api/v1/instruments?q=apple", app.asset), "alice")
+        .await;
     assert_eq!(found[0]["id"], "NASDAQ:AAPL");
     assert!(found[0]["quote"].is_null());
     assert!(found[0]["quoteUnavailable"]
@@ -284,22 +267,12 @@ async fn search_watchlist_and_live_quotes() {
         .unwrap();
     assert_eq!(put.status(), 201);
     let favorites: Vec<String> = app
-        .get(format!("{}/asset/favorite", app.asset), "alice")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(format!("{}/asset/favorite", app.asset), "alice")
+        .await;
     assert_eq!(favorites, ["KRW-BTC", "005930"]);
     let bobs: Vec<String> = app
-        .get(format!("{}/asset/favorite", app.asset), "bob")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(format!("{}/asset/favorite", app.asset), "bob")
+        .await;
     assert!(bobs.is_empty());
 
     let mut quotes = app.quote_socket("alice").await;
@@ -321,22 +294,12 @@ async fn search_watchlist_and_live_quotes() {
     assert_eq!(update["simulated"], true);
 
     let quote: Value = app
-        .get(format!("{}/asset/005930", app.asset), "alice")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(format!("{}/asset/005930", app.asset), "alice")
+        .await;
     assert_eq!(quote["price"], 71500.0);
     let movers: Vec<Value> = app
-        .get(format!("{}/asset/top-movers", app.asset), "alice")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(format!("{}/asset/top-movers", app.asset), "alice")
+        .await;
     assert_eq!(movers[0]["symbol"], "005930");
 
     let metrics = app
@@ -429,14 +392,7 @@ async fn ticks_become_minute_candles_served_by_range() {
     assert_eq!(candles[1]["low"], "71100");
     assert_eq!(candles[1]["close"], "71100");
 
-    let limited: Vec<Value> = app
-        .get(format!("{url}&limit=1"), "alice")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let limited: Vec<Value> = app.get_json(format!("{url}&limit=1"), "alice").await;
     assert_eq!(limited, candles[..1]);
 
     let backwards = format!(

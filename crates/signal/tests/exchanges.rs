@@ -95,16 +95,11 @@ async fn quoted_at(app: &TestApp, instrument: &str, price: &str) {
     let mut last = Value::Null;
     for _ in 0..200 {
         last = app
-            .get(
+            .get_json(
                 format!("{}/api/v1/instruments/{instrument}", app.asset),
                 "viewer",
             )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .await;
         if last["quote"]["price"] == price {
             return;
         }

@@ -83,6 +83,21 @@ impl TestApp {
         self.http.get(url).bearer_auth(token(user))
     }
 
+    /// GETs `url` as `user` and reads the JSON answer.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: impl reqwest::IntoUrl,
+        user: &str,
+    ) -> T {
+        self.get(url, user)
+            .send()
+            .await
+            .expect("the request is answered")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+
     pub fn post(&self, url: impl reqwest::IntoUrl, user: &str) -> reqwest::RequestBuilder {
         self.http.post(url).bearer_auth(token(user))
     }
@@ -123,14 +138,7 @@ impl TestApp {
     /// the user's history until it holds `count` alerts.
     pub async fn history_len_eventually(&self, user: &str, count: usize) -> Vec<Value> {
         for _ in 0..100 {
-            let history: Vec<Value> = self
-                .get(format!("{}/alert", self.alert), user)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let history: Vec<Value> = self.get_json(format!("{}/alert", self.alert), user).await;
             if history.len() >= count {
                 return history;
             }
