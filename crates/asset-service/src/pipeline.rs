@@ -24,7 +24,7 @@ use crate::conflated::ConflatedQuotes;
 use crate::interest::InterestTracker;
 use crate::metrics::AssetMetrics;
 use crate::ownership::ShardSet;
-use crate::quote_book::QuoteBook;
+use crate::quote_book::{latest_known, QuoteBook};
 
 /// A change to the engine's rule set, confirmed once applied.
 pub enum EngineCommand {
@@ -398,17 +398,12 @@ impl Pipeline {
         }
         instruments.sort();
         instruments.dedup();
-        // The shared cache holds what the previous owner last saw; this instance's own book may
-        // be stale for instruments its feeds stopped streaming when it lost them.
-        let latest = match self.out.quote_cache.get_many(&instruments).await {
-            Ok(quotes) => quotes,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the latest quotes of taken-over instruments; their next trades decide");
-                Vec::new()
-            }
-        };
+        // The shared cache holds what the previous owner last saw; this instance's own book has
+        // what its feeds brought since it asked for the instruments.
+        let latest =
+            latest_known(&self.out.book, self.out.quote_cache.as_ref(), &instruments).await;
         let now = chrono::Utc::now();
-        for quote in latest {
+        for quote in latest.into_values() {
             let tick = Tick {
                 instrument: quote.instrument,
                 price: quote.price,

@@ -5,6 +5,7 @@
 //! nothing beyond one pending value per instrument it follows.
 
 use signal_domain::{InstrumentId, Quote};
+use signal_ports::QuoteCache;
 use std::collections::HashMap;
 use std::sync::RwLock;
 use tokio::sync::watch;
@@ -61,4 +62,35 @@ impl QuoteBook {
     ) -> std::sync::RwLockWriteGuard<'_, HashMap<InstrumentId, watch::Sender<Option<Quote>>>> {
         self.channels.write().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The newest known quote of each of `ids`: this instance's own, or the one another instance
+/// shared, whichever was received last. An instance hears only the instruments it owns or its
+/// own users view live, and its own may have stopped when it lost an instrument; the shared
+/// cache trails this instance's own ticks by its write interval.
+pub async fn latest_known(
+    book: &QuoteBook,
+    cache: &dyn QuoteCache,
+    ids: &[InstrumentId],
+) -> HashMap<InstrumentId, Quote> {
+    let own = ids.iter().filter_map(|id| book.latest(id)).collect();
+    let shared = cache.get_many(ids).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the shared quotes; going by this instance's own");
+        Vec::new()
+    });
+    newest(own, shared)
+}
+
+/// One quote per instrument from both sources, the later received.
+pub fn newest(own: Vec<Quote>, shared: Vec<Quote>) -> HashMap<InstrumentId, Quote> {
+    let mut quotes: HashMap<InstrumentId, Quote> = HashMap::new();
+    for quote in own.into_iter().chain(shared) {
+        match quotes.get(&quote.instrument) {
+            Some(known) if known.received_at >= quote.received_at => {}
+            _ => {
+                quotes.insert(quote.instrument.clone(), quote);
+            }
+        }
+    }
+    quotes
 }

@@ -7,11 +7,11 @@ use signal_domain::{
     AlertRule, AssetClass, Condition, InstrumentId, Quote, Repeat, RuleId, RuleSpec, UserId,
 };
 use signal_web::ApiError;
-use std::collections::HashMap;
 use tokio::sync::oneshot;
 
 use super::AssetState;
 use crate::pipeline::EngineCommand;
+use crate::quote_book::{latest_known, newest};
 
 /// An instrument with its latest quote.
 pub struct Listing {
@@ -89,17 +89,10 @@ impl AssetState {
             .collect()
     }
 
-    /// Each entry with its newest known quote: this instance's own or the one another instance
-    /// shared, whichever it received last. An instance hears only the instruments it owns or
-    /// its own users view live; it learns the others from the shared cache.
+    /// Each entry with its newest known quote.
     async fn with_quotes(&self, entries: Vec<CatalogEntry>) -> Vec<Listing> {
         let ids: Vec<InstrumentId> = entries.iter().map(|e| e.instrument.id.clone()).collect();
-        let own = ids.iter().filter_map(|id| self.book.latest(id)).collect();
-        let shared = self.quote_cache.get_many(&ids).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot read the shared quotes; answering with this instance's");
-            Vec::new()
-        });
-        let mut quotes = newest(own, shared);
+        let mut quotes = latest_known(&self.book, self.quote_cache.as_ref(), &ids).await;
         entries
             .into_iter()
             .map(|entry| Listing {
@@ -254,18 +247,4 @@ impl AssetState {
         // Catalog updates replace entries whole, so a poisoned lock holds a consistent catalog.
         self.catalog.read().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// One quote per instrument from both sources, the later received.
-fn newest(own: Vec<Quote>, shared: Vec<Quote>) -> HashMap<InstrumentId, Quote> {
-    let mut quotes: HashMap<InstrumentId, Quote> = HashMap::new();
-    for quote in own.into_iter().chain(shared) {
-        match quotes.get(&quote.instrument) {
-            Some(known) if known.received_at >= quote.received_at => {}
-            _ => {
-                quotes.insert(quote.instrument.clone(), quote);
-            }
-        }
-    }
-    quotes
 }
