@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use signal_kafka::{
-    KafkaInbox, KafkaMarketDataPublisher, KafkaPublisher, KafkaSettings, ReliableProducer,
+    Guarantee, KafkaInbox, KafkaMarketDataPublisher, KafkaProducer, KafkaPublisher, KafkaSettings,
 };
 use signal_memory::{MemoryBroadcast, MemoryQuoteCache, MemorySharedCache};
 use signal_ports::{
@@ -118,10 +118,11 @@ pub struct AssetBus {
 pub async fn asset_bus(settings: &Settings) -> anyhow::Result<AssetBus> {
     let kafka = require_kafka(settings, "Asset Service")?;
     signal_kafka::ensure_topics(&kafka).await?;
-    let producer = ReliableProducer::new(&kafka)?;
+    let alerts = KafkaProducer::new(&kafka, Guarantee::Reliable)?;
+    let market_data = KafkaProducer::new(&kafka, Guarantee::BestEffort)?;
     Ok(AssetBus {
-        alerts: Arc::new(KafkaPublisher::new(producer.clone(), &kafka)),
-        market_data: Some(Arc::new(KafkaMarketDataPublisher::new(producer, &kafka))),
+        alerts: Arc::new(KafkaPublisher::new(alerts, &kafka)),
+        market_data: Some(Arc::new(KafkaMarketDataPublisher::new(market_data, &kafka))),
     })
 }
 

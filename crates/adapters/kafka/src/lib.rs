@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use signal_domain::{QuoteChanged, TriggeredAlert};
 use signal_ports::{
@@ -93,51 +93,97 @@ pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), BusError> {
     Ok(())
 }
 
-/// An idempotent producer with `acks=all`: a message it reports delivered is on every in-sync
-/// replica, once, in order per partition. One per process, shared by every publisher: two
-/// idempotent producers of one client that both re-initialise after a timeout can fence each
-/// other (seen on tansu), and one connection per broker is all a process needs.
-#[derive(Clone)]
-pub struct ReliableProducer {
-    producer: FutureProducer,
+/// What a producer promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guarantee {
+    /// Idempotent with `acks=all`: a message reported delivered is on every in-sync replica,
+    /// once, in order per partition. For alerts.
+    Reliable,
+    /// `acks=1`, not idempotent: a message lost or written twice is superseded by the next. For
+    /// market data, on a producer of its own, so that its traffic, and its timeouts while a
+    /// broker is away, never touch the alerts' producer (whose recovery after a timeout
+    /// re-initialises its idempotent session).
+    BestEffort,
+}
+
+pub struct KafkaProducer {
+    config: ClientConfig,
+    /// Replaced when librdkafka declares it unusable (a fatal error, such as an idempotent
+    /// session fenced after a broker outage): the caller keeps its events and retries, and a new
+    /// producer carries them.
+    producer: std::sync::RwLock<FutureProducer>,
     delivery_timeout: Duration,
 }
 
-impl ReliableProducer {
-    pub fn new(settings: &KafkaSettings) -> Result<Self, BusError> {
+impl KafkaProducer {
+    pub fn new(settings: &KafkaSettings, guarantee: Guarantee) -> Result<Self, BusError> {
         let mut config = base_config(settings);
         if let Some(max) = settings.max_batch_messages {
             config.set("batch.num.messages", max.to_string());
         }
-        let producer = config
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set(
-                "message.timeout.ms",
-                settings.delivery_timeout.as_millis().to_string(),
-            )
-            .create()
-            .map_err(unavailable)?;
+        match guarantee {
+            Guarantee::Reliable => config.set("enable.idempotence", "true").set("acks", "all"),
+            Guarantee::BestEffort => config.set("enable.idempotence", "false").set("acks", "1"),
+        };
+        config.set(
+            "message.timeout.ms",
+            settings.delivery_timeout.as_millis().to_string(),
+        );
+        let producer = config.create().map_err(unavailable)?;
         Ok(Self {
-            producer,
+            config,
+            producer: std::sync::RwLock::new(producer),
             delivery_timeout: settings.delivery_timeout,
         })
     }
 
+    fn current(&self) -> FutureProducer {
+        // FutureProducer is a handle; a poisoned lock still holds a usable one.
+        self.producer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Sends `(key, payload)` records in order and waits until the broker holds every one.
     async fn send_all(&self, topic: &str, records: &[(String, String)]) -> Result<(), BusError> {
-        // Polled in order, so they are enqueued in order; the idempotent producer keeps that
+        let producer = self.current();
+        // Polled in order, so they are enqueued in order; an idempotent producer keeps that
         // order per partition.
         let deliveries = records.iter().map(|(key, payload)| {
-            self.producer.send(
+            producer.send(
                 FutureRecord::to(topic).key(key).payload(payload),
                 self.delivery_timeout,
             )
         });
-        futures::future::try_join_all(deliveries)
-            .await
-            .map_err(|(e, _)| unavailable(e))?;
+        let sent = futures::future::try_join_all(deliveries).await;
+        if let Err((error, _)) = sent {
+            if let Some(reason) = unusable(&producer, &error) {
+                tracing::error!(%reason, "Kafka producer cannot go on; replacing it");
+                let fresh = self.config.create().map_err(unavailable)?;
+                *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+            }
+            return Err(unavailable(error));
+        }
         Ok(())
+    }
+}
+
+/// Why `producer` can send nothing more, if so: librdkafka declared a fatal error, or the broker
+/// refused its idempotent session (seen on tansu after a broker outage: every later message is
+/// refused as fenced, though librdkafka does not call it fatal).
+fn unusable(producer: &FutureProducer, error: &KafkaError) -> Option<String> {
+    if let Some((code, reason)) = producer.client().fatal_error() {
+        return Some(format!("{code:?}: {reason}"));
+    }
+    match error {
+        KafkaError::MessageProduction(
+            code @ (RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+            | RDKafkaErrorCode::UnknownProducerId
+            | RDKafkaErrorCode::OutOfOrderSequenceNumber),
+        ) => Some(code.to_string()),
+        _ => None,
     }
 }
 
@@ -157,12 +203,12 @@ fn keyed_json<E: serde::Serialize>(
 }
 
 pub struct KafkaPublisher {
-    producer: ReliableProducer,
+    producer: KafkaProducer,
     topic: String,
 }
 
 impl KafkaPublisher {
-    pub fn new(producer: ReliableProducer, settings: &KafkaSettings) -> Self {
+    pub fn new(producer: KafkaProducer, settings: &KafkaSettings) -> Self {
         Self {
             producer,
             topic: settings.alerts_topic.clone(),
@@ -179,12 +225,12 @@ impl AlertPublisher for KafkaPublisher {
 }
 
 pub struct KafkaMarketDataPublisher {
-    producer: ReliableProducer,
+    producer: KafkaProducer,
     topic: String,
 }
 
 impl KafkaMarketDataPublisher {
-    pub fn new(producer: ReliableProducer, settings: &KafkaSettings) -> Self {
+    pub fn new(producer: KafkaProducer, settings: &KafkaSettings) -> Self {
         Self {
             producer,
             topic: settings.market_data_topic.clone(),
