@@ -4,6 +4,7 @@
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use signal_domain::ErrorChain;
 use signal_ports::{AlertHistoryStore, AlertInbox, AlertRecord, Broadcast, BusError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,7 +33,7 @@ pub async fn run_consumer(
             Ok(delivery) => delivery,
             Err(BusError::Closed) => break,
             Err(e) => {
-                tracing::warn!(error = %e, "alert consumer: bus error");
+                tracing::warn!(error = %ErrorChain(&e), "alert consumer: bus error");
                 tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(10))).await;
                 continue;
             }
@@ -45,7 +46,7 @@ pub async fn run_consumer(
                 backoff = backoff_policy.build();
                 if let Err(e) = delivery.ack.ack().await {
                     // The row is stored; a redelivery will be recognised as a duplicate.
-                    tracing::warn!(error = %e, "acknowledging a stored alert failed");
+                    tracing::warn!(error = %ErrorChain(&e), "acknowledging a stored alert failed");
                 }
                 match stored {
                     Some(record) => {
@@ -58,7 +59,7 @@ pub async fn run_consumer(
             Err(e) => {
                 // Not acknowledged: the bus keeps the event and delivers it again.
                 let wait = backoff.next().unwrap_or(Duration::from_secs(10));
-                tracing::error!(error = %e, retry_in = ?wait, event = %delivery.event.event_id, "storing an alert failed");
+                tracing::error!(error = %ErrorChain(&e), retry_in = ?wait, event = %delivery.event.event_id, "storing an alert failed");
                 drop(delivery);
                 tokio::time::sleep(wait).await;
             }
@@ -70,12 +71,15 @@ pub async fn run_consumer(
 /// Tells every instance (this one included) about a newly stored alert. If that fails the alert
 /// is still in history, unacknowledged, and reaches the user when a socket of theirs reconnects.
 async fn announce(broadcast: &dyn Broadcast, record: &AlertRecord) {
-    let sent = match serde_json::to_vec(record) {
-        Ok(bytes) => broadcast.publish(&bytes).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    let bytes = match serde_json::to_vec(record) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            tracing::error!(error = %ErrorChain(&error), alert = record.id, "cannot encode an alert announcement; it will be replayed on reconnect");
+            return;
+        }
     };
-    if let Err(e) = sent {
-        tracing::warn!(error = %e, alert = record.id, "live push not announced; it will be replayed on reconnect");
+    if let Err(error) = broadcast.publish(&bytes).await {
+        tracing::warn!(error = %ErrorChain(&error), alert = record.id, "live push not announced; it will be replayed on reconnect");
     }
 }
 
@@ -101,7 +105,9 @@ pub async fn run_pusher(
                         .observe(latency.num_microseconds().unwrap_or(0) as f64 / 1e6);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "ignoring an unreadable alert announcement"),
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "ignoring an unreadable alert announcement")
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ mod sessions;
 use axum::Router;
 use prometheus::Registry;
 use signal_ports::{AlertHistoryStore, AlertInbox, Broadcast};
-use signal_web::{ops_router, JwtVerifier, Readiness};
+use signal_web::{ops_router, JwtVerifier, NotReady, Readiness};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -32,12 +32,13 @@ pub struct AlertService {
 
 struct ConsumerRunning(Arc<AtomicBool>);
 
+#[async_trait::async_trait]
 impl Readiness for ConsumerRunning {
-    fn ready(&self) -> Result<(), String> {
+    async fn ready(&self) -> Result<(), NotReady> {
         self.0
             .load(Ordering::Relaxed)
             .then_some(())
-            .ok_or_else(|| "the alert consumer is not running".to_string())
+            .ok_or(NotReady::Stopped("the alert consumer"))
     }
 }
 

@@ -1,5 +1,7 @@
 //! At-least-once delivery meets an idempotent consumer: an event that arrives twice is stored
 //! once and pushed once.
+// Tests fail by panicking; an unwrap here is an assertion.
+#![allow(clippy::unwrap_used)]
 
 use futures::StreamExt;
 use signal_domain::{ConditionKind, RuleId, TriggeredAlert, UserId};

@@ -13,6 +13,7 @@
 
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use rust_decimal::Decimal;
+use signal_domain::ErrorChain;
 use signal_domain::{InstrumentId, Price, Tick, Timestamp};
 use signal_ports::{Candle, CandleStore};
 use std::collections::{HashMap, VecDeque};
@@ -272,12 +273,12 @@ async fn write_batches(
                     break;
                 }
                 Err(e) if shutdown.is_cancelled() => {
-                    tracing::error!(error = %e, candles = batch.len(), "candles lost at shutdown");
+                    tracing::error!(error = %ErrorChain(&e), candles = batch.len(), "candles lost at shutdown");
                     metrics.lost.inc_by(batch.len() as u64);
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?wait, "writing candles failed; retrying");
+                    tracing::warn!(error = %ErrorChain(&e), retry_in = ?wait, "writing candles failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.cancelled() => {}

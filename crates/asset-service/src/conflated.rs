@@ -4,6 +4,7 @@
 //! the shared cache every few milliseconds, the market-data topic about once a second.
 
 use async_trait::async_trait;
+use signal_domain::ErrorChain;
 use signal_domain::{InstrumentId, Quote, QuoteChanged};
 use signal_ports::{MarketDataPublisher, QuoteCache};
 use std::collections::HashMap;
@@ -76,7 +77,7 @@ impl QuoteOutlet for CacheOutlet {
     async fn deliver(&self, batch: Vec<Quote>) {
         for quote in &batch {
             if let Err(e) = self.0.put(quote).await {
-                tracing::warn!(error = %e, instrument = %quote.instrument, "quote cache write failed");
+                tracing::warn!(error = %ErrorChain(&e), instrument = %quote.instrument, "quote cache write failed");
             }
         }
     }
@@ -91,7 +92,7 @@ impl QuoteOutlet for MarketDataOutlet {
         let count = batch.len();
         let events: Vec<QuoteChanged> = batch.into_iter().map(QuoteChanged::new).collect();
         if let Err(e) = self.0.publish(&events).await {
-            tracing::warn!(error = %e, count, "market data not published; newer quotes will be");
+            tracing::warn!(error = %ErrorChain(&e), count, "market data not published; newer quotes will be");
         }
     }
 }
@@ -125,20 +126,20 @@ mod tests {
 
     #[async_trait::async_trait]
     impl QuoteCache for CountingCache {
-        async fn put(&self, quote: &Quote) -> Result<(), signal_ports::StoreError> {
+        async fn put(&self, quote: &Quote) -> Result<(), signal_ports::CacheError> {
             self.writes.lock().unwrap().push(quote.clone());
             Ok(())
         }
-        async fn get(&self, _: &InstrumentId) -> Result<Option<Quote>, signal_ports::StoreError> {
+        async fn get(&self, _: &InstrumentId) -> Result<Option<Quote>, signal_ports::CacheError> {
             Ok(None)
         }
         async fn get_many(
             &self,
             _: &[InstrumentId],
-        ) -> Result<Vec<Quote>, signal_ports::StoreError> {
+        ) -> Result<Vec<Quote>, signal_ports::CacheError> {
             Ok(Vec::new())
         }
-        async fn all(&self) -> Result<Vec<Quote>, signal_ports::StoreError> {
+        async fn all(&self) -> Result<Vec<Quote>, signal_ports::CacheError> {
             Ok(Vec::new())
         }
     }

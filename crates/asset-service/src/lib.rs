@@ -2,8 +2,10 @@
 //! each tick into fired rules and outbox events. Everything that does I/O comes in through the
 //! ports in [`AssetDeps`], so the same service runs embedded or in production.
 
+mod assets;
 mod candles;
 mod conflated;
+mod error;
 mod http;
 mod interest;
 mod metrics;
@@ -20,7 +22,7 @@ use signal_ports::{
     AlertPublisher, Broadcast, CandleStore, Interest, MarketDataPublisher, QuoteCache, RuleStore,
     SharedCache, TickSink, WatchlistStore,
 };
-use signal_web::{ops_router, JwtVerifier, Readiness};
+use signal_web::{ops_router, JwtVerifier, NotReady, Readiness};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -28,6 +30,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use error::CoreError;
 pub use metrics::AssetMetrics;
 
 /// The adapters the service runs on.
@@ -78,12 +81,13 @@ const TICK_QUEUE: usize = 65_536;
 
 struct PipelineRunning(AtomicBool);
 
+#[async_trait::async_trait]
 impl Readiness for PipelineRunning {
-    fn ready(&self) -> Result<(), String> {
+    async fn ready(&self) -> Result<(), NotReady> {
         self.0
             .load(Ordering::Relaxed)
             .then_some(())
-            .ok_or_else(|| "the trigger pipeline is not running".to_string())
+            .ok_or(NotReady::Stopped("the trigger pipeline"))
     }
 }
 
@@ -185,7 +189,7 @@ pub async fn start(
     ));
 
     let catalog = Arc::new(RwLock::new(deps.catalog));
-    let state = http::AssetState {
+    let assets = assets::Assets {
         catalog: catalog.clone(),
         book,
         quote_cache: deps.quote_cache,
@@ -193,12 +197,15 @@ pub async fn start(
         watchlist: deps.watchlist,
         candles: deps.candles,
         engine,
-        verifier,
-        metrics,
         max_active_rules: settings.max_active_rules_per_user,
-        feed_description: settings.feed_description.into(),
         interest: interest.clone(),
         announcer,
+    };
+    let state = http::AssetState {
+        assets: Arc::new(assets),
+        verifier,
+        metrics,
+        feed_description: settings.feed_description.into(),
     };
     let router = http::router(state).merge(ops_router(registry.clone(), running));
     Ok(AssetService {

@@ -11,6 +11,7 @@
 //! assignment, decides: while instances disagree about who is alive, a shard stays with one.
 
 use futures::StreamExt;
+use signal_domain::ErrorChain;
 use signal_domain::InstrumentId;
 use signal_ports::{Broadcast, SharedCache};
 use std::collections::HashMap;
@@ -48,6 +49,7 @@ pub fn shard_of(instrument: &InstrumentId) -> u8 {
 pub struct ShardSet(u64);
 
 impl ShardSet {
+    #[cfg(test)]
     pub const ALL: ShardSet = ShardSet(u64::MAX);
 
     pub fn contains(self, shard: u8) -> bool {
@@ -173,7 +175,7 @@ impl Ownership {
                     .members
                     .subscribe()
                     .await
-                    .inspect_err(|error| tracing::warn!(%error, "cannot follow the other instances; retrying"))
+                    .inspect_err(|error| tracing::warn!(error = %ErrorChain(error), "cannot follow the other instances; retrying"))
                     .ok();
             }
             tokio::select! {
@@ -191,7 +193,7 @@ impl Ownership {
                 }
                 _ = heartbeat.tick() => {
                     if let Err(error) = self.members.publish(self.instance.as_bytes()).await {
-                        tracing::warn!(%error, "cannot announce this instance");
+                        tracing::warn!(error = %ErrorChain(&error), "cannot announce this instance");
                     }
                     heard.retain(|_, last| last.elapsed() < MEMBER_TIMEOUT);
                     self.round(&heard).await;
@@ -238,7 +240,7 @@ impl Ownership {
     async fn release(&self, shards: ShardSet) {
         let releases = shards.shards().map(|shard| async move {
             if let Err(error) = self.cache.release(&lease_key(shard), &self.instance).await {
-                tracing::warn!(%error, shard, "cannot release a shard; it frees itself when its lease ends");
+                tracing::warn!(error = %ErrorChain(&error), shard, "cannot release a shard; it frees itself when its lease ends");
             }
         });
         futures::future::join_all(releases).await;
@@ -263,7 +265,9 @@ impl Ownership {
         for (shard, outcome) in futures::future::join_all(leases).await {
             match outcome {
                 Ok(leased) => owned = owned.with(shard, leased),
-                Err(error) => tracing::warn!(%error, shard, "cannot renew a shard lease"),
+                Err(error) => {
+                    tracing::warn!(error = %ErrorChain(&error), shard, "cannot renew a shard lease")
+                }
             }
         }
         owned

@@ -7,6 +7,7 @@
 
 use backon::{ExponentialBuilder, Retryable};
 use rust_decimal::Decimal;
+use signal_domain::ErrorChain;
 use signal_domain::{
     AlertRule, Condition, InstrumentId, MarketCalendar, Price, QuoteSource, RuleId, Tick,
     Timestamp, TriggeredAlert, UserId, TRIGGERED_ALERT_SCHEMA_VERSION,
@@ -353,7 +354,7 @@ impl Pipeline {
                     until_the_store_answers(),
                 )
                 .notify(|e: &StoreError, wait| {
-                    tracing::error!(error = %e, retry_in = ?wait, "loading the rules of taken-over instruments failed; retrying");
+                    tracing::error!(error = %ErrorChain(e), retry_in = ?wait, "loading the rules of taken-over instruments failed; retrying");
                 })
                 .await;
             match loaded {
@@ -362,7 +363,7 @@ impl Pipeline {
                     let _ = engine.send(EngineCommand::TakeOver { load, active }).await;
                 }
                 Err(error) => {
-                    tracing::error!(%error, "cannot load the rules of taken-over instruments")
+                    tracing::error!(error = %ErrorChain(&error), "cannot load the rules of taken-over instruments")
                 }
             }
         });
@@ -487,7 +488,7 @@ impl Pipeline {
                 until_the_store_answers(),
             )
             .notify(|e: &StoreError, wait| {
-                tracing::error!(error = %e, retry_in = ?wait, "storing fired rules failed; retrying");
+                tracing::error!(error = %ErrorChain(e), retry_in = ?wait, "storing fired rules failed; retrying");
             })
             .await;
         if stored.is_ok() {

@@ -4,6 +4,7 @@
 //! client gets the latest price instead of a growing backlog, and a burst of ticks costs it
 //! nothing beyond one pending value per instrument it follows.
 
+use signal_domain::ErrorChain;
 use signal_domain::{InstrumentId, Quote};
 use signal_ports::QuoteCache;
 use std::collections::HashMap;
@@ -75,7 +76,7 @@ pub async fn latest_known(
 ) -> HashMap<InstrumentId, Quote> {
     let own = ids.iter().filter_map(|id| book.latest(id)).collect();
     let shared = cache.get_many(ids).await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot read the shared quotes; going by this instance's own");
+        tracing::warn!(error = %ErrorChain(&e), "cannot read the shared quotes; going by this instance's own");
         Vec::new()
     });
     newest(own, shared)

@@ -2,7 +2,8 @@
 //! outbox only after the bus has taken it durably, so a bus outage delays alerts but loses none.
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use signal_ports::{AlertPublisher, RuleStore};
+use signal_domain::ErrorChain;
+use signal_ports::{AlertPublisher, BusError, RuleStore, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -36,9 +37,9 @@ pub async fn run_relay(
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                 }
             }
-            Err(reason) => {
+            Err(error) => {
                 let wait = backoff.next().unwrap_or(Duration::from_secs(30));
-                tracing::warn!(%reason, retry_in = ?wait, "outbox relay could not publish; events stay pending");
+                tracing::warn!(error = %ErrorChain(&error), retry_in = ?wait, "outbox relay could not publish; events stay pending");
                 // New events must not cut the back-off short while the bus is down.
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -49,30 +50,30 @@ pub async fn run_relay(
     }
 }
 
+/// Why a batch did not go out.
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("the outbox cannot be read or updated")]
+    Store(#[from] StoreError),
+    #[error("the bus did not take the events")]
+    Bus(#[from] BusError),
+}
+
 /// Publishes one batch; returns how many events went out.
 async fn relay_batch(
     store: &dyn RuleStore,
     publisher: &dyn AlertPublisher,
     metrics: &AssetMetrics,
-) -> Result<usize, String> {
-    let pending = store
-        .pending_outbox(BATCH)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<usize, RelayError> {
+    let pending = store.pending_outbox(BATCH).await?;
     if pending.is_empty() {
         return Ok(0);
     }
     let events: Vec<_> = pending.iter().map(|entry| entry.event.clone()).collect();
-    publisher
-        .publish(&events)
-        .await
-        .map_err(|e| e.to_string())?;
+    publisher.publish(&events).await?;
     let ids: Vec<i64> = pending.iter().map(|entry| entry.id).collect();
     // If this fails the events are published again later; the consumer deduplicates them.
-    store
-        .mark_outbox_sent(&ids, chrono::Utc::now())
-        .await
-        .map_err(|e| e.to_string())?;
+    store.mark_outbox_sent(&ids, chrono::Utc::now()).await?;
     metrics.outbox_published.inc_by(ids.len() as u64);
     Ok(ids.len())
 }

@@ -7,7 +7,7 @@
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use signal_domain::{RuleId, UserId};
+use signal_domain::{ErrorChain, RuleId, UserId};
 use signal_ports::{Broadcast, RuleStore, WatchlistStore};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,16 +52,15 @@ impl RuleAnnouncer {
             user: user.clone(),
             origin: self.origin,
         };
-        let sent = match serde_json::to_vec(&message) {
-            Ok(bytes) => self
-                .channel
-                .publish(&bytes)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+        let bytes = match serde_json::to_vec(&message) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(error = %ErrorChain(&error), %rule, "could not encode a rule announcement");
+                return;
+            }
         };
-        if let Err(e) = sent {
-            tracing::error!(error = %e, %rule, "could not announce a rule change to other instances");
+        if let Err(error) = self.channel.publish(&bytes).await {
+            tracing::error!(error = %ErrorChain(&error), %rule, "could not announce a rule change to other instances");
         }
     }
 
@@ -97,7 +96,7 @@ impl RuleAnnouncer {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, rule = %changed.rule, "reloading an announced rule failed")
+                    tracing::error!(error = %ErrorChain(&e), rule = %changed.rule, "reloading an announced rule failed")
                 }
             }
         }
@@ -124,7 +123,9 @@ pub async fn reconcile(
         }
         match watchlist.watched_instruments().await {
             Ok(watched) => interest.set_watched(watched),
-            Err(e) => tracing::warn!(error = %e, "refreshing the watched instruments failed"),
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "refreshing the watched instruments failed")
+            }
         }
         let loaded_at = chrono::Utc::now();
         match rules.active_rules().await {
@@ -137,7 +138,9 @@ pub async fn reconcile(
                     return;
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "reconciling the engine with the store failed"),
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), "reconciling the engine with the store failed")
+            }
         }
     }
 }

@@ -27,7 +27,7 @@ pub enum ResolveError {
         "no instrument given: expected MARKET:SYMBOL (KRX:005930, NASDAQ:AAPL, UPBIT:KRW-BTC) or a symbol"
     )]
     Empty,
-    #[error("`{text}` is not a valid instrument: {source}")]
+    #[error("`{text}` is not a valid instrument")]
     Malformed {
         text: String,
         #[source]

@@ -4,6 +4,7 @@
 
 pub mod calendar;
 pub mod event;
+pub mod failure;
 pub mod instrument;
 pub mod market;
 pub mod price;
@@ -16,6 +17,7 @@ pub use event::{
     firing_id, QuoteChanged, TriggeredAlert, QUOTE_CHANGED_SCHEMA_VERSION,
     TRIGGERED_ALERT_SCHEMA_VERSION,
 };
+pub use failure::{ErrorChain, Failure, FailureKind};
 pub use instrument::{Instrument, InstrumentId, InstrumentIdError};
 pub use market::{AssetClass, Market};
 pub use price::{Percent, Price, PriceError};

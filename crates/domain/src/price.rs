@@ -20,6 +20,12 @@ pub enum PriceError {
     TooPrecise(String),
 }
 
+impl crate::Failure for PriceError {
+    fn kind(&self) -> crate::FailureKind {
+        crate::FailureKind::Invalid
+    }
+}
+
 /// Upper bound (10^18) that keeps every arithmetic step on prices (percent levels, bands) far from
 /// `Decimal`'s 28-digit limit.
 fn max_price() -> Decimal {

@@ -291,7 +291,7 @@ pub struct AlertRule {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
-    #[error("invalid level: {0}")]
+    #[error("invalid level")]
     Level(#[from] crate::price::PriceError),
     #[error("a percent change must be above 0 (and below 100 for CHANGE_DOWN), got {0}")]
     Percent(Decimal),
@@ -305,6 +305,12 @@ pub enum RuleError {
     Cooldown,
     #[error("the re-arm band must not be negative, got {0}")]
     RearmBand(Decimal),
+}
+
+impl crate::Failure for RuleError {
+    fn kind(&self) -> crate::FailureKind {
+        crate::FailureKind::Invalid
+    }
 }
 
 #[cfg(test)]

@@ -7,18 +7,14 @@
 use async_trait::async_trait;
 use signal_domain::{QuoteChanged, TriggeredAlert};
 
-#[derive(Debug, thiserror::Error)]
-pub enum BusError {
-    #[error("event bus unavailable: {0}")]
-    Unavailable(String),
-    #[error("event bus closed")]
-    Closed,
-}
+use crate::error::BusError;
 
 /// The producing side, used by the outbox relay.
 #[async_trait]
 pub trait AlertPublisher: Send + Sync + 'static {
     /// Publishes `events` in order; returns once every one of them is durably on the bus.
+    /// `Err(BusError::Refused)` names an event the bus will never take: the ones before it went
+    /// through; the ones after it may have, and are to be sent again.
     async fn publish(&self, events: &[TriggeredAlert]) -> Result<(), BusError>;
 }
 

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::error::BoxError;
+
 /// Where a feed delivers its ticks. Bounded, so a stalled consumer slows the feed instead of
 /// growing memory without limit.
 pub type TickSink = mpsc::Sender<Tick>;
@@ -58,8 +60,12 @@ pub struct FeedContext {
 pub enum FeedError {
     #[error("the tick consumer has gone away")]
     SinkClosed,
-    #[error("feed `{feed}` failed: {reason}")]
-    Failed { feed: &'static str, reason: String },
+    #[error("feed `{feed}` failed")]
+    Failed {
+        feed: &'static str,
+        #[source]
+        source: BoxError,
+    },
 }
 
 /// A source of market data.

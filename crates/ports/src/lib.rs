@@ -3,14 +3,16 @@
 //! PostgreSQL, Redis, exchanges), chosen by configuration.
 
 pub mod bus;
+pub mod error;
 pub mod feed;
 pub mod state;
 pub mod store;
 
-pub use bus::{AlertInbox, AlertPublisher, BusError, Delivery, DeliveryAck, MarketDataPublisher};
+pub use bus::{AlertInbox, AlertPublisher, Delivery, DeliveryAck, MarketDataPublisher};
+pub use error::{BoxError, BroadcastError, BusError, CacheError, StoreError};
 pub use feed::{FeedContext, FeedError, Interest, Need, QuoteFeed, TickSink};
 pub use state::{Broadcast, QuoteCache, SharedCache};
 pub use store::{
-    AlertHistoryStore, AlertRecord, Candle, CandleStore, HistoryPage, HistoryQuery, OutboxEntry,
-    RuleChange, RuleStore, StoreError, WatchlistStore,
+    AlertHistoryStore, AlertRecord, Candle, CandleStore, Capped, HistoryPage, HistoryQuery,
+    OutboxEntry, RuleChange, RuleStore, WatchlistStore,
 };

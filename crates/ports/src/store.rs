@@ -9,27 +9,25 @@ use signal_domain::{
 };
 use uuid::Uuid;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("already exists")]
-    Conflict,
-    #[error("limit reached: at most {limit} active rules per user")]
-    RuleLimit { limit: usize },
-    #[error("storage failure: {0}")]
-    Backend(String),
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+use crate::error::StoreError;
+
+/// What a write that must keep a user under their active-rule limit did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Capped<T> {
+    Stored(T),
+    /// Nothing was written: it would have taken the user past the limit.
+    LimitReached,
 }
 
 #[async_trait]
 pub trait WatchlistStore: Send + Sync + 'static {
-    /// Adds to the user's watchlist; `Err(Conflict)` when it is already there.
+    /// Adds to the user's watchlist; false when it was there already.
     async fn add(
         &self,
         user: &UserId,
         instrument: &InstrumentId,
         at: Timestamp,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// Removes it; false when it was not there.
     async fn remove(&self, user: &UserId, instrument: &InstrumentId) -> Result<bool, StoreError>;
     /// Oldest first.
@@ -60,11 +58,12 @@ pub trait RuleStore: Send + Sync + 'static {
         spec: &RuleSpec,
         limit: usize,
         at: Timestamp,
-    ) -> Result<AlertRule, StoreError>;
+    ) -> Result<Capped<AlertRule>, StoreError>;
     async fn get(&self, user: &UserId, id: RuleId) -> Result<Option<AlertRule>, StoreError>;
     /// The user's rules, newest first; only active ones when `active_only`.
     async fn list(&self, user: &UserId, active_only: bool) -> Result<Vec<AlertRule>, StoreError>;
     /// Replaces the user-chosen part and re-arms the rule (re-activating counts against `limit`).
+    /// None when the user has no such rule.
     async fn update(
         &self,
         user: &UserId,
@@ -72,7 +71,7 @@ pub trait RuleStore: Send + Sync + 'static {
         spec: &RuleSpec,
         limit: usize,
         at: Timestamp,
-    ) -> Result<Option<AlertRule>, StoreError>;
+    ) -> Result<Option<Capped<AlertRule>>, StoreError>;
     async fn delete(&self, user: &UserId, id: RuleId) -> Result<bool, StoreError>;
     /// Deletes the user's rules on one instrument; returns their ids.
     async fn delete_for_instrument(

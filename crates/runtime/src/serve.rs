@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use axum::Router;
+use signal_domain::ErrorChain;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -28,7 +29,7 @@ pub async fn serve(
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
         if let Err(e) = server.await {
-            tracing::error!(error = %e, %addr, "HTTP server failed");
+            tracing::error!(error = %ErrorChain(&e), %addr, "HTTP server failed");
         }
     });
     Ok((addr, task))

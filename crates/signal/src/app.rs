@@ -5,6 +5,7 @@
 use anyhow::Context;
 use prometheus::Registry;
 use signal_catalog::Catalog;
+use signal_domain::ErrorChain;
 use signal_feed_metrics::FeedMetrics;
 use signal_kis::KisFeed;
 use signal_memory::in_process_bus;
@@ -277,7 +278,7 @@ async fn launch_asset(
         handles.push(tokio::spawn(async move {
             refresh_catalog(feed.as_ref(), &catalog).await;
             if let Err(e) = feed.run(context).await {
-                tracing::error!(feed = feed.name(), error = %e, "market feed stopped");
+                tracing::error!(feed = feed.name(), error = %ErrorChain(&e), "market feed stopped");
             }
         }));
     }
@@ -307,7 +308,9 @@ async fn refresh_catalog(feed: &dyn QuoteFeed, catalog: &std::sync::RwLock<Catal
             tracing::info!(feed = feed.name(), count, "instrument list refreshed");
         }
         Ok(_) => {}
-        Err(e) => tracing::warn!(feed = feed.name(), error = %e, "instrument list unavailable"),
+        Err(e) => {
+            tracing::warn!(feed = feed.name(), error = %ErrorChain(&e), "instrument list unavailable")
+        }
     }
 }
 

@@ -83,7 +83,5 @@ fn sign(settings: &Settings, user: String, valid_for: chrono::Duration) -> anyho
         secret: settings.jwt_secret(true)?,
         user_claim: settings.auth.user_claim.clone(),
     });
-    signer
-        .sign(&user, valid_for)
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    signer.sign(&user, valid_for).context("signing the token")
 }

@@ -1,5 +1,7 @@
 //! The path a user cares about: a price reaches their level and the alert arrives on every one of
 //! their devices, once, and stays in their history, across restarts.
+// Tests fail by panicking; an unwrap here is an assertion.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

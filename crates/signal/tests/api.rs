@@ -1,5 +1,7 @@
 //! The HTTP and quote-socket surface as a client sees it: identity, clear errors for bad input,
 //! search, watchlists and live quotes.
+// Tests fail by panicking; an unwrap here is an assertion.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

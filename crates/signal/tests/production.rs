@@ -1,5 +1,7 @@
 //! The production topology: the two services as separate processes over a Kafka-protocol
 //! broker, PostgreSQL and Redis, with market data from a local stand-in for Upbit.
+// Tests fail by panicking; an unwrap here is an assertion.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 

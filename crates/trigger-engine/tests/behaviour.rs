@@ -1,5 +1,7 @@
 //! What a user would notice, checked on both engines: exact levels, one-shot and repeating alerts,
 //! cooldowns and re-arm bands, percent rules, expiry, edits and deletions.
+// Tests fail by panicking; an unwrap here is an assertion.
+#![allow(clippy::unwrap_used)]
 
 use chrono::{Duration, TimeZone, Utc};
 use rust_decimal::Decimal;

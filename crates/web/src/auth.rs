@@ -7,8 +7,30 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
-use signal_domain::UserId;
+use signal_domain::{Failure, FailureKind, UserId, UserIdError};
 use std::sync::Arc;
+
+/// Why a request carries no verified identity.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing `Authorization: Bearer <token>` header")]
+    MissingHeader,
+    #[error("missing token: send `Authorization: Bearer <token>` or `?token=<token>`")]
+    MissingToken,
+    /// The reason (expired, bad signature, not a JWT) is the client's to know.
+    #[error("invalid token: {0}")]
+    InvalidToken(jsonwebtoken::errors::Error),
+    #[error("the token has no `{0}` claim naming the user")]
+    NoUserClaim(String),
+    #[error("the token's user claim is not a user id")]
+    InvalidUser(#[source] UserIdError),
+}
+
+impl Failure for AuthError {
+    fn kind(&self) -> FailureKind {
+        FailureKind::Unauthenticated
+    }
+}
 
 /// How tokens are verified. The secret is never printed.
 #[derive(Clone, serde::Deserialize)]
@@ -48,20 +70,15 @@ impl JwtVerifier {
         }
     }
 
-    pub fn verify(&self, token: &str) -> Result<UserId, ApiError> {
+    pub fn verify(&self, token: &str) -> Result<UserId, AuthError> {
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
-            .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
+            .map_err(AuthError::InvalidToken)?;
         let claim = data
             .claims
             .get(&self.user_claim)
             .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ApiError::Unauthorized(format!(
-                    "the token has no `{}` claim naming the user",
-                    self.user_claim
-                ))
-            })?;
-        UserId::new(claim).map_err(|e| ApiError::Unauthorized(e.to_string()))
+            .ok_or_else(|| AuthError::NoUserClaim(self.user_claim.clone()))?;
+        UserId::new(claim).map_err(AuthError::InvalidUser)
     }
 }
 
@@ -79,7 +96,11 @@ impl JwtSigner {
         }
     }
 
-    pub fn sign(&self, user: &UserId, valid_for: chrono::Duration) -> Result<String, ApiError> {
+    pub fn sign(
+        &self,
+        user: &UserId,
+        valid_for: chrono::Duration,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = chrono::Utc::now();
         let mut claims = Map::new();
         claims.insert(self.user_claim.clone(), Value::from(user.as_str()));
@@ -87,7 +108,6 @@ impl JwtSigner {
         claims.insert("iat".into(), Value::from(now.timestamp()));
         claims.insert("exp".into(), Value::from((now + valid_for).timestamp()));
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
-            .map_err(|e| ApiError::Internal(format!("signing a token failed: {e}")))
     }
 }
 
@@ -117,22 +137,14 @@ enum TokenPlaces {
 }
 
 /// Verifies the caller's token, taken from where `places` allows.
-fn caller<S>(parts: &Parts, state: &S, places: TokenPlaces) -> Result<UserId, ApiError>
+fn caller<S>(parts: &Parts, state: &S, places: TokenPlaces) -> Result<UserId, AuthError>
 where
     Arc<JwtVerifier>: FromRef<S>,
 {
     let token = match (bearer(parts), places) {
         (Some(token), _) => token.to_string(),
-        (None, TokenPlaces::HeaderOrQuery) => query_token(parts).ok_or_else(|| {
-            ApiError::Unauthorized(
-                "missing token: send `Authorization: Bearer <token>` or `?token=<token>`".into(),
-            )
-        })?,
-        (None, TokenPlaces::Header) => {
-            return Err(ApiError::Unauthorized(
-                "missing `Authorization: Bearer <token>` header".into(),
-            ))
-        }
+        (None, TokenPlaces::HeaderOrQuery) => query_token(parts).ok_or(AuthError::MissingToken)?,
+        (None, TokenPlaces::Header) => return Err(AuthError::MissingHeader),
     };
     Arc::<JwtVerifier>::from_ref(state).verify(&token)
 }
@@ -148,7 +160,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        caller(parts, state, TokenPlaces::Header).map(AuthUser)
+        Ok(AuthUser(caller(parts, state, TokenPlaces::Header)?))
     }
 }
 
@@ -164,7 +176,11 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        caller(parts, state, TokenPlaces::HeaderOrQuery).map(SocketUser)
+        Ok(SocketUser(caller(
+            parts,
+            state,
+            TokenPlaces::HeaderOrQuery,
+        )?))
     }
 }
 

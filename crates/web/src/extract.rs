@@ -6,17 +6,19 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::FromRequest;
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
+use signal_domain::{Failure, FailureKind};
+use std::fmt;
 
 #[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+#[from_request(via(axum::Json), rejection(InputRejection))]
 pub struct ApiJson<T>(pub T);
 
 #[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+#[from_request(via(axum::extract::Query), rejection(InputRejection))]
 pub struct ApiQuery<T>(pub T);
 
 #[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
+#[from_request(via(axum::extract::Path), rejection(InputRejection))]
 pub struct ApiPath<T>(pub T);
 
 impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
@@ -25,26 +27,61 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     }
 }
 
-impl From<JsonRejection> for ApiError {
+/// Why a request's body, query string or path could not be taken as what the route expects.
+#[derive(Debug)]
+pub enum InputRejection {
+    Json(JsonRejection),
+    Query(QueryRejection),
+    Path(PathRejection),
+}
+
+impl From<JsonRejection> for InputRejection {
     fn from(rejection: JsonRejection) -> Self {
-        match rejection {
-            JsonRejection::JsonDataError(e) => ApiError::Unprocessable(e.body_text()),
-            JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest(
-                "expected a JSON body with Content-Type: application/json".into(),
-            ),
-            other => ApiError::BadRequest(other.body_text()),
+        InputRejection::Json(rejection)
+    }
+}
+
+impl From<QueryRejection> for InputRejection {
+    fn from(rejection: QueryRejection) -> Self {
+        InputRejection::Query(rejection)
+    }
+}
+
+impl From<PathRejection> for InputRejection {
+    fn from(rejection: PathRejection) -> Self {
+        InputRejection::Path(rejection)
+    }
+}
+
+/// Axum's own text: it names the field and what was wrong with it, and is the whole message.
+impl fmt::Display for InputRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputRejection::Json(JsonRejection::MissingJsonContentType(_)) => {
+                f.write_str("expected a JSON body with Content-Type: application/json")
+            }
+            InputRejection::Json(rejection) => f.write_str(&rejection.body_text()),
+            InputRejection::Query(rejection) => f.write_str(&rejection.body_text()),
+            InputRejection::Path(rejection) => f.write_str(&rejection.body_text()),
         }
     }
 }
 
-impl From<QueryRejection> for ApiError {
-    fn from(rejection: QueryRejection) -> Self {
-        ApiError::BadRequest(rejection.body_text())
+impl std::error::Error for InputRejection {}
+
+impl Failure for InputRejection {
+    /// JSON that parses but does not fit the expected shape is refused as invalid; anything
+    /// that cannot be read at all is malformed.
+    fn kind(&self) -> FailureKind {
+        match self {
+            InputRejection::Json(JsonRejection::JsonDataError(_)) => FailureKind::Invalid,
+            _ => FailureKind::Malformed,
+        }
     }
 }
 
-impl From<PathRejection> for ApiError {
-    fn from(rejection: PathRejection) -> Self {
-        ApiError::BadRequest(rejection.body_text())
+impl IntoResponse for InputRejection {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
     }
 }

@@ -6,7 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod ops;
 
-pub use auth::{AuthUser, JwtConfig, JwtSigner, JwtVerifier, SocketUser};
-pub use error::{ApiError, ErrorBody};
-pub use extract::{ApiJson, ApiPath, ApiQuery};
-pub use ops::{ops_router, Readiness};
+pub use auth::{AuthError, AuthUser, JwtConfig, JwtSigner, JwtVerifier, SocketUser};
+pub use error::{ApiError, Cause, ErrorBody};
+pub use extract::{ApiJson, ApiPath, ApiQuery, InputRejection};
+pub use ops::{ops_router, NotReady, Readiness};

@@ -12,6 +12,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use signal_domain::ErrorChain;
 use signal_domain::{QuoteChanged, TriggeredAlert};
 use signal_ports::{
     AlertInbox, AlertPublisher, BusError, Delivery, DeliveryAck, MarketDataPublisher,
@@ -46,8 +47,17 @@ impl KafkaSettings {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> BusError {
-    BusError::Unavailable(format!("kafka: {e}"))
+fn unavailable(error: KafkaError) -> BusError {
+    BusError::Unavailable(Box::new(error))
+}
+
+/// The broker would not create a topic the services need.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create topic `{topic}`")]
+struct TopicNotCreated {
+    topic: String,
+    #[source]
+    code: RDKafkaErrorCode,
 }
 
 fn base_config(settings: &KafkaSettings) -> ClientConfig {
@@ -87,7 +97,12 @@ pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), BusError> {
         match result {
             Ok(topic) => tracing::info!(%topic, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => return Err(unavailable(format!("creating {topic}: {code}"))),
+            Err((topic, code)) => {
+                return Err(BusError::Unavailable(Box::new(TopicNotCreated {
+                    topic,
+                    code,
+                })))
+            }
         }
     }
     Ok(())
@@ -156,16 +171,26 @@ impl KafkaProducer {
                 self.delivery_timeout,
             )
         });
-        let sent = futures::future::try_join_all(deliveries).await;
-        if let Err((error, _)) = sent {
-            if let Some(reason) = unusable(&producer, &error) {
-                tracing::error!(%reason, "Kafka producer cannot go on; replacing it");
-                let fresh = self.config.create().map_err(unavailable)?;
-                *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh;
-            }
-            return Err(unavailable(error));
+        let outcomes = futures::future::join_all(deliveries).await;
+        let Some((index, error)) = outcomes
+            .into_iter()
+            .enumerate()
+            .find_map(|(index, outcome)| outcome.err().map(|(error, _)| (index, error)))
+        else {
+            return Ok(());
+        };
+        if let Some(reason) = unusable(&producer, &error) {
+            tracing::error!(%reason, "Kafka producer cannot go on; replacing it");
+            let fresh = self.config.create().map_err(unavailable)?;
+            *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         }
-        Ok(())
+        if refused_for_good(&error) {
+            return Err(BusError::Refused {
+                index,
+                source: Box::new(error),
+            });
+        }
+        Err(unavailable(error))
     }
 }
 
@@ -187,6 +212,20 @@ fn unusable(producer: &FutureProducer, error: &KafkaError) -> Option<String> {
     }
 }
 
+/// Whether the broker refused this one message for what it is (too large, malformed), so that
+/// sending it again cannot succeed.
+fn refused_for_good(error: &KafkaError) -> bool {
+    matches!(
+        error,
+        KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+        )
+    )
+}
+
 /// Encodes each event as JSON under its key.
 fn keyed_json<E: serde::Serialize>(
     events: &[E],
@@ -194,10 +233,14 @@ fn keyed_json<E: serde::Serialize>(
 ) -> Result<Vec<(String, String)>, BusError> {
     events
         .iter()
-        .map(|event| {
+        .enumerate()
+        .map(|(index, event)| {
             serde_json::to_string(event)
                 .map(|json| (key(event), json))
-                .map_err(unavailable)
+                .map_err(|error| BusError::Refused {
+                    index,
+                    source: Box::new(error),
+                })
         })
         .collect()
 }
@@ -268,7 +311,9 @@ impl ConsumerContext for GroupContext {
                     "consumer group revoked partitions"
                 )
             }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "consumer group rebalance failed"),
+            Rebalance::Error(e) => {
+                tracing::warn!(error = %ErrorChain(e), "consumer group rebalance failed")
+            }
         }
     }
 }
@@ -388,7 +433,7 @@ impl AlertInbox for KafkaInbox {
                     self.dead_letters
                         .send(record, self.delivery_timeout)
                         .await
-                        .map_err(|(e, _)| unavailable(e))?;
+                        .map_err(|(error, _)| unavailable(error))?;
                     self.commit(&topic, partition, offset)?;
                 }
             }

@@ -137,8 +137,13 @@ impl Auth {
             .json(&body)
             .send()
             .await?;
-        let reply: TokenReply = serde_json::from_str(&response.text().await?)
-            .map_err(|e| KisError::Malformed(format!("token reply: {e}")))?;
+        let reply: TokenReply =
+            serde_json::from_str(&response.text().await?).map_err(|source| {
+                KisError::Unreadable {
+                    what: "token reply",
+                    source,
+                }
+            })?;
         let Some(token) = reply.access_token.clone().filter(|t| !t.is_empty()) else {
             return Err(KisError::Api {
                 code: reply.error_code.unwrap_or_default(),
@@ -146,8 +151,10 @@ impl Auth {
             });
         };
         self.metrics.token_issuances.inc();
-        let expires_at = stated_expiry(&reply)
-            .ok_or_else(|| KisError::Malformed("token reply without an expiry".into()))?;
+        let expires_at = stated_expiry(&reply).ok_or(KisError::Incomplete {
+            what: "token reply",
+            missing: "expiry",
+        })?;
         let renew_at = expires_at - chrono::Duration::from_std(RENEW_BEFORE).unwrap_or_default();
         let ttl = (renew_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         let cached = CachedToken {
@@ -155,8 +162,10 @@ impl Auth {
             expires_at: renew_at,
         };
         if !ttl.is_zero() {
-            let value = serde_json::to_string(&cached)
-                .map_err(|e| KisError::Malformed(format!("token cache entry: {e}")))?;
+            let value = serde_json::to_string(&cached).map_err(|source| KisError::Unreadable {
+                what: "token to cache",
+                source,
+            })?;
             self.cache.set(&self.token_key(), &value, ttl).await?;
         }
         tracing::info!(%expires_at, "issued a KIS access token");
@@ -194,8 +203,13 @@ impl Auth {
             .send()
             .await?;
         let status = response.status();
-        let reply: ApprovalReply = serde_json::from_str(&response.text().await?)
-            .map_err(|e| KisError::Malformed(format!("approval reply: {e}")))?;
+        let reply: ApprovalReply =
+            serde_json::from_str(&response.text().await?).map_err(|source| {
+                KisError::Unreadable {
+                    what: "approval reply",
+                    source,
+                }
+            })?;
         let key = reply
             .approval_key
             .filter(|k| !k.is_empty())

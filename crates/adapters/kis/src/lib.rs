@@ -20,10 +20,11 @@ use auth::Auth;
 use plan::{due, plan, Plan};
 use rest::Rest;
 use serde::{Deserialize, Deserializer};
+use signal_domain::ErrorChain;
 use signal_domain::{CalendarConfig, InstrumentId, MarketCalendar, Tick, Timestamp};
 use signal_feed_metrics::SourceMetrics;
 use signal_ports::{
-    FeedContext, FeedError, Interest, QuoteFeed, SharedCache, StoreError, TickSink,
+    CacheError, FeedContext, FeedError, Interest, QuoteFeed, SharedCache, TickSink,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -185,20 +186,31 @@ impl fmt::Debug for Credentials {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KisError {
-    #[error("KIS sent something unreadable: {0}")]
-    Malformed(String),
+    /// A reply that is not the JSON its API promises.
+    #[error("KIS's {what} is unreadable")]
+    Unreadable {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A reply that reads but lacks what the call is for.
+    #[error("KIS's {what} has no {missing}")]
+    Incomplete {
+        what: &'static str,
+        missing: &'static str,
+    },
     #[error(transparent)]
     Frame(#[from] FrameError),
     #[error("KIS answered {code}: {message}")]
     Api { code: String, message: String },
-    #[error("HTTP request to KIS failed: {0}")]
+    #[error("HTTP request to KIS failed")]
     Http(#[from] reqwest::Error),
-    #[error("KIS WebSocket failed: {0}")]
-    WebSocket(Box<tokio_tungstenite::tungstenite::Error>),
+    #[error("KIS WebSocket failed")]
+    WebSocket(#[source] Box<tokio_tungstenite::tungstenite::Error>),
     #[error("the KIS WebSocket closed")]
     Closed,
-    #[error("shared cache failed: {0}")]
-    Cache(#[from] StoreError),
+    #[error("the shared cache failed")]
+    Cache(#[from] CacheError),
     #[error("no access token: issuance is throttled and no other instance issued one")]
     TokenUnavailable,
     #[error("{0} is not served by KIS")]
@@ -216,7 +228,10 @@ impl From<tokio_tungstenite::tungstenite::Error> for KisError {
 impl KisError {
     /// Whether KIS sent something this crate could not read (as opposed to a failed call).
     fn is_parse_error(&self) -> bool {
-        matches!(self, KisError::Malformed(_) | KisError::Frame(_))
+        matches!(
+            self,
+            KisError::Unreadable { .. } | KisError::Incomplete { .. } | KisError::Frame(_)
+        )
     }
 }
 
@@ -370,7 +385,7 @@ impl KisFeed {
                         if error.is_parse_error() {
                             self.metrics.parse_errors.inc();
                         }
-                        tracing::warn!(instrument = %id, %error, "KIS quote failed");
+                        tracing::warn!(instrument = %id, error = %ErrorChain(&error), "KIS quote failed");
                     }
                 }
             }
@@ -403,7 +418,7 @@ impl QuoteFeed for KisFeed {
             KisError::SinkClosed => FeedError::SinkClosed,
             other => FeedError::Failed {
                 feed: "kis",
-                reason: other.to_string(),
+                source: Box::new(other),
             },
         })
     }

@@ -89,10 +89,13 @@ impl Rest {
                 .header("custtype", &self.custtype)
                 .send()
                 .await?;
-            let status = response.status();
-            let mut reply: Reply = serde_json::from_str(&response.text().await?).map_err(|e| {
-                KisError::Malformed(format!("{} reply (HTTP {status}): {e}", venue.rest_tr_id))
-            })?;
+            let mut reply: Reply =
+                serde_json::from_str(&response.text().await?).map_err(|source| {
+                    KisError::Unreadable {
+                        what: venue.rest_tr_id,
+                        source,
+                    }
+                })?;
             if reply.msg_cd.is_empty() {
                 reply.msg_cd = std::mem::take(&mut reply.error_code);
                 reply.msg1 = std::mem::take(&mut reply.error_description);
@@ -117,8 +120,9 @@ impl Rest {
                     message: reply.msg1,
                 });
             }
-            let output = reply.output.ok_or_else(|| {
-                KisError::Malformed(format!("{} reply without output", venue.rest_tr_id))
+            let output = reply.output.ok_or(KisError::Incomplete {
+                what: venue.rest_tr_id,
+                missing: "output",
             })?;
             let tick = venue.rest.tick(
                 id.clone(),

@@ -10,6 +10,7 @@ use crate::{KisError, KisFeed, SnapshotRequest};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::Utc;
 use futures::{Sink, SinkExt, StreamExt};
+use signal_domain::ErrorChain;
 use signal_domain::InstrumentId;
 use signal_ports::TickSink;
 use std::collections::BTreeSet;
@@ -54,7 +55,9 @@ impl KisFeed {
                 .await;
             match ended {
                 Err(KisError::SinkClosed) => return Err(KisError::SinkClosed),
-                Err(error) => tracing::warn!(%error, "KIS WebSocket session ended"),
+                Err(error) => {
+                    tracing::warn!(error = %ErrorChain(&error), "KIS WebSocket session ended")
+                }
                 Ok(()) => {}
             }
             if connected {
@@ -120,7 +123,7 @@ impl KisFeed {
                         Ok(Decoded::Control(control)) => self.on_control(control, &mut registered, refuse),
                         Err(error) => {
                             self.metrics.parse_errors.inc();
-                            tracing::warn!(%error, "unreadable KIS WebSocket message");
+                            tracing::warn!(error = %ErrorChain(&error), "unreadable KIS WebSocket message");
                         }
                     }
                 }

@@ -1,5 +1,7 @@
 //! The KIS feed against a local fake KIS: what a user of `QuoteFeed` sees (ticks, metrics) and
 //! what KIS sees (registrations, token issuances, echoes), with no network beyond 127.0.0.1.
+// Tests fail by panicking; an unwrap here is an assertion.
+#![allow(clippy::unwrap_used)]
 
 use rust_decimal::Decimal;
 use signal_domain::{InstrumentId, Tick, Timestamp};

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use signal_ports::{Broadcast, StoreError};
+use signal_ports::{Broadcast, BroadcastError};
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -21,13 +21,13 @@ impl Default for MemoryBroadcast {
 
 #[async_trait]
 impl Broadcast for MemoryBroadcast {
-    async fn publish(&self, message: &[u8]) -> Result<(), StoreError> {
+    async fn publish(&self, message: &[u8]) -> Result<(), BroadcastError> {
         // No subscriber yet is not an error: nobody is listening.
         let _ = self.sender.send(message.to_vec());
         Ok(())
     }
 
-    async fn subscribe(&self) -> Result<BoxStream<'static, Vec<u8>>, StoreError> {
+    async fn subscribe(&self) -> Result<BoxStream<'static, Vec<u8>>, BroadcastError> {
         // A subscriber that lags loses messages; the alert socket's replay of unacknowledged
         // alerts covers what a push misses.
         Ok(BroadcastStream::new(self.sender.subscribe())

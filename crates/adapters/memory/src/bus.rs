@@ -9,6 +9,11 @@ use tokio::sync::{mpsc, oneshot};
 
 type Envelope = (TriggeredAlert, oneshot::Sender<()>);
 
+/// The consumer let a delivery go without acknowledging it: the event is not stored.
+#[derive(Debug, thiserror::Error)]
+#[error("the consumer dropped an event without storing it")]
+struct NotStored;
+
 #[derive(Clone)]
 pub struct InProcessPublisher {
     sender: mpsc::Sender<Envelope>,
@@ -37,9 +42,9 @@ impl AlertPublisher for InProcessPublisher {
             acks.push(acked);
         }
         for acked in acks {
-            acked.await.map_err(|_| {
-                BusError::Unavailable("the consumer dropped an event without storing it".into())
-            })?;
+            acked
+                .await
+                .map_err(|_| BusError::Unavailable(Box::new(NotStored)))?;
         }
         Ok(())
     }

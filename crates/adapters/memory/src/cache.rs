@@ -2,7 +2,7 @@
 //! `SET ... NX PX`, enough when one instance is all there is.
 
 use async_trait::async_trait;
-use signal_ports::{SharedCache, StoreError};
+use signal_ports::{CacheError, SharedCache};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -28,18 +28,18 @@ impl MemorySharedCache {
 
 #[async_trait]
 impl SharedCache for MemorySharedCache {
-    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<String>, CacheError> {
         Ok(self.with_live_entries(|e| e.get(key).map(|(v, _)| v.clone())))
     }
 
-    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CacheError> {
         self.with_live_entries(|e| {
             e.insert(key.to_string(), (value.to_string(), Instant::now() + ttl));
         });
         Ok(())
     }
 
-    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, CacheError> {
         Ok(self.with_live_entries(|e| {
             if e.contains_key(key) {
                 return false;
@@ -49,7 +49,7 @@ impl SharedCache for MemorySharedCache {
         }))
     }
 
-    async fn lease(&self, key: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+    async fn lease(&self, key: &str, holder: &str, ttl: Duration) -> Result<bool, CacheError> {
         Ok(self.with_live_entries(|e| {
             if e.get(key).is_some_and(|(current, _)| current != holder) {
                 return false;
@@ -59,7 +59,7 @@ impl SharedCache for MemorySharedCache {
         }))
     }
 
-    async fn release(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+    async fn release(&self, key: &str, holder: &str) -> Result<(), CacheError> {
         self.with_live_entries(|e| {
             if e.get(key).is_some_and(|(current, _)| current == holder) {
                 e.remove(key);

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use signal_domain::{InstrumentId, Quote};
-use signal_ports::{QuoteCache, StoreError};
+use signal_ports::{CacheError, QuoteCache};
 use std::collections::HashMap;
 use std::sync::RwLock;
 
@@ -21,7 +21,7 @@ impl MemoryQuoteCache {
 
 #[async_trait]
 impl QuoteCache for MemoryQuoteCache {
-    async fn put(&self, quote: &Quote) -> Result<(), StoreError> {
+    async fn put(&self, quote: &Quote) -> Result<(), CacheError> {
         self.quotes
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -29,11 +29,11 @@ impl QuoteCache for MemoryQuoteCache {
         Ok(())
     }
 
-    async fn get(&self, id: &InstrumentId) -> Result<Option<Quote>, StoreError> {
+    async fn get(&self, id: &InstrumentId) -> Result<Option<Quote>, CacheError> {
         Ok(self.read().get(id).cloned())
     }
 
-    async fn get_many(&self, ids: &[InstrumentId]) -> Result<Vec<Quote>, StoreError> {
+    async fn get_many(&self, ids: &[InstrumentId]) -> Result<Vec<Quote>, CacheError> {
         let quotes = self.read();
         Ok(ids
             .iter()
@@ -41,7 +41,7 @@ impl QuoteCache for MemoryQuoteCache {
             .collect())
     }
 
-    async fn all(&self) -> Result<Vec<Quote>, StoreError> {
+    async fn all(&self) -> Result<Vec<Quote>, CacheError> {
         Ok(self.read().values().cloned().collect())
     }
 }

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use signal_domain::{InstrumentId, Quote};
-use signal_ports::{Broadcast, QuoteCache, SharedCache, StoreError};
+use signal_ports::{Broadcast, BroadcastError, CacheError, QuoteCache, SharedCache};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -22,8 +22,26 @@ pub struct RedisState {
     prefix: String,
 }
 
-fn backend(e: redis::RedisError) -> StoreError {
-    StoreError::Backend(format!("redis: {e}"))
+/// Redis's error as the cache port's: one that means Redis cannot be reached now is
+/// unavailability, anything else a failed command.
+fn cache_error(error: redis::RedisError) -> CacheError {
+    if unreachable(&error) {
+        CacheError::Unavailable(Box::new(error))
+    } else {
+        CacheError::Failed(Box::new(error))
+    }
+}
+
+fn unreachable(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_refusal()
+        || error.is_connection_dropped()
+        || error.is_unrecoverable_error()
+}
+
+fn broadcast_error(error: redis::RedisError) -> BroadcastError {
+    BroadcastError::Unavailable(Box::new(error))
 }
 
 fn millis(ttl: Duration) -> u64 {
@@ -32,11 +50,11 @@ fn millis(ttl: Duration) -> u64 {
 
 impl RedisState {
     /// Connects to `url` (`redis://host:6379/0`); every key gets `prefix`.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(backend)?;
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, CacheError> {
+        let client = redis::Client::open(url).map_err(cache_error)?;
         let connection = ConnectionManager::new(client.clone())
             .await
-            .map_err(backend)?;
+            .map_err(cache_error)?;
         Ok(Self {
             client,
             connection,
@@ -52,9 +70,12 @@ impl RedisState {
         self.key(&format!("quote:{id}"))
     }
 
-    fn decode(raw: Option<String>) -> Result<Option<Quote>, StoreError> {
+    fn decode(raw: Option<String>) -> Result<Option<Quote>, CacheError> {
         raw.map(|json| {
-            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("quote: {e}")))
+            serde_json::from_str(&json).map_err(|e| CacheError::Corrupt {
+                what: "quote",
+                source: Box::new(e),
+            })
         })
         .transpose()
     }
@@ -62,8 +83,8 @@ impl RedisState {
 
 #[async_trait]
 impl QuoteCache for RedisState {
-    async fn put(&self, quote: &Quote) -> Result<(), StoreError> {
-        let json = serde_json::to_string(quote).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    async fn put(&self, quote: &Quote) -> Result<(), CacheError> {
+        let json = serde_json::to_string(quote).map_err(|e| CacheError::Failed(Box::new(e)))?;
         let mut conn = self.connection.clone();
         redis::pipe()
             .set(self.quote_key(&quote.instrument), json)
@@ -72,22 +93,22 @@ impl QuoteCache for RedisState {
             .ignore()
             .query_async::<()>(&mut conn)
             .await
-            .map_err(backend)
+            .map_err(cache_error)
     }
 
-    async fn get(&self, id: &InstrumentId) -> Result<Option<Quote>, StoreError> {
+    async fn get(&self, id: &InstrumentId) -> Result<Option<Quote>, CacheError> {
         let mut conn = self.connection.clone();
-        let raw: Option<String> = conn.get(self.quote_key(id)).await.map_err(backend)?;
+        let raw: Option<String> = conn.get(self.quote_key(id)).await.map_err(cache_error)?;
         Self::decode(raw)
     }
 
-    async fn get_many(&self, ids: &[InstrumentId]) -> Result<Vec<Quote>, StoreError> {
+    async fn get_many(&self, ids: &[InstrumentId]) -> Result<Vec<Quote>, CacheError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = ids.iter().map(|id| self.quote_key(id)).collect();
         let mut conn = self.connection.clone();
-        let raw: Vec<Option<String>> = conn.mget(keys).await.map_err(backend)?;
+        let raw: Vec<Option<String>> = conn.mget(keys).await.map_err(cache_error)?;
         let mut quotes = Vec::with_capacity(raw.len());
         for value in raw {
             quotes.extend(Self::decode(value)?);
@@ -95,9 +116,12 @@ impl QuoteCache for RedisState {
         Ok(quotes)
     }
 
-    async fn all(&self) -> Result<Vec<Quote>, StoreError> {
+    async fn all(&self) -> Result<Vec<Quote>, CacheError> {
         let mut conn = self.connection.clone();
-        let members: Vec<String> = conn.smembers(self.key("quotes")).await.map_err(backend)?;
+        let members: Vec<String> = conn
+            .smembers(self.key("quotes"))
+            .await
+            .map_err(cache_error)?;
         let ids: Vec<InstrumentId> = members.iter().filter_map(|m| m.parse().ok()).collect();
         self.get_many(&ids).await
     }
@@ -105,12 +129,12 @@ impl QuoteCache for RedisState {
 
 #[async_trait]
 impl SharedCache for RedisState {
-    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<String>, CacheError> {
         let mut conn = self.connection.clone();
-        conn.get(self.key(key)).await.map_err(backend)
+        conn.get(self.key(key)).await.map_err(cache_error)
     }
 
-    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CacheError> {
         let mut conn = self.connection.clone();
         redis::cmd("SET")
             .arg(self.key(key))
@@ -119,10 +143,10 @@ impl SharedCache for RedisState {
             .arg(millis(ttl))
             .query_async::<()>(&mut conn)
             .await
-            .map_err(backend)
+            .map_err(cache_error)
     }
 
-    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+    async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, CacheError> {
         let mut conn = self.connection.clone();
         let reply: Option<String> = redis::cmd("SET")
             .arg(self.key(key))
@@ -132,11 +156,11 @@ impl SharedCache for RedisState {
             .arg(millis(ttl))
             .query_async(&mut conn)
             .await
-            .map_err(backend)?;
+            .map_err(cache_error)?;
         Ok(reply.is_some())
     }
 
-    async fn lease(&self, key: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+    async fn lease(&self, key: &str, holder: &str, ttl: Duration) -> Result<bool, CacheError> {
         // One script, so no other holder can slip in between the read and the write.
         const LEASE: &str = r"
             local current = redis.call('GET', KEYS[1])
@@ -158,11 +182,11 @@ impl SharedCache for RedisState {
             .arg(millis(ttl))
             .query_async(&mut conn)
             .await
-            .map_err(backend)?;
+            .map_err(cache_error)?;
         Ok(held == 1)
     }
 
-    async fn release(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+    async fn release(&self, key: &str, holder: &str) -> Result<(), CacheError> {
         const RELEASE: &str = r"
             if redis.call('GET', KEYS[1]) == ARGV[1] then
                 return redis.call('DEL', KEYS[1])
@@ -176,7 +200,7 @@ impl SharedCache for RedisState {
             .arg(holder)
             .query_async::<i64>(&mut conn)
             .await
-            .map_err(backend)?;
+            .map_err(cache_error)?;
         Ok(())
     }
 }
@@ -199,21 +223,21 @@ impl RedisState {
 
 #[async_trait]
 impl Broadcast for RedisChannel {
-    async fn publish(&self, message: &[u8]) -> Result<(), StoreError> {
+    async fn publish(&self, message: &[u8]) -> Result<(), BroadcastError> {
         let mut conn = self.state.connection.clone();
         conn.publish::<_, _, ()>(&self.channel, message)
             .await
-            .map_err(backend)
+            .map_err(broadcast_error)
     }
 
     /// The stream survives Redis restarts: a background task resubscribes with back-off.
     /// Messages published while it was reconnecting are missed; the alert socket's replay of
     /// unacknowledged alerts covers those.
-    async fn subscribe(&self) -> Result<BoxStream<'static, Vec<u8>>, StoreError> {
+    async fn subscribe(&self) -> Result<BoxStream<'static, Vec<u8>>, BroadcastError> {
         let channel = self.channel.clone();
         let first = subscribed(&self.state.client, &channel)
             .await
-            .map_err(backend)?;
+            .map_err(broadcast_error)?;
         let (sender, receiver) = mpsc::channel(1024);
         let client = self.state.client.clone();
         tokio::spawn(async move {

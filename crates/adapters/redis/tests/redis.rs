@@ -1,5 +1,7 @@
 //! Against the Redis server at DONTOUCH_TEST_REDIS_URL (default redis://127.0.0.1:6379), each test
 //! under its own key prefix so tests can run in parallel.
+// Tests fail by panicking; an unwrap here is an assertion.
+#![allow(clippy::unwrap_used)]
 
 use futures::StreamExt;
 use signal_domain::{Price, Quote, QuoteSource, Tick};

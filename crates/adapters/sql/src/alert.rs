@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use crate::codec::{
-    backend_error, corrupt, decimal, from_micros, instrument, micros, opt_from_micros, price, user,
+    corrupt, decimal, from_micros, instrument, micros, opt_from_micros, price, store_error, user,
 };
 
 const COLUMNS: &str = "id, event_id, user_id, rule_id, instrument, condition, level, percent, \
@@ -87,7 +87,7 @@ impl AlertHistoryStore for SqlAlertStore {
             .bind(i64::from(event.simulated))
             .fetch_optional(&self.pool)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         row.as_ref().map(record_from_row).transpose()
     }
 
@@ -129,7 +129,7 @@ impl AlertHistoryStore for SqlAlertStore {
             .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         let mut items = rows
             .iter()
             .map(record_from_row)
@@ -153,7 +153,7 @@ impl AlertHistoryStore for SqlAlertStore {
             .bind(user.as_str())
             .fetch_optional(&self.pool)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         row.as_ref().map(record_from_row).transpose()
     }
 
@@ -167,7 +167,7 @@ impl AlertHistoryStore for SqlAlertStore {
         .bind(user.as_str())
         .execute(&self.pool)
         .await
-        .map_err(backend_error)?;
+        .map_err(store_error)?;
         Ok(result.rows_affected() > 0)
     }
 
@@ -180,7 +180,7 @@ impl AlertHistoryStore for SqlAlertStore {
         .bind(user.as_str())
         .execute(&self.pool)
         .await
-        .map_err(backend_error)?;
+        .map_err(store_error)?;
         Ok(result.rows_affected())
     }
 
@@ -194,7 +194,7 @@ impl AlertHistoryStore for SqlAlertStore {
         .bind(user.as_str())
         .execute(&self.pool)
         .await
-        .map_err(backend_error)?;
+        .map_err(store_error)?;
         Ok(result.rows_affected() > 0)
     }
 
@@ -212,7 +212,7 @@ impl AlertHistoryStore for SqlAlertStore {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         rows.iter().map(record_from_row).collect()
     }
 
@@ -222,7 +222,7 @@ impl AlertHistoryStore for SqlAlertStore {
             .bind(user.as_str())
             .execute(&self.pool)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         Ok(result.rows_affected() > 0)
     }
 
@@ -231,7 +231,7 @@ impl AlertHistoryStore for SqlAlertStore {
             .bind(user.as_str())
             .execute(&self.pool)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         Ok(result.rows_affected())
     }
 }

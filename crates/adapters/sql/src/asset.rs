@@ -5,12 +5,13 @@ use signal_domain::{
     AlertRule, Condition, InstrumentId, Repeat, RuleId, RuleSpec, RuleState, Timestamp,
     TriggeredAlert, UserId,
 };
-use signal_ports::{OutboxEntry, RuleChange, RuleStore, StoreError, WatchlistStore};
+use signal_ports::{Capped, OutboxEntry, RuleChange, RuleStore, StoreError, WatchlistStore};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use crate::codec::{
-    backend_error, corrupt, decimal, from_micros, instrument, micros, opt_from_micros, user,
+    corrupt, decimal, from_micros, instrument, micros, opt_from_micros, store_error, user,
+    UnexpectedValue,
 };
 
 const RULE_COLUMNS: &str = "id, user_id, instrument, condition, value, repeat_mode, cooldown_ms, \
@@ -91,19 +92,20 @@ fn rule_from_row(row: &AnyRow) -> Result<AlertRule, StoreError> {
             cooldown: chrono::Duration::milliseconds(int("cooldown_ms")?),
             rearm_band: decimal(&text("rearm_band")?)?,
         },
-        other => return Err(corrupt("repeat_mode", other)),
+        other => return Err(corrupt("repeat_mode", UnexpectedValue(other.into()))),
     };
     let state = match text("state")?.as_str() {
         "armed" => RuleState::Armed,
         "cooling" => RuleState::Cooling {
             rearmed: int("rearmed")? != 0,
             until: from_micros(
-                opt_int("cooling_until")?.ok_or_else(|| corrupt("cooling_until", "missing"))?,
+                opt_int("cooling_until")?
+                    .ok_or_else(|| corrupt("cooling_until", UnexpectedValue("NULL".into())))?,
             )?,
         },
         "triggered" => RuleState::Triggered,
         "expired" => RuleState::Expired,
-        other => return Err(corrupt("state", other)),
+        other => return Err(corrupt("state", UnexpectedValue(other.into()))),
     };
     Ok(AlertRule {
         id: RuleId(int("id")?),
@@ -130,7 +132,7 @@ impl WatchlistStore for SqlAssetStore {
         user: &UserId,
         instrument: &InstrumentId,
         at: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let result = sqlx::query(
             "INSERT INTO watchlist (user_id, instrument, added_at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id, instrument) DO NOTHING",
@@ -140,11 +142,8 @@ impl WatchlistStore for SqlAssetStore {
         .bind(micros(at))
         .execute(&self.pool)
         .await
-        .map_err(backend_error)?;
-        if result.rows_affected() == 0 {
-            return Err(StoreError::Conflict);
-        }
-        Ok(())
+        .map_err(store_error)?;
+        Ok(result.rows_affected() > 0)
     }
 
     async fn remove(&self, user: &UserId, instrument: &InstrumentId) -> Result<bool, StoreError> {
@@ -153,7 +152,7 @@ impl WatchlistStore for SqlAssetStore {
             .bind(instrument.to_string())
             .execute(&self.pool)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         Ok(result.rows_affected() > 0)
     }
 
@@ -165,11 +164,11 @@ impl WatchlistStore for SqlAssetStore {
         .bind(user.as_str())
         .fetch_all(&self.pool)
         .await
-        .map_err(backend_error)?;
+        .map_err(store_error)?;
         rows.iter()
             .map(|row| {
-                let id: String = row.try_get("instrument").map_err(backend_error)?;
-                let at: i64 = row.try_get("added_at").map_err(backend_error)?;
+                let id: String = row.try_get("instrument").map_err(store_error)?;
+                let at: i64 = row.try_get("added_at").map_err(store_error)?;
                 Ok((instrument(&id)?, from_micros(at)?))
             })
             .collect()
@@ -179,12 +178,12 @@ impl WatchlistStore for SqlAssetStore {
         let rows = sqlx::query("SELECT DISTINCT instrument FROM watchlist")
             .fetch_all(&self.pool)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         rows.iter()
             .map(|row| {
                 instrument(
                     &row.try_get::<String, _>("instrument")
-                        .map_err(backend_error)?,
+                        .map_err(store_error)?,
                 )
             })
             .collect()
@@ -199,7 +198,7 @@ impl RuleStore for SqlAssetStore {
         spec: &RuleSpec,
         limit: usize,
         at: Timestamp,
-    ) -> Result<AlertRule, StoreError> {
+    ) -> Result<Capped<AlertRule>, StoreError> {
         let cols = SpecColumns::of(spec);
         // One statement, so the limit check and the insert cannot be split by a concurrent create.
         let sql = format!(
@@ -224,10 +223,10 @@ impl RuleStore for SqlAssetStore {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_optional(&self.pool)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         match row {
-            Some(row) => rule_from_row(&row),
-            None => Err(StoreError::RuleLimit { limit }),
+            Some(row) => rule_from_row(&row).map(Capped::Stored),
+            None => Ok(Capped::LimitReached),
         }
     }
 
@@ -238,7 +237,7 @@ impl RuleStore for SqlAssetStore {
             .bind(user.as_str())
             .fetch_optional(&self.pool)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         row.as_ref().map(rule_from_row).transpose()
     }
 
@@ -255,7 +254,7 @@ impl RuleStore for SqlAssetStore {
             .bind(user.as_str())
             .fetch_all(&self.pool)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         rows.iter().map(rule_from_row).collect()
     }
 
@@ -266,7 +265,7 @@ impl RuleStore for SqlAssetStore {
         spec: &RuleSpec,
         limit: usize,
         at: Timestamp,
-    ) -> Result<Option<AlertRule>, StoreError> {
+    ) -> Result<Option<Capped<AlertRule>>, StoreError> {
         let cols = SpecColumns::of(spec);
         // Re-arming an ended rule makes it active again, so it must fit under the limit; a rule
         // that is already active does not count twice.
@@ -293,11 +292,11 @@ impl RuleStore for SqlAssetStore {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_optional(&self.pool)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         match row {
-            Some(row) => rule_from_row(&row).map(Some),
+            Some(row) => rule_from_row(&row).map(|rule| Some(Capped::Stored(rule))),
             None if RuleStore::get(self, user, id).await?.is_some() => {
-                Err(StoreError::RuleLimit { limit })
+                Ok(Some(Capped::LimitReached))
             }
             None => Ok(None),
         }
@@ -309,7 +308,7 @@ impl RuleStore for SqlAssetStore {
             .bind(user.as_str())
             .execute(&self.pool)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         Ok(result.rows_affected() > 0)
     }
 
@@ -325,9 +324,9 @@ impl RuleStore for SqlAssetStore {
         .bind(instrument.to_string())
         .fetch_all(&self.pool)
         .await
-        .map_err(backend_error)?;
+        .map_err(store_error)?;
         rows.iter()
-            .map(|row| Ok(RuleId(row.try_get("id").map_err(backend_error)?)))
+            .map(|row| Ok(RuleId(row.try_get("id").map_err(store_error)?)))
             .collect()
     }
 
@@ -336,7 +335,7 @@ impl RuleStore for SqlAssetStore {
         let rows = sqlx::query(&sql)
             .fetch_all(&self.pool)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         rows.iter().map(rule_from_row).collect()
     }
 
@@ -345,7 +344,7 @@ impl RuleStore for SqlAssetStore {
         changes: &[RuleChange],
         events: &[TriggeredAlert],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
         for change in changes {
             let (state, rearmed, until) = state_columns(change.state);
             let fired = change.fired_at.map(micros);
@@ -364,10 +363,11 @@ impl RuleStore for SqlAssetStore {
             .bind(change.rule.0)
             .execute(&mut *tx)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         }
         for event in events {
-            let payload = serde_json::to_string(event).map_err(|e| corrupt("event", e))?;
+            let payload =
+                serde_json::to_string(event).map_err(|e| StoreError::Failed(Box::new(e)))?;
             // Another instance may have stored this very firing already.
             sqlx::query(
                 "INSERT INTO outbox (event_id, event_key, payload, created_at) \
@@ -379,9 +379,9 @@ impl RuleStore for SqlAssetStore {
             .bind(micros(event.triggered_at))
             .execute(&mut *tx)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         }
-        tx.commit().await.map_err(backend_error)
+        tx.commit().await.map_err(store_error)
     }
 
     async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
@@ -391,12 +391,12 @@ impl RuleStore for SqlAssetStore {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
-        .map_err(backend_error)?;
+        .map_err(store_error)?;
         rows.iter()
             .map(|row| {
-                let payload: String = row.try_get("payload").map_err(backend_error)?;
+                let payload: String = row.try_get("payload").map_err(store_error)?;
                 Ok(OutboxEntry {
-                    id: row.try_get("id").map_err(backend_error)?,
+                    id: row.try_get("id").map_err(store_error)?,
                     event: serde_json::from_str(&payload).map_err(|e| corrupt("outbox", e))?,
                 })
             })
@@ -404,15 +404,15 @@ impl RuleStore for SqlAssetStore {
     }
 
     async fn mark_outbox_sent(&self, ids: &[i64], at: Timestamp) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
         for id in ids {
             sqlx::query("UPDATE outbox SET sent_at = $1 WHERE id = $2")
                 .bind(micros(at))
                 .bind(*id)
                 .execute(&mut *tx)
                 .await
-                .map_err(backend_error)?;
+                .map_err(store_error)?;
         }
-        tx.commit().await.map_err(backend_error)
+        tx.commit().await.map_err(store_error)
     }
 }

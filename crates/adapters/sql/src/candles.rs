@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 use std::collections::HashMap;
 
-use crate::codec::{backend_error, corrupt, decimal, from_micros, instrument, micros, price};
+use crate::codec::{corrupt, decimal, from_micros, instrument, micros, price, store_error};
 
 /// Bind parameters per candle row.
 const COLUMNS: usize = 8;
@@ -88,7 +88,7 @@ impl CandleStore for SqlCandleStore {
             return Ok(());
         }
         // A batch larger than one statement still lands whole or not at all.
-        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {
             let sql = upsert_statement(chunk.len());
             let mut query = sqlx::query(&sql);
@@ -103,9 +103,9 @@ impl CandleStore for SqlCandleStore {
                     .bind(candle.volume.to_string())
                     .bind(i64::from(candle.trades));
             }
-            query.execute(&mut *tx).await.map_err(backend_error)?;
+            query.execute(&mut *tx).await.map_err(store_error)?;
         }
-        tx.commit().await.map_err(backend_error)
+        tx.commit().await.map_err(store_error)
     }
 
     async fn candles(
@@ -125,7 +125,7 @@ impl CandleStore for SqlCandleStore {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
-        .map_err(backend_error)?;
+        .map_err(store_error)?;
         rows.iter().map(candle_from_row).collect()
     }
 }

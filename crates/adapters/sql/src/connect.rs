@@ -1,12 +1,9 @@
 //! Opening a pool for a database URL and bringing its schema up to date.
 
-use signal_ports::StoreError;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AnyPool, Executor};
 use std::str::FromStr;
-
-use crate::codec::backend_error;
 
 static SQLITE_ASSET: Migrator = sqlx::migrate!("migrations/sqlite/asset");
 static SQLITE_ALERT: Migrator = sqlx::migrate!("migrations/sqlite/alert");
@@ -20,6 +17,17 @@ pub enum Schema {
     Alert,
 }
 
+/// Why a database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("unsupported database URL `{0}` (expected sqlite: or postgres:)")]
+    UnsupportedUrl(String),
+    #[error("cannot connect to the database")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot bring the database schema up to date")]
+    Migrate(#[source] MigrateError),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -27,16 +35,13 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub fn of_url(url: &str) -> Result<Self, StoreError> {
+    pub fn of_url(url: &str) -> Result<Self, ConnectError> {
         if url.starts_with("sqlite:") {
             Ok(Backend::Sqlite)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Ok(Backend::Postgres)
         } else {
-            Err(StoreError::Backend(format!(
-                "unsupported database URL scheme in `{}` (expected sqlite: or postgres:)",
-                redact(url)
-            )))
+            Err(ConnectError::UnsupportedUrl(redact(url)))
         }
     }
 }
@@ -52,10 +57,10 @@ fn redact(url: &str) -> String {
 }
 
 /// Connects to `url` and applies the migrations of `schema`.
-pub async fn connect(url: &str, schema: Schema) -> Result<AnyPool, StoreError> {
+pub async fn connect(url: &str, schema: Schema) -> Result<AnyPool, ConnectError> {
     sqlx::any::install_default_drivers();
     let backend = Backend::of_url(url)?;
-    let options = AnyConnectOptions::from_str(url).map_err(backend_error)?;
+    let options = AnyConnectOptions::from_str(url).map_err(ConnectError::Connect)?;
     let pool = AnyPoolOptions::new()
         .max_connections(match backend {
             // SQLite serialises writers anyway; a few readers are plenty.
@@ -73,17 +78,14 @@ pub async fn connect(url: &str, schema: Schema) -> Result<AnyPool, StoreError> {
         })
         .connect_with(options)
         .await
-        .map_err(backend_error)?;
+        .map_err(ConnectError::Connect)?;
     let migrator = match (backend, schema) {
         (Backend::Sqlite, Schema::Asset) => &SQLITE_ASSET,
         (Backend::Sqlite, Schema::Alert) => &SQLITE_ALERT,
         (Backend::Postgres, Schema::Asset) => &POSTGRES_ASSET,
         (Backend::Postgres, Schema::Alert) => &POSTGRES_ALERT,
     };
-    migrator
-        .run(&pool)
-        .await
-        .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+    migrator.run(&pool).await.map_err(ConnectError::Migrate)?;
     Ok(pool)
 }
 

@@ -11,4 +11,4 @@ mod connect;
 pub use alert::SqlAlertStore;
 pub use asset::SqlAssetStore;
 pub use candles::SqlCandleStore;
-pub use connect::{connect, Backend, Schema};
+pub use connect::{connect, Backend, ConnectError, Schema};

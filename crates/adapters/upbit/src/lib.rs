@@ -98,10 +98,10 @@ fn backoff(config: &UpbitConfig) -> ExponentialBuilder {
         .without_max_times()
 }
 
-fn failed(error: impl std::fmt::Display) -> FeedError {
+fn failed(error: impl std::error::Error + Send + Sync + 'static) -> FeedError {
     FeedError::Failed {
         feed: FEED_NAME,
-        reason: error.to_string(),
+        source: Box::new(error),
     }
 }
 

@@ -7,6 +7,7 @@ use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use signal_domain::ErrorChain;
 use signal_domain::{
     Instrument, InstrumentId, InstrumentIdError, Market, Price, PriceError, QuoteSource, Tick,
     Timestamp,
@@ -18,11 +19,11 @@ use std::str::FromStr;
 pub enum ParseError {
     #[error("the message is not UTF-8")]
     NotUtf8,
-    #[error("the message is not the expected JSON: {0}")]
+    #[error("the message is not the expected JSON")]
     Json(#[from] serde_json::Error),
     #[error("`{field}` is not a number: `{text}`")]
     NotANumber { field: &'static str, text: String },
-    #[error("`{field}` is not a valid price: {source}")]
+    #[error("`{field}` is not a valid price")]
     BadPrice {
         field: &'static str,
         source: PriceError,
@@ -220,7 +221,7 @@ pub fn parse_market_list(body: &str) -> Result<Vec<Instrument>, ParseError> {
                 english_name: entry.english_name,
             }),
             Err(error) => {
-                tracing::warn!(market = %entry.market, %error, "skipping an unusable Upbit market");
+                tracing::warn!(market = %entry.market, error = %ErrorChain(&error), "skipping an unusable Upbit market");
                 None
             }
         })

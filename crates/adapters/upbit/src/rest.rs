@@ -24,13 +24,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestError {
-    #[error("request to {url} failed: {source}")]
+    #[error("request to {url} failed")]
     Http { url: String, source: reqwest::Error },
     #[error("Upbit kept answering 429 Too Many Requests ({0} attempts)")]
     RateLimited(usize),
     #[error("Upbit answered {status}: {detail}")]
     Status { status: StatusCode, detail: String },
-    #[error("Upbit's answer could not be understood: {0}")]
+    #[error("Upbit's answer could not be understood")]
     Parse(#[from] ParseError),
 }
 

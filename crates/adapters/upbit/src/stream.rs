@@ -7,6 +7,7 @@ use crate::parse::{parse_stream_message, StreamMessage};
 use crate::{backoff, failed, UpbitFeed};
 use backon::BackoffBuilder;
 use futures::{SinkExt, StreamExt};
+use signal_domain::ErrorChain;
 use signal_domain::{Market, Tick};
 use signal_ports::{FeedContext, FeedError, Interest, TickSink};
 use std::collections::BTreeSet;
@@ -83,7 +84,7 @@ pub(crate) async fn run(feed: &UpbitFeed, ctx: FeedContext) -> Result<(), FeedEr
             let socket = match connected {
                 Ok(Ok((socket, _))) => socket,
                 Ok(Err(error)) => {
-                    tracing::warn!(%error, "cannot connect to Upbit");
+                    tracing::warn!(error = %ErrorChain(&error), "cannot connect to Upbit");
                     break 'attempt true;
                 }
                 Err(_) => {
@@ -103,7 +104,7 @@ pub(crate) async fn run(feed: &UpbitFeed, ctx: FeedContext) -> Result<(), FeedEr
                     false
                 }
                 SessionEnd::Socket(error) => {
-                    tracing::warn!(%error, "Upbit socket failed; reconnecting");
+                    tracing::warn!(error = %ErrorChain(&error), "Upbit socket failed; reconnecting");
                     lost = true;
                     true
                 }
@@ -266,7 +267,7 @@ impl Live<'_> {
                     .collect()
             }
             Err(error) => {
-                tracing::warn!(%error, "cannot list Upbit markets; keeping the previous list")
+                tracing::warn!(error = %ErrorChain(&error), "cannot list Upbit markets; keeping the previous list")
             }
         }
         !self.all_krw.is_empty()
@@ -310,7 +311,9 @@ impl Live<'_> {
                     }
                 }
             }
-            Err(error) => tracing::warn!(%error, "Upbit snapshot failed; gaps may go unnoticed"),
+            Err(error) => {
+                tracing::warn!(error = %ErrorChain(&error), "Upbit snapshot failed; gaps may go unnoticed")
+            }
         }
         Ok(())
     }
@@ -336,7 +339,7 @@ impl Live<'_> {
 
     fn parse_error(&self, error: &crate::ParseError) {
         self.feed.metrics.parse_errors.inc();
-        tracing::warn!(%error, "unreadable message from Upbit");
+        tracing::warn!(error = %ErrorChain(error), "unreadable message from Upbit");
     }
 
     async fn deliver(&self, tick: Tick) -> Session {

@@ -1,5 +1,7 @@
 //! The Upbit feed end to end against a local fake Upbit: listing, streaming, resubscribing,
 //! reconnecting with gap recovery, REST throttling and bad input.
+// Tests fail by panicking; an unwrap here is an assertion.
+#![allow(clippy::unwrap_used)]
 
 use rust_decimal_macros::dec;
 use signal_domain::{InstrumentId, Tick};

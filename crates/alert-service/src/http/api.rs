@@ -11,7 +11,7 @@ use signal_ports::{AlertRecord, HistoryQuery};
 use signal_web::{ApiError, ApiPath, ApiQuery, AuthUser};
 use uuid::Uuid;
 
-use super::AlertState;
+use super::{AlertState, NoSuchAlert};
 
 pub fn routes() -> Router<AlertState> {
     Router::new()
@@ -96,11 +96,11 @@ fn instrument_filter(text: &str) -> Result<InstrumentId, ApiError> {
     } else if upper.len() == 6 && upper.chars().all(|c| c.is_ascii_digit()) {
         signal_domain::Market::Krx
     } else {
-        return Err(ApiError::BadRequest(format!(
+        return Err(ApiError::malformed(format!(
             "symbol `{text}`: use MARKET:SYMBOL for US stocks, e.g. NASDAQ:AAPL"
         )));
     };
-    InstrumentId::new(market, &upper).map_err(|e| ApiError::BadRequest(e.to_string()))
+    InstrumentId::new(market, &upper).map_err(ApiError::malformed)
 }
 
 async fn list(
@@ -126,11 +126,7 @@ async fn one(
     State(state): State<AlertState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<AlertView>, ApiError> {
-    let record = state
-        .history
-        .get(&user, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("you have no alert {id}")))?;
+    let record = state.history.get(&user, id).await?.ok_or(NoSuchAlert(id))?;
     Ok(Json(AlertView::from(&record)))
 }
 
@@ -146,7 +142,7 @@ async fn mark_read(
     {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::NotFound(format!("you have no alert {id}")))
+        Err(NoSuchAlert(id).into())
     }
 }
 
@@ -174,7 +170,7 @@ async fn delete_one(
     if state.history.delete(&user, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::NotFound(format!("you have no alert {id}")))
+        Err(NoSuchAlert(id).into())
     }
 }
 

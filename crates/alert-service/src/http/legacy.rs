@@ -8,7 +8,7 @@ use serde::Serialize;
 use signal_ports::{AlertRecord, HistoryQuery};
 use signal_web::{ApiError, ApiPath, AuthUser};
 
-use super::AlertState;
+use super::{AlertState, NoSuchAlert};
 
 /// The original returned the whole history; this caps it at the newest alerts.
 const LEGACY_HISTORY_LIMIT: usize = 1000;
@@ -70,7 +70,7 @@ async fn delete_one(
     if state.history.delete(&user, id).await? {
         Ok(StatusCode::OK)
     } else {
-        Err(ApiError::NotFound(format!("you have no alert {id}")))
+        Err(NoSuchAlert(id).into())
     }
 }
 

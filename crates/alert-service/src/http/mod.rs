@@ -7,6 +7,7 @@ mod socket;
 
 use axum::extract::FromRef;
 use axum::Router;
+use signal_domain::{Failure, FailureKind};
 use signal_ports::AlertHistoryStore;
 use signal_web::JwtVerifier;
 use std::sync::Arc;
@@ -25,6 +26,17 @@ pub struct AlertState {
 impl FromRef<AlertState> for Arc<JwtVerifier> {
     fn from_ref(state: &AlertState) -> Self {
         state.verifier.clone()
+    }
+}
+
+/// The caller has no alert by this id (it never existed, was deleted, or is another user's).
+#[derive(Debug, thiserror::Error)]
+#[error("you have no alert {0}")]
+pub struct NoSuchAlert(pub i64);
+
+impl Failure for NoSuchAlert {
+    fn kind(&self) -> FailureKind {
+        FailureKind::NotFound
     }
 }
 

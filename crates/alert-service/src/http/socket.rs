@@ -12,6 +12,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
+use signal_domain::ErrorChain;
 use signal_domain::UserId;
 use signal_ports::AlertRecord;
 use signal_web::SocketUser;
@@ -71,7 +72,7 @@ async fn session(mut ws: WebSocket, user: UserId, state: AlertState) {
     let mut open = match replay {
         Ok(backlog) => send_all(&mut ws, &state, &backlog, true, &mut sent).await,
         Err(e) => {
-            tracing::error!(error = %e, %user, "reading unacknowledged alerts failed");
+            tracing::error!(error = %ErrorChain(&e), %user, "reading unacknowledged alerts failed");
             false
         }
     };
@@ -141,7 +142,9 @@ async fn handle_client(ws: &mut WebSocket, state: &AlertState, user: &UserId, te
                 {
                     Ok(true) => acknowledged.push(id),
                     Ok(false) => {}
-                    Err(e) => tracing::error!(error = %e, "acknowledging an alert failed"),
+                    Err(e) => {
+                        tracing::error!(error = %ErrorChain(&e), "acknowledging an alert failed")
+                    }
                 }
             }
             serde_json::json!({ "type": "acked", "ids": acknowledged })

@@ -7,13 +7,13 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use signal_domain::{
-    AlertRule, AssetClass, Condition, ConditionKind, InstrumentId, Percent, Price, Quote, Repeat,
-    RuleId, RuleState, Timestamp,
+    AlertRule, AssetClass, Condition, ConditionKind, Failure, FailureKind, InstrumentId, Percent,
+    Price, Quote, Repeat, RuleId, RuleState, Timestamp,
 };
 use signal_web::{ApiError, ApiJson, ApiPath, ApiQuery, AuthUser};
 
-use super::ops::Listing;
 use super::AssetState;
+use crate::assets::Listing;
 
 pub fn routes() -> Router<AssetState> {
     Router::new()
@@ -77,6 +77,7 @@ async fn search(
     let limit = query.limit.unwrap_or(20).clamp(1, 100);
     Json(
         state
+            .assets
             .search(&query.q, limit)
             .await
             .into_iter()
@@ -90,8 +91,8 @@ async fn instrument(
     State(state): State<AssetState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<InstrumentView>, ApiError> {
-    let id = state.resolve(&id)?;
-    Ok(Json(view(state.listing(&id).await?, &state)))
+    let id = state.assets.resolve(&id)?;
+    Ok(Json(view(state.assets.listing(&id).await?, &state)))
 }
 
 #[derive(Deserialize)]
@@ -113,8 +114,8 @@ async fn movers(
     let limit = query.limit.unwrap_or(5).clamp(1, 50);
     let views = |listings: Vec<Listing>| listings.into_iter().map(|l| view(l, &state)).collect();
     Json(Movers {
-        stocks: views(state.top_movers(AssetClass::Stock, limit).await),
-        crypto: views(state.top_movers(AssetClass::Crypto, limit).await),
+        stocks: views(state.assets.top_movers(AssetClass::Stock, limit).await),
+        crypto: views(state.assets.top_movers(AssetClass::Crypto, limit).await),
     })
 }
 
@@ -122,8 +123,9 @@ async fn watchlist(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
 ) -> Result<Json<Vec<InstrumentView>>, ApiError> {
-    let ids = state.watchlist(&user).await?;
+    let ids = state.assets.watchlist(&user).await?;
     let views = state
+        .assets
         .listings(&ids)
         .await
         .into_iter()
@@ -137,8 +139,8 @@ async fn watch(
     State(state): State<AssetState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = state.resolve(&id)?;
-    state.watch(&user, &id).await?;
+    let id = state.assets.resolve(&id)?;
+    state.assets.watch(&user, &id).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -147,8 +149,8 @@ async fn unwatch(
     State(state): State<AssetState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = state.resolve(&id)?;
-    state.unwatch(&user, &id).await?;
+    let id = state.assets.resolve(&id)?;
+    state.assets.unwatch(&user, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -182,30 +184,43 @@ struct RuleRequest {
 
 const DEFAULT_COOLDOWN_SECONDS: u32 = 300;
 
+/// A rule request whose fields do not fit together.
+#[derive(Debug, thiserror::Error)]
+enum RuleRequestError {
+    #[error("ABOVE and BELOW take a `level` (and no `percent`)")]
+    LevelExpected,
+    #[error("CHANGE_UP and CHANGE_DOWN take a `percent` (and no `level`)")]
+    PercentExpected,
+    #[error("cooldownSeconds and rearmBand apply only to repeat `every`")]
+    RepeatOptionsWithoutEvery,
+}
+
+impl Failure for RuleRequestError {
+    fn kind(&self) -> FailureKind {
+        FailureKind::Invalid
+    }
+}
+
 impl RuleRequest {
     fn condition(&self) -> Result<Condition, ApiError> {
-        let invalid = |m: &str| Err(ApiError::Unprocessable(m.to_string()));
         let value = match (self.condition, self.level, self.percent) {
             (ConditionKind::Above | ConditionKind::Below, Some(level), None) => level.value(),
             (ConditionKind::Above | ConditionKind::Below, _, _) => {
-                return invalid("ABOVE and BELOW take a `level` (and no `percent`)")
+                return Err(RuleRequestError::LevelExpected.into())
             }
             (ConditionKind::ChangeUp | ConditionKind::ChangeDown, None, Some(pct)) => pct.value(),
             (ConditionKind::ChangeUp | ConditionKind::ChangeDown, _, _) => {
-                return invalid("CHANGE_UP and CHANGE_DOWN take a `percent` (and no `level`)")
+                return Err(RuleRequestError::PercentExpected.into())
             }
         };
-        Condition::from_parts(self.condition, value)
-            .map_err(|e| ApiError::Unprocessable(e.to_string()))
+        Ok(Condition::from_parts(self.condition, value)?)
     }
 
     fn repeat(&self) -> Result<Repeat, ApiError> {
         match self.repeat {
             RepeatMode::Once => {
                 if self.cooldown_seconds.is_some() || self.rearm_band.is_some() {
-                    return Err(ApiError::Unprocessable(
-                        "cooldownSeconds and rearmBand apply only to repeat `every`".into(),
-                    ));
+                    return Err(RuleRequestError::RepeatOptionsWithoutEvery.into());
                 }
                 Ok(Repeat::Once)
             }
@@ -219,10 +234,12 @@ impl RuleRequest {
     }
 
     fn into_spec(self, state: &AssetState) -> Result<signal_domain::RuleSpec, ApiError> {
-        let instrument = state.resolve(&self.instrument)?;
+        let instrument = state.assets.resolve(&self.instrument)?;
         let condition = self.condition()?;
         let repeat = self.repeat()?;
-        state.rule_spec(instrument, condition, repeat, self.expires_at, self.note)
+        Ok(state
+            .assets
+            .rule_spec(instrument, condition, repeat, self.expires_at, self.note)?)
     }
 }
 
@@ -306,7 +323,7 @@ async fn list_rules(
     State(state): State<AssetState>,
     ApiQuery(query): ApiQuery<RuleListQuery>,
 ) -> Result<Json<Vec<RuleView>>, ApiError> {
-    let rules = state.rules.list(&user, query.active).await?;
+    let rules = state.assets.rules(&user, query.active).await?;
     Ok(Json(rules.into_iter().map(RuleView::from).collect()))
 }
 
@@ -316,7 +333,7 @@ async fn create_rule(
     ApiJson(request): ApiJson<RuleRequest>,
 ) -> Result<(StatusCode, Json<RuleView>), ApiError> {
     let spec = request.into_spec(&state)?;
-    let rule = state.create_rule(&user, &spec).await?;
+    let rule = state.assets.create_rule(&user, &spec).await?;
     Ok((StatusCode::CREATED, Json(rule.into())))
 }
 
@@ -325,7 +342,7 @@ async fn get_rule(
     State(state): State<AssetState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<RuleView>, ApiError> {
-    Ok(Json(state.rule(&user, RuleId(id)).await?.into()))
+    Ok(Json(state.assets.rule(&user, RuleId(id)).await?.into()))
 }
 
 async fn update_rule(
@@ -336,7 +353,11 @@ async fn update_rule(
 ) -> Result<Json<RuleView>, ApiError> {
     let spec = request.into_spec(&state)?;
     Ok(Json(
-        state.update_rule(&user, RuleId(id), &spec).await?.into(),
+        state
+            .assets
+            .update_rule(&user, RuleId(id), &spec)
+            .await?
+            .into(),
     ))
 }
 
@@ -345,6 +366,6 @@ async fn delete_rule(
     State(state): State<AssetState>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
-    state.delete_rule(&user, RuleId(id)).await?;
+    state.assets.delete_rule(&user, RuleId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
-use signal_domain::{Price, Timestamp};
+use signal_domain::{Failure, FailureKind, Price, Timestamp};
 use signal_ports::Candle;
 use signal_web::{ApiError, ApiPath, ApiQuery, AuthUser};
 
@@ -56,31 +56,42 @@ impl From<Candle> for CandleView {
     }
 }
 
+/// A candle query the store is not asked.
+#[derive(Debug, thiserror::Error)]
+enum CandleQueryError {
+    #[error("`from` ({from}) must be before `to` ({to})")]
+    Reversed { from: Timestamp, to: Timestamp },
+    #[error("at most {MAX_SPAN_DAYS} days per request; page through longer ranges")]
+    TooLong,
+    #[error("`limit` must be between 1 and {MAX_LIMIT}, got {0}")]
+    Limit(usize),
+}
+
+impl Failure for CandleQueryError {
+    fn kind(&self) -> FailureKind {
+        FailureKind::Invalid
+    }
+}
+
 impl CandleQuery {
-    fn range(&self) -> Result<(Timestamp, Timestamp), ApiError> {
+    fn range(&self) -> Result<(Timestamp, Timestamp), CandleQueryError> {
         let to = self.to.unwrap_or_else(Utc::now);
         let from = self
             .from
             .unwrap_or_else(|| to - Duration::minutes(DEFAULT_SPAN_MINUTES));
         if from >= to {
-            return Err(ApiError::Unprocessable(format!(
-                "`from` ({from}) must be before `to` ({to})"
-            )));
+            return Err(CandleQueryError::Reversed { from, to });
         }
         if to - from > Duration::days(MAX_SPAN_DAYS) {
-            return Err(ApiError::Unprocessable(format!(
-                "at most {MAX_SPAN_DAYS} days per request; page through longer ranges"
-            )));
+            return Err(CandleQueryError::TooLong);
         }
         Ok((from, to))
     }
 
-    fn limit(&self) -> Result<usize, ApiError> {
+    fn limit(&self) -> Result<usize, CandleQueryError> {
         match self.limit.unwrap_or(DEFAULT_LIMIT) {
             limit @ 1..=MAX_LIMIT => Ok(limit),
-            other => Err(ApiError::Unprocessable(format!(
-                "`limit` must be between 1 and {MAX_LIMIT}, got {other}"
-            ))),
+            other => Err(CandleQueryError::Limit(other)),
         }
     }
 }
@@ -91,9 +102,9 @@ async fn candles(
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<CandleQuery>,
 ) -> Result<Json<Vec<CandleView>>, ApiError> {
-    let id = state.resolve(&id)?;
+    let id = state.assets.resolve(&id)?;
     let (from, to) = query.range()?;
     let limit = query.limit()?;
-    let candles = state.candles.candles(&id, from, to, limit).await?;
+    let candles = state.assets.candles(&id, from, to, limit).await?;
     Ok(Json(candles.into_iter().map(CandleView::from).collect()))
 }

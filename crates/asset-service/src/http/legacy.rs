@@ -6,11 +6,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use signal_domain::{AssetClass, Condition, ConditionKind, Repeat};
+use signal_domain::{AssetClass, Condition, ConditionKind, Failure, FailureKind, Repeat};
 use signal_web::{ApiError, ApiPath, ApiQuery, AuthUser};
 
-use super::ops::Listing;
 use super::AssetState;
+use crate::assets::Listing;
+use crate::error::CoreError;
 
 pub fn routes() -> Router<AssetState> {
     Router::new()
@@ -75,6 +76,7 @@ async fn search(
 ) -> Json<Vec<AssetSummary>> {
     Json(
         state
+            .assets
             .search(&query.keyword, 50)
             .await
             .into_iter()
@@ -88,10 +90,10 @@ async fn asset(
     State(state): State<AssetState>,
     ApiPath(symbol): ApiPath<String>,
 ) -> Result<Json<AssetSummary>, ApiError> {
-    let id = state.resolve(&symbol)?;
-    let listing = state.listing(&id).await?;
+    let id = state.assets.resolve(&symbol)?;
+    let listing = state.assets.listing(&id).await?;
     // As the original: looking at an instrument starts a live subscription to it.
-    state.interest.glance(&id);
+    state.assets.glance(&id);
     Ok(Json(listing.into()))
 }
 
@@ -99,8 +101,8 @@ async fn top_movers(
     AuthUser(_): AuthUser,
     State(state): State<AssetState>,
 ) -> Json<Vec<AssetSummary>> {
-    let stocks = state.top_movers(AssetClass::Stock, 3).await;
-    let cryptos = state.top_movers(AssetClass::Crypto, 3).await;
+    let stocks = state.assets.top_movers(AssetClass::Stock, 3).await;
+    let cryptos = state.assets.top_movers(AssetClass::Crypto, 3).await;
     Json(
         stocks
             .into_iter()
@@ -120,8 +122,8 @@ async fn add_favorite(
     State(state): State<AssetState>,
     ApiQuery(param): ApiQuery<SymbolParam>,
 ) -> Result<StatusCode, ApiError> {
-    let id = state.resolve(&param.symbol)?;
-    state.watch(&user, &id).await?;
+    let id = state.assets.resolve(&param.symbol)?;
+    state.assets.watch(&user, &id).await?;
     Ok(StatusCode::OK)
 }
 
@@ -131,9 +133,12 @@ async fn remove_favorite(
     State(state): State<AssetState>,
     ApiQuery(param): ApiQuery<SymbolParam>,
 ) -> Result<StatusCode, ApiError> {
-    let id = state.resolve(&param.symbol)?;
-    state.unwatch(&user, &id).await?;
-    state.delete_rules_where(&user, &id, is_target).await?;
+    let id = state.assets.resolve(&param.symbol)?;
+    state.assets.unwatch(&user, &id).await?;
+    state
+        .assets
+        .delete_rules_where(&user, &id, is_target)
+        .await?;
     Ok(StatusCode::OK)
 }
 
@@ -141,10 +146,25 @@ async fn favorites(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
 ) -> Result<Json<Vec<String>>, ApiError> {
-    let list = state.watchlist(&user).await?;
+    let list = state.assets.watchlist(&user).await?;
     Ok(Json(
         list.iter().map(|id| id.symbol().to_string()).collect(),
     ))
+}
+
+/// A target the original API's form could send but no rule can be.
+#[derive(Debug, thiserror::Error)]
+enum TargetError {
+    #[error("condition must be ABOVE or BELOW")]
+    NotALevel,
+    #[error("targetPrice")]
+    Price(#[source] signal_domain::PriceError),
+}
+
+impl Failure for TargetError {
+    fn kind(&self) -> FailureKind {
+        FailureKind::Invalid
+    }
 }
 
 #[derive(Deserialize)]
@@ -170,25 +190,24 @@ async fn set_target(
     State(state): State<AssetState>,
     ApiQuery(params): ApiQuery<TargetParams>,
 ) -> Result<StatusCode, ApiError> {
-    let id = state.resolve(&params.symbol)?;
-    let kind: ConditionKind = params
-        .condition
-        .parse()
-        .map_err(|e: signal_domain::RuleError| ApiError::Unprocessable(e.to_string()))?;
+    let id = state.assets.resolve(&params.symbol)?;
+    let kind: ConditionKind = params.condition.parse()?;
     if !matches!(kind, ConditionKind::Above | ConditionKind::Below) {
-        return Err(ApiError::Unprocessable(
-            "condition must be ABOVE or BELOW".into(),
-        ));
+        return Err(TargetError::NotALevel.into());
     }
     let level = params
         .target_price
         .parse::<signal_domain::Price>()
-        .map_err(|e| ApiError::Unprocessable(format!("targetPrice: {e}")))?;
-    let condition = Condition::from_parts(kind, level.value())
-        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    let spec = state.rule_spec(id.clone(), condition, Repeat::Once, None, None)?;
-    state.delete_rules_where(&user, &id, is_target).await?;
-    state.create_rule(&user, &spec).await?;
+        .map_err(TargetError::Price)?;
+    let condition = Condition::from_parts(kind, level.value())?;
+    let spec = state
+        .assets
+        .rule_spec(id.clone(), condition, Repeat::Once, None, None)?;
+    state
+        .assets
+        .delete_rules_where(&user, &id, is_target)
+        .await?;
+    state.assets.create_rule(&user, &spec).await?;
     Ok(StatusCode::OK)
 }
 
@@ -197,9 +216,14 @@ async fn remove_target(
     State(state): State<AssetState>,
     ApiQuery(param): ApiQuery<SymbolParam>,
 ) -> Result<StatusCode, ApiError> {
-    let id = state.resolve(&param.symbol)?;
-    if state.delete_rules_where(&user, &id, is_target).await? == 0 {
-        return Err(ApiError::NotFound(format!("you have no target on {id}")));
+    let id = state.assets.resolve(&param.symbol)?;
+    if state
+        .assets
+        .delete_rules_where(&user, &id, is_target)
+        .await?
+        == 0
+    {
+        return Err(CoreError::NoTarget(id).into());
     }
     Ok(StatusCode::OK)
 }
@@ -219,7 +243,7 @@ async fn targets(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
 ) -> Result<Json<Vec<TargetView>>, ApiError> {
-    let rules = state.rules.list(&user, true).await?;
+    let rules = state.assets.rules(&user, true).await?;
     Ok(Json(
         rules
             .into_iter()

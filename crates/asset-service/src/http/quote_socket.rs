@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use signal_domain::{InstrumentId, Quote};
+use signal_domain::{ErrorChain, InstrumentId, Quote};
 use signal_web::SocketUser;
 use std::collections::HashMap;
 use tokio_stream::wrappers::WatchStream;
@@ -121,9 +121,9 @@ impl Socket {
                 ))
             }
         };
-        let id = match state.resolve(&message.symbol) {
+        let id = match state.assets.resolve(&message.symbol) {
             Ok(id) => id,
-            Err(e) => return error(e.to_string()),
+            Err(e) => return error(ErrorChain(&e).to_string()),
         };
         match message.kind.as_str() {
             "subscribe" => {
@@ -134,11 +134,10 @@ impl Socket {
                         "at most {MAX_SUBSCRIPTIONS} subscriptions per socket"
                     ));
                 }
-                let updates = WatchStream::new(state.book.subscribe(&id));
-                self.subscriptions.insert(id.clone(), updates);
-                self.views
-                    .entry(id.clone())
-                    .or_insert_with(|| state.interest.view(&id));
+                let (updates, view) = state.assets.follow(&id);
+                self.subscriptions
+                    .insert(id.clone(), WatchStream::new(updates));
+                self.views.insert(id.clone(), view);
                 Reply {
                     status: "success",
                     message: format!("subscribed to {id}"),

@@ -2,6 +2,8 @@
 //! not depend on the internet, so these servers speak Upbit's and KIS's formats with the real
 //! example messages of the exchange reference. The connectors' own tests and the whole system's
 //! tests drive the same fakes, so both check the connectors against one picture of each exchange.
+// Test support only: a poisoned lock or an unreadable fixture here is a failed test.
+#![allow(clippy::unwrap_used)]
 
 pub mod kis;
 pub mod upbit;

@@ -1,17 +1,23 @@
-//! The operations behind both HTTP shapes. Every write goes to the store first and then to the
-//! engine, and returns only once the engine has it: a confirmed rule is watching.
+//! The Asset Service's use cases, whatever shape a request comes in (the original routes, the
+//! JSON API, the quote socket). Every write goes to the store first and then to the engine, and
+//! returns only once the engine has it: a confirmed rule is watching.
 
 use chrono::Utc;
-use signal_catalog::CatalogEntry;
+use signal_catalog::{Catalog, CatalogEntry};
+use signal_domain::ErrorChain;
 use signal_domain::{
-    AlertRule, AssetClass, Condition, InstrumentId, Quote, Repeat, RuleId, RuleSpec, UserId,
+    AlertRule, AssetClass, Condition, InstrumentId, Quote, Repeat, RuleId, RuleSpec, Timestamp,
+    UserId,
 };
-use signal_web::ApiError;
-use tokio::sync::oneshot;
+use signal_ports::{Candle, CandleStore, Capped, QuoteCache, RuleStore, WatchlistStore};
+use std::sync::{Arc, RwLock};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::AssetState;
+use crate::error::CoreError;
+use crate::interest::{InterestTracker, ViewGuard};
 use crate::pipeline::EngineCommand;
-use crate::quote_book::{latest_known, newest};
+use crate::quote_book::{latest_known, newest, QuoteBook};
+use crate::rule_sync::RuleAnnouncer;
 
 /// An instrument with its latest quote.
 pub struct Listing {
@@ -19,22 +25,35 @@ pub struct Listing {
     pub quote: Option<Quote>,
 }
 
-impl AssetState {
+/// The use cases over the service's stores, engine and quotes.
+pub struct Assets {
+    pub(crate) catalog: Arc<RwLock<Catalog>>,
+    pub(crate) book: Arc<QuoteBook>,
+    /// The latest quotes every instance shares: those of instruments this one does not hear.
+    pub(crate) quote_cache: Arc<dyn QuoteCache>,
+    pub(crate) rules: Arc<dyn RuleStore>,
+    pub(crate) watchlist: Arc<dyn WatchlistStore>,
+    pub(crate) candles: Arc<dyn CandleStore>,
+    pub(crate) engine: mpsc::Sender<EngineCommand>,
+    pub(crate) max_active_rules: usize,
+    pub(crate) interest: Arc<InterestTracker>,
+    pub(crate) announcer: RuleAnnouncer,
+}
+
+impl Assets {
     /// Accepts `MARKET:SYMBOL` or a bare symbol as the original API did.
-    pub fn resolve(&self, text: &str) -> Result<InstrumentId, ApiError> {
-        self.catalog()
-            .resolve(text)
-            .map_err(|e| ApiError::NotFound(e.to_string()))
+    pub fn resolve(&self, text: &str) -> Result<InstrumentId, CoreError> {
+        Ok(self.catalog().resolve(text)?)
     }
 
-    fn entry(&self, id: &InstrumentId) -> Result<CatalogEntry, ApiError> {
+    fn entry(&self, id: &InstrumentId) -> Result<CatalogEntry, CoreError> {
         self.catalog()
             .get(id)
             .cloned()
-            .ok_or_else(|| ApiError::NotFound(format!("unknown instrument `{id}`")))
+            .ok_or_else(|| CoreError::UnknownInstrument(id.clone()))
     }
 
-    pub async fn listing(&self, id: &InstrumentId) -> Result<Listing, ApiError> {
+    pub async fn listing(&self, id: &InstrumentId) -> Result<Listing, CoreError> {
         let entry = self.entry(id)?;
         Ok(self.with_quotes(vec![entry]).await.remove(0))
     }
@@ -63,7 +82,7 @@ impl AssetState {
     /// The `per_class` instruments of `class` with the largest absolute change, largest first.
     pub async fn top_movers(&self, class: AssetClass, per_class: usize) -> Vec<Listing> {
         let shared = self.quote_cache.all().await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot read the shared quotes; movers from this instance's only");
+            tracing::warn!(error = %ErrorChain(&e), "cannot read the shared quotes; movers from this instance's only");
             Vec::new()
         });
         let mut quotes = newest(self.book.all(), shared);
@@ -102,35 +121,29 @@ impl AssetState {
             .collect()
     }
 
-    pub async fn watch(&self, user: &UserId, id: &InstrumentId) -> Result<(), ApiError> {
+    pub async fn watch(&self, user: &UserId, id: &InstrumentId) -> Result<(), CoreError> {
         self.entry(id)?;
-        self.watchlist
-            .add(user, id, Utc::now())
-            .await
-            .map_err(|e| match e {
-                signal_ports::StoreError::Conflict => {
-                    ApiError::Conflict(format!("{id} is already on your watchlist"))
-                }
-                other => other.into(),
-            })?;
+        if !self.watchlist.add(user, id, Utc::now()).await? {
+            return Err(CoreError::AlreadyWatched(id.clone()));
+        }
         self.refresh_watched().await
     }
 
-    async fn refresh_watched(&self) -> Result<(), ApiError> {
+    async fn refresh_watched(&self) -> Result<(), CoreError> {
         let watched = self.watchlist.watched_instruments().await?;
         self.interest.set_watched(watched);
         Ok(())
     }
 
-    pub async fn unwatch(&self, user: &UserId, id: &InstrumentId) -> Result<(), ApiError> {
+    pub async fn unwatch(&self, user: &UserId, id: &InstrumentId) -> Result<(), CoreError> {
         if self.watchlist.remove(user, id).await? {
             self.refresh_watched().await
         } else {
-            Err(ApiError::NotFound(format!("{id} is not on your watchlist")))
+            Err(CoreError::NotWatched(id.clone()))
         }
     }
 
-    pub async fn watchlist(&self, user: &UserId) -> Result<Vec<InstrumentId>, ApiError> {
+    pub async fn watchlist(&self, user: &UserId) -> Result<Vec<InstrumentId>, CoreError> {
         Ok(self
             .watchlist
             .list(user)
@@ -145,19 +158,30 @@ impl AssetState {
         instrument: InstrumentId,
         condition: Condition,
         repeat: Repeat,
-        expires_at: Option<signal_domain::Timestamp>,
+        expires_at: Option<Timestamp>,
         note: Option<String>,
-    ) -> Result<RuleSpec, ApiError> {
+    ) -> Result<RuleSpec, CoreError> {
         self.entry(&instrument)?;
-        RuleSpec::new(instrument, condition, repeat, expires_at, note, Utc::now())
-            .map_err(|e| ApiError::Unprocessable(e.to_string()))
+        Ok(RuleSpec::new(
+            instrument,
+            condition,
+            repeat,
+            expires_at,
+            note,
+            Utc::now(),
+        )?)
     }
 
-    pub async fn create_rule(&self, user: &UserId, spec: &RuleSpec) -> Result<AlertRule, ApiError> {
-        let rule = self
-            .rules
-            .create(user, spec, self.max_active_rules, Utc::now())
-            .await?;
+    pub async fn create_rule(
+        &self,
+        user: &UserId,
+        spec: &RuleSpec,
+    ) -> Result<AlertRule, CoreError> {
+        let limit = self.max_active_rules;
+        let rule = match self.rules.create(user, spec, limit, Utc::now()).await? {
+            Capped::Stored(rule) => rule,
+            Capped::LimitReached => return Err(CoreError::RuleLimit { limit }),
+        };
         self.engine_upsert(rule.clone()).await?;
         self.announcer.announce(user, rule.id).await;
         Ok(rule)
@@ -168,27 +192,37 @@ impl AssetState {
         user: &UserId,
         id: RuleId,
         spec: &RuleSpec,
-    ) -> Result<AlertRule, ApiError> {
-        let rule = self
-            .rules
-            .update(user, id, spec, self.max_active_rules, Utc::now())
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("you have no rule {id}")))?;
+    ) -> Result<AlertRule, CoreError> {
+        let limit = self.max_active_rules;
+        let rule = match self.rules.update(user, id, spec, limit, Utc::now()).await? {
+            Some(Capped::Stored(rule)) => rule,
+            Some(Capped::LimitReached) => return Err(CoreError::RuleLimit { limit }),
+            None => return Err(CoreError::NoSuchRule(id)),
+        };
         self.engine_upsert(rule.clone()).await?;
         self.announcer.announce(user, rule.id).await;
         Ok(rule)
     }
 
-    pub async fn rule(&self, user: &UserId, id: RuleId) -> Result<AlertRule, ApiError> {
+    pub async fn rule(&self, user: &UserId, id: RuleId) -> Result<AlertRule, CoreError> {
         self.rules
             .get(user, id)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("you have no rule {id}")))
+            .ok_or(CoreError::NoSuchRule(id))
     }
 
-    pub async fn delete_rule(&self, user: &UserId, id: RuleId) -> Result<(), ApiError> {
+    /// The user's rules, newest first; only active ones when `active_only`.
+    pub async fn rules(
+        &self,
+        user: &UserId,
+        active_only: bool,
+    ) -> Result<Vec<AlertRule>, CoreError> {
+        Ok(self.rules.list(user, active_only).await?)
+    }
+
+    pub async fn delete_rule(&self, user: &UserId, id: RuleId) -> Result<(), CoreError> {
         if !self.rules.delete(user, id).await? {
-            return Err(ApiError::NotFound(format!("you have no rule {id}")));
+            return Err(CoreError::NoSuchRule(id));
         }
         self.engine_remove(vec![id]).await?;
         self.announcer.announce(user, id).await;
@@ -201,7 +235,7 @@ impl AssetState {
         user: &UserId,
         id: &InstrumentId,
         matches: impl Fn(&AlertRule) -> bool,
-    ) -> Result<usize, ApiError> {
+    ) -> Result<usize, CoreError> {
         let doomed: Vec<RuleId> = self
             .rules
             .list(user, false)
@@ -220,12 +254,12 @@ impl AssetState {
         Ok(doomed.len())
     }
 
-    async fn engine_upsert(&self, rule: AlertRule) -> Result<(), ApiError> {
+    async fn engine_upsert(&self, rule: AlertRule) -> Result<(), CoreError> {
         let (done, applied) = oneshot::channel();
         self.send(EngineCommand::Upsert(rule, done), applied).await
     }
 
-    async fn engine_remove(&self, ids: Vec<RuleId>) -> Result<(), ApiError> {
+    async fn engine_remove(&self, ids: Vec<RuleId>) -> Result<(), CoreError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -237,13 +271,37 @@ impl AssetState {
         &self,
         command: EngineCommand,
         applied: oneshot::Receiver<()>,
-    ) -> Result<(), ApiError> {
-        let unavailable = || ApiError::Unavailable("the trigger engine is shutting down".into());
-        self.engine.send(command).await.map_err(|_| unavailable())?;
-        applied.await.map_err(|_| unavailable())
+    ) -> Result<(), CoreError> {
+        self.engine
+            .send(command)
+            .await
+            .map_err(|_| CoreError::EngineStopped)?;
+        applied.await.map_err(|_| CoreError::EngineStopped)
     }
 
-    fn catalog(&self) -> std::sync::RwLockReadGuard<'_, signal_catalog::Catalog> {
+    /// Minute candles of `id` in `[from, to)`, oldest first, at most `limit`.
+    pub async fn candles(
+        &self,
+        id: &InstrumentId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Candle>, CoreError> {
+        Ok(self.candles.candles(id, from, to, limit).await?)
+    }
+
+    /// Marks `id` viewed live for a while, as a one-off quote request does.
+    pub fn glance(&self, id: &InstrumentId) {
+        self.interest.glance(id);
+    }
+
+    /// The live quotes of `id`, conflated (a receiver sees the newest only), and the guard that
+    /// keeps `id` marked as viewed live until dropped.
+    pub fn follow(&self, id: &InstrumentId) -> (watch::Receiver<Option<Quote>>, ViewGuard) {
+        (self.book.subscribe(id), self.interest.view(id))
+    }
+
+    fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
         // Catalog updates replace entries whole, so a poisoned lock holds a consistent catalog.
         self.catalog.read().unwrap_or_else(|p| p.into_inner())
     }
