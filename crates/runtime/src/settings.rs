@@ -18,6 +18,8 @@ pub struct Settings {
     pub demo: bool,
     pub asset: AssetSettings,
     pub alert: AlertSettings,
+    /// The one origin of the all-in-one binary: the web app and both services' routes.
+    pub web: WebSettings,
     pub auth: AuthSettings,
     pub bus: BusSettings,
     pub cache: CacheSettings,
@@ -50,6 +52,14 @@ pub struct AlertSettings {
     pub bind: SocketAddr,
     /// Defaults to a SQLite file in the data directory.
     pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSettings {
+    /// Where the all-in-one binary serves the web app and routes the services' paths to them
+    /// (the standalone services leave this to a reverse proxy).
+    pub bind: SocketAddr,
 }
 
 #[derive(Clone, Deserialize)]
@@ -164,6 +174,7 @@ impl Default for Settings {
             demo: false,
             asset: AssetSettings::default(),
             alert: AlertSettings::default(),
+            web: WebSettings::default(),
             auth: AuthSettings::default(),
             bus: BusSettings::default(),
             cache: CacheSettings::default(),
@@ -193,6 +204,14 @@ impl Default for AlertSettings {
         Self {
             bind: SocketAddr::from(([0, 0, 0, 0], 8083)),
             database_url: None,
+        }
+    }
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([0, 0, 0, 0], 8080)),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! all-in-one binary starts both services connected in process; `asset-service` and
 //! `alert-service` each start one, connected through Kafka.
 
+use crate::gateway;
 use anyhow::Context;
+use axum::Router;
 use prometheus::Registry;
 use signal_catalog::Catalog;
 use signal_domain::ErrorChain;
@@ -47,10 +49,12 @@ impl Tasks {
     }
 }
 
-/// Both services in one process.
+/// Both services in one process, and the one origin in front of them.
 pub struct RunningApp {
     pub asset_addr: SocketAddr,
     pub alert_addr: SocketAddr,
+    /// The web app, with both services' routes and sockets on the same origin.
+    pub web_addr: SocketAddr,
     /// Where feeds deliver ticks; tests drive the system through it.
     pub ticks: TickSink,
     pub tasks: Tasks,
@@ -70,12 +74,14 @@ pub struct RunningService {
 
 struct LaunchedAsset {
     addr: SocketAddr,
+    router: Router,
     ticks: TickSink,
     handles: Vec<JoinHandle<()>>,
 }
 
-/// Starts both services in this process, connected by the in-process bus. `feed` overrides the
-/// feeds the settings choose (tests pass none and push ticks themselves).
+/// Starts both services in this process, connected by the in-process bus, and the gateway that
+/// serves the web app and routes to both. `feed` overrides the feeds the settings choose (tests
+/// pass none and push ticks themselves).
 pub async fn start(
     settings: &Settings,
     feed: Option<Arc<dyn QuoteFeed>>,
@@ -97,7 +103,7 @@ pub async fn start(
         market_data: None,
     };
     let asset = launch_asset(settings, bus, &shared, feed, verifier.clone(), &shutdown).await?;
-    let (alert_addr, alert_handles) = launch_alert(
+    let alert = launch_alert(
         settings,
         Box::new(inbox),
         shared.alert_pushes.clone(),
@@ -105,12 +111,31 @@ pub async fn start(
         &shutdown,
     )
     .await?;
-    tracing::info!(asset_addr = %asset.addr, %alert_addr, "DonTouch Signal is up");
+    let table = gateway::RouteTable::builtin()?;
+    let upstreams = gateway::Upstreams {
+        asset: asset.router,
+        alert: alert.router,
+    };
+    let (web_addr, web_server) = serve(
+        settings.web.bind,
+        gateway::router(table, upstreams, gateway::AppFiles::embedded()),
+        &settings.cors_allowed_origins,
+        shutdown.clone(),
+    )
+    .await?;
+    tracing::info!(
+        asset_addr = %asset.addr,
+        alert_addr = %alert.addr,
+        "DonTouch Signal is up: open http://{}",
+        browsable(web_addr)
+    );
     let mut handles = asset.handles;
-    handles.extend(alert_handles);
+    handles.extend(alert.handles);
+    handles.push(web_server);
     Ok(RunningApp {
         asset_addr: asset.addr,
-        alert_addr,
+        alert_addr: alert.addr,
+        web_addr,
         ticks: asset.ticks,
         tasks: Tasks { shutdown, handles },
     })
@@ -141,12 +166,14 @@ pub async fn start_alert_service(settings: &Settings) -> anyhow::Result<RunningS
     let shutdown = CancellationToken::new();
     let shared = adapters::shared_state(settings).await?;
     let inbox = adapters::alert_inbox(settings).await?;
-    let (addr, handles) =
-        launch_alert(settings, inbox, shared.alert_pushes, verifier, &shutdown).await?;
-    tracing::info!(%addr, "Alert Service is up");
+    let alert = launch_alert(settings, inbox, shared.alert_pushes, verifier, &shutdown).await?;
+    tracing::info!(addr = %alert.addr, "Alert Service is up");
     Ok(RunningService {
-        addr,
-        tasks: Tasks { shutdown, handles },
+        addr: alert.addr,
+        tasks: Tasks {
+            shutdown,
+            handles: alert.handles,
+        },
     })
 }
 
@@ -258,7 +285,7 @@ async fn launch_asset(
     .await?;
     let (addr, server) = serve(
         settings.asset.bind,
-        asset.router,
+        asset.router.clone(),
         &settings.cors_allowed_origins,
         shutdown.clone(),
     )
@@ -285,6 +312,7 @@ async fn launch_asset(
     tracing::info!(feed = %feed_description, "market data");
     Ok(LaunchedAsset {
         addr,
+        router: asset.router,
         ticks: asset.ticks,
         handles,
     })
@@ -314,13 +342,20 @@ async fn refresh_catalog(feed: &dyn QuoteFeed, catalog: &std::sync::RwLock<Catal
     }
 }
 
+/// A started Alert Service: its address, its router (for the gateway) and its tasks.
+struct LaunchedAlert {
+    addr: SocketAddr,
+    router: Router,
+    handles: Vec<JoinHandle<()>>,
+}
+
 async fn launch_alert(
     settings: &Settings,
     inbox: Box<dyn AlertInbox>,
     broadcast: Arc<dyn Broadcast>,
     verifier: Arc<JwtVerifier>,
     shutdown: &CancellationToken,
-) -> anyhow::Result<(SocketAddr, Vec<JoinHandle<()>>)> {
+) -> anyhow::Result<LaunchedAlert> {
     let store = adapters::alert_store(settings).await?;
     let registry = Registry::new();
     let alert = alert_service::start(
@@ -336,12 +371,25 @@ async fn launch_alert(
     .await?;
     let (addr, server) = serve(
         settings.alert.bind,
-        alert.router,
+        alert.router.clone(),
         &settings.cors_allowed_origins,
         shutdown.clone(),
     )
     .await?;
     let mut handles = alert.tasks;
     handles.push(server);
-    Ok((addr, handles))
+    Ok(LaunchedAlert {
+        addr,
+        router: alert.router,
+        handles,
+    })
+}
+
+/// An address a browser on this machine can open: a wildcard bind is reached on loopback.
+pub fn browsable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    }
 }

@@ -1,8 +1,10 @@
 //! DonTouch Signal in one process: the Asset Service and the Alert Service on their own ports,
-//! wired over the embedded adapters (SQLite, in-process bus, in-memory state). The same service
-//! libraries run apart in production; only this wiring differs.
+//! wired over the embedded adapters (SQLite, in-process bus, in-memory state), and the web app
+//! on one origin in front of them. The same service libraries run apart in production; only
+//! this wiring differs.
 
 pub mod app;
+pub mod gateway;
 pub mod listen;
 pub mod standalone;
 

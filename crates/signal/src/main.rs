@@ -10,8 +10,9 @@ use std::path::PathBuf;
 /// Real-time market monitoring and price alerts for Korean and US stocks and Upbit crypto.
 ///
 /// With no command, runs the Asset Service (port 8082) and the Alert Service (port 8083) in one
-/// process over SQLite files in the data directory. Configuration comes from signal.toml (or
-/// --config), then SIGNAL_* environment variables (SIGNAL_ASSET__BIND=0.0.0.0:9082), then flags.
+/// process over SQLite files in the data directory, and the web app in front of both on
+/// http://localhost:8080. Configuration comes from signal.toml (or --config), then SIGNAL_*
+/// environment variables (SIGNAL_ASSET__BIND=0.0.0.0:9082), then flags.
 #[derive(Parser)]
 #[command(name = "dontouch-signal", version, about, long_about)]
 struct Cli {
@@ -43,9 +44,9 @@ enum Command {
     /// Connect to the alert socket as USER and print each alert as it arrives.
     Listen {
         user: String,
-        /// Where the Alert Service listens.
-        #[arg(long, default_value = "ws://127.0.0.1:8083")]
-        alert_url: String,
+        /// Where the Alert Service listens (default: its configured address, alert.bind).
+        #[arg(long)]
+        alert_url: Option<String>,
     },
 }
 
@@ -71,6 +72,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Listen { user, alert_url } => {
             let token = sign(&settings, user, chrono::Duration::hours(12))?;
+            let alert_url = alert_url.unwrap_or_else(|| {
+                format!(
+                    "ws://{}",
+                    dontouch_signal::app::browsable(settings.alert.bind)
+                )
+            });
             dontouch_signal::listen::listen(&alert_url, &token).await
         }
     }

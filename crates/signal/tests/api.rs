@@ -268,6 +268,9 @@ async fn search_watchlist_and_live_quotes() {
         .await
         .unwrap();
     assert_eq!(put.status(), 201);
+    let added: Value = put.json().await.unwrap();
+    assert_eq!(added["id"], "KRX:005930");
+    assert_eq!(added["koreanName"], "삼성전자");
     let favorites: Vec<String> = app
         .get_json(format!("{}/asset/favorite", app.asset), "alice")
         .await;

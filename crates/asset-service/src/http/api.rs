@@ -134,14 +134,18 @@ async fn watchlist(
     Ok(Json(views))
 }
 
+/// Answers with the instrument now on the watchlist, so a person sees what was added.
 async fn watch(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
     ApiPath(id): ApiPath<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, Json<InstrumentView>), ApiError> {
     let id = state.assets.resolve(&id)?;
     state.assets.watch(&user, &id).await?;
-    Ok(StatusCode::CREATED)
+    Ok((
+        StatusCode::CREATED,
+        Json(view(state.assets.listing(&id).await?, &state)),
+    ))
 }
 
 async fn unwatch(

@@ -19,6 +19,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub asset: String,
     pub alert: String,
+    /// The one origin: the web app and both services' routes.
+    pub web: String,
 }
 
 pub fn settings(dir: &std::path::Path) -> Settings {
@@ -28,6 +30,7 @@ pub fn settings(dir: &std::path::Path) -> Settings {
     };
     settings.asset.bind = "127.0.0.1:0".parse().unwrap();
     settings.alert.bind = "127.0.0.1:0".parse().unwrap();
+    settings.web.bind = "127.0.0.1:0".parse().unwrap();
     settings.auth.jwt_secret = Some(SECRET.into());
     // Tests push their own ticks; no test reaches an exchange.
     settings.feeds.upbit = false;
@@ -45,6 +48,7 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     TestApp {
         asset: format!("http://{}", app.asset_addr),
         alert: format!("http://{}", app.alert_addr),
+        web: format!("http://{}", app.web_addr),
         http: reqwest::Client::new(),
         app,
     }
@@ -150,6 +154,12 @@ impl TestApp {
 
 pub struct Socket {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl From<WebSocketStream<MaybeTlsStream<TcpStream>>> for Socket {
+    fn from(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Socket { ws }
+    }
 }
 
 /// Long enough that a message that is coming arrives on any machine; not a speed requirement.

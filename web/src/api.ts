@@ -1,0 +1,162 @@
+// The HTTP client of the app: same-origin JSON requests carrying the session cookie, with the
+// CSRF token echoed on every state-changing request, and errors as the server words them.
+
+export interface Quote {
+  instrument: string;
+  price: string;
+  prevClose?: string | null;
+  change?: string | null;
+  changePercent?: string | null;
+  exchangeTime: string;
+  simulated: boolean;
+  marketOpen?: boolean;
+  source?: string;
+}
+
+export interface Instrument {
+  id: string;
+  market: string;
+  symbol: string;
+  koreanName: string;
+  englishName: string;
+  currency: string;
+  warning: boolean;
+  quote: Quote | null;
+  quoteUnavailable?: string;
+}
+
+export type Condition = 'ABOVE' | 'BELOW' | 'CHANGE_UP' | 'CHANGE_DOWN';
+export type RuleState = 'armed' | 'cooling' | 'triggered' | 'expired' | 'paused';
+
+export interface RuleRequest {
+  instrument: string;
+  condition: Condition;
+  level?: string;
+  percent?: string;
+  repeat: 'once' | 'every';
+  cooldownSeconds?: number | string;
+  rearmBand?: string;
+  expiresAt?: string;
+  note?: string;
+}
+
+export interface Rule {
+  id: number;
+  instrument: string;
+  symbol: string;
+  condition: Condition;
+  level?: string;
+  percent?: string;
+  repeat: 'once' | 'every';
+  cooldownSeconds?: number;
+  rearmBand?: string;
+  expiresAt: string | null;
+  note: string | null;
+  state: RuleState;
+  paused?: boolean;
+  coolingUntil?: string;
+  triggerCount: number;
+  lastTriggeredAt: string | null;
+  createdAt: string;
+}
+
+export interface Alert {
+  id: number;
+  ruleId: number;
+  instrument: string;
+  symbol: string;
+  condition: Condition;
+  level: string;
+  percent?: string;
+  price: string;
+  triggeredAt: string;
+  note: string | null;
+  simulated: boolean;
+  read: boolean;
+}
+
+export interface AlertPage {
+  items: Alert[];
+  nextBefore?: number | null;
+}
+
+export interface Candle {
+  time: string;
+  open: string;
+  high: string;
+  low: string;
+  close: string;
+}
+
+/** A refusal from the server: its status, its error code and its message for a person. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    /** The request member the server names as wrong, when it names one. */
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Called when the server says the session is over (401), so the app can ask to sign in. */
+let onSignedOut: () => void = () => {};
+export function whenSignedOut(handler: () => void) {
+  onSignedOut = handler;
+}
+
+function cookie(name: string): string | undefined {
+  for (const part of document.cookie.split(';')) {
+    const [key, ...value] = part.trim().split('=');
+    if (key === name) return decodeURIComponent(value.join('='));
+  }
+  return undefined;
+}
+
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET') {
+    const csrf = cookie('signal_csrf');
+    if (csrf) headers['X-CSRF-Token'] = csrf;
+  }
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, 'network', 'network');
+  }
+  const text = await response.text();
+  let data: any = undefined;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = undefined;
+    }
+  }
+  if (!response.ok) {
+    if (response.status === 401 && !path.startsWith('/api/v1/auth/')) onSignedOut();
+    throw new ApiError(
+      response.status,
+      data?.error ?? 'http',
+      data?.message ?? (response.statusText || String(response.status)),
+      data?.field,
+    );
+  }
+  return data as T;
+}
+
+export const get = <T>(path: string) => request<T>('GET', path);
+export const post = <T>(path: string, body?: unknown) => request<T>('POST', path, body);
+export const put = <T>(path: string, body?: unknown) => request<T>('PUT', path, body);
+export const del = <T>(path: string) => request<T>('DELETE', path);
+
+export const enc = encodeURIComponent;

@@ -1,0 +1,190 @@
+// The form for an alert rule with every option: condition, level or percentage, repeat mode,
+// cooldown and re-arm band, expiry and note. Nothing is checked in the browser: the server's
+// answer is the one rule, and its message appears next to the field it is about.
+
+import { useState } from 'preact/hooks';
+import { post, put, type Condition, type Instrument, type Rule, type RuleRequest } from '../api';
+import { t } from '../i18n';
+import { Field, FormProblem, TextField, useProblems } from './Field';
+
+const FIELDS = ['condition', 'level', 'percent', 'cooldownSeconds', 'rearmBand', 'expiresAt', 'note'] as const;
+const CONDITIONS: Condition[] = ['ABOVE', 'BELOW', 'CHANGE_UP', 'CHANGE_DOWN'];
+
+/** `2026-12-31T09:00` in the reader's time zone, for a datetime-local input. */
+function localInput(iso: string | null | undefined): string {
+  if (!iso) return '';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return '';
+  const offset = date.getTimezoneOffset() * 60_000;
+  return new Date(date.getTime() - offset).toISOString().slice(0, 16);
+}
+
+export interface RuleDraft {
+  condition: Condition;
+  level?: string;
+}
+
+export function RuleForm({
+  instrument,
+  rule,
+  draft,
+  onSaved,
+}: {
+  instrument: Instrument;
+  rule?: Rule;
+  draft?: RuleDraft;
+  onSaved: (rule: Rule) => void;
+}) {
+  const [condition, setCondition] = useState<Condition>(rule?.condition ?? draft?.condition ?? 'ABOVE');
+  const [level, setLevel] = useState(rule?.level ?? draft?.level ?? '');
+  const [percent, setPercent] = useState(rule?.percent ?? '');
+  const [repeat, setRepeat] = useState<'once' | 'every'>(rule?.repeat ?? 'once');
+  const [cooldown, setCooldown] = useState(String(rule?.cooldownSeconds ?? '300'));
+  const [band, setBand] = useState(rule?.rearmBand ?? '0');
+  const [expires, setExpires] = useState(localInput(rule?.expiresAt));
+  const [note, setNote] = useState(rule?.note ?? '');
+  const [busy, setBusy] = useState(false);
+  const { problems, show, clear } = useProblems(FIELDS);
+  const byLevel = condition === 'ABOVE' || condition === 'BELOW';
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    clear();
+    const request: RuleRequest = { instrument: instrument.id, condition, repeat };
+    if (byLevel && level.trim()) request.level = level.trim();
+    if (!byLevel && percent.trim()) request.percent = percent.trim();
+    if (repeat === 'every') {
+      // A whole number goes as a number; anything else as typed, for the server to name.
+      request.cooldownSeconds = /^-?\d+$/.test(cooldown.trim()) ? Number(cooldown.trim()) : cooldown.trim();
+      if (band.trim()) request.rearmBand = band.trim();
+    }
+    if (expires) {
+      const date = new Date(expires);
+      request.expiresAt = Number.isNaN(date.getTime()) ? expires : date.toISOString();
+    }
+    if (note.trim()) request.note = note.trim();
+    setBusy(true);
+    try {
+      const saved = rule
+        ? await put<Rule>(`/api/v1/rules/${rule.id}`, request)
+        : await post<Rule>('/api/v1/rules', request);
+      onSaved(saved);
+    } catch (error) {
+      show(error);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const id = (name: string) => `rule-${name}`;
+  return (
+    <form class="rule-form" onSubmit={submit} noValidate>
+      <Field id={id('condition')} label={t('form.condition')} problem={problems.condition}>
+        {(describedBy, invalid) => (
+          <select
+            id={id('condition')}
+            value={condition}
+            aria-describedby={describedBy}
+            aria-invalid={invalid}
+            onChange={(e) => setCondition(e.currentTarget.value as Condition)}
+          >
+            {CONDITIONS.map((c) => (
+              <option value={c} key={c}>
+                {t(`cond.${c}`)}
+              </option>
+            ))}
+          </select>
+        )}
+      </Field>
+      {byLevel ? (
+        <TextField
+          id={id('level')}
+          name="level"
+          label={`${t('form.level')} (${instrument.currency})`}
+          problem={problems.level}
+          inputMode="decimal"
+          autoComplete="off"
+          value={level}
+          onValue={setLevel}
+        />
+      ) : (
+        <TextField
+          id={id('percent')}
+          name="percent"
+          label={t('form.percent')}
+          problem={problems.percent}
+          inputMode="decimal"
+          autoComplete="off"
+          value={percent}
+          onValue={setPercent}
+        />
+      )}
+      <fieldset class="field">
+        <legend>{t('form.repeat')}</legend>
+        {(['once', 'every'] as const).map((mode) => (
+          <label class="choice" key={mode}>
+            <input
+              type="radio"
+              name="repeat"
+              value={mode}
+              checked={repeat === mode}
+              onChange={() => setRepeat(mode)}
+            />
+            {t(`repeat.${mode}`)}
+          </label>
+        ))}
+      </fieldset>
+      {repeat === 'every' && (
+        <div class="field-row">
+          <TextField
+            id={id('cooldown')}
+            name="cooldownSeconds"
+            label={t('form.cooldown')}
+            problem={problems.cooldownSeconds}
+            inputMode="numeric"
+            value={cooldown}
+            onValue={setCooldown}
+          />
+          <TextField
+            id={id('band')}
+            name="rearmBand"
+            label={t('form.rearm')}
+            hint={t('form.rearmHint')}
+            problem={problems.rearmBand}
+            inputMode="decimal"
+            value={band}
+            onValue={setBand}
+          />
+        </div>
+      )}
+      <TextField
+        id={id('expires')}
+        name="expiresAt"
+        type="datetime-local"
+        label={t('form.expires')}
+        problem={problems.expiresAt}
+        value={expires}
+        onValue={setExpires}
+      />
+      <Field id={id('note')} label={t('form.note')} problem={problems.note}>
+        {(describedBy, invalid) => (
+          <textarea
+            id={id('note')}
+            name="note"
+            rows={2}
+            value={note}
+            aria-describedby={describedBy}
+            aria-invalid={invalid}
+            onInput={(e) => setNote(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <FormProblem problem={problems.form} />
+      <div class="form-actions">
+        <button type="submit" class="primary" disabled={busy}>
+          {rule ? t('form.save') : t('form.create')}
+        </button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,98 @@
+// How numbers, times and alerts read: exact decimal prices grouped by the reader's locale
+// (never through binary floating point), signed percentages, and an alert as one sentence.
+
+import type { Alert, Instrument, Rule } from './api';
+import { t } from './i18n';
+import { language, locale } from './prefs';
+
+/** Names of instruments met so far, so an alert can say "삼성전자" rather than "005930". */
+const names = new Map<string, { ko: string; en: string }>();
+
+export function remember(instruments: Instrument[]) {
+  for (const i of instruments) names.set(i.id, { ko: i.koreanName, en: i.englishName });
+}
+
+export function known(id: string): boolean {
+  return names.has(id);
+}
+
+export function nameOf(instrument: Instrument | string): string {
+  const id = typeof instrument === 'string' ? instrument : instrument.id;
+  const known = typeof instrument === 'string' ? names.get(id) : { ko: instrument.koreanName, en: instrument.englishName };
+  const symbol = id.split(':').pop() ?? id;
+  if (!known) return symbol;
+  return (language.value === 'ko' ? known.ko || known.en : known.en || known.ko) || symbol;
+}
+
+/** `12345678.5` -> `12,345,678.5`, digit for digit as the server sent it. */
+export function formatPrice(price: string | null | undefined): string {
+  if (price == null || price === '') return '–';
+  const negative = price.startsWith('-');
+  const [whole, fraction] = price.replace(/^[-+]/, '').split('.');
+  const separator = new Intl.NumberFormat(locale.value).format(1000).charAt(1) || ',';
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, separator);
+  return (negative ? '-' : '') + grouped + (fraction ? '.' + fraction : '');
+}
+
+export function currencyMark(currency: string): string {
+  return currency === 'KRW' ? (language.value === 'ko' ? '원' : 'KRW') : currency === 'USD' ? 'USD' : currency;
+}
+
+/** `+1.23%`, `-0.50%`, `0.00%`. */
+export function formatPercent(percent: number | string | null | undefined): string {
+  if (percent == null || percent === '') return '–';
+  const value = Number(percent);
+  if (!Number.isFinite(value)) return '–';
+  const text = new Intl.NumberFormat(locale.value, {
+    minimumFractionDigits: 2,
+    maximumFractionDigits: 2,
+    signDisplay: 'exceptZero',
+  }).format(value);
+  return `${text}%`;
+}
+
+/** `up`, `down` or `flat`: the CSS class that colours a change by the reader's convention. */
+export function direction(percent: number | string | null | undefined): 'up' | 'down' | 'flat' {
+  const value = Number(percent);
+  if (percent == null || !Number.isFinite(value) || value === 0) return 'flat';
+  return value > 0 ? 'up' : 'down';
+}
+
+export function formatTime(iso: string | number | null | undefined): string {
+  if (iso == null) return '–';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return '–';
+  const sameDay = date.toDateString() === new Date().toDateString();
+  return new Intl.DateTimeFormat(locale.value, {
+    ...(sameDay ? {} : { year: 'numeric', month: 'short', day: 'numeric' }),
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  }).format(date);
+}
+
+/** An alert in one sentence: "삼성전자 71,900 도달 (71,900 이상 알림)". */
+export function describeAlert(alert: Alert): { title: string; body: string } {
+  const name = nameOf(alert.instrument);
+  const body = t(`alert.${alert.condition}`, {
+    name,
+    price: formatPrice(alert.price),
+    level: formatPrice(alert.level),
+    percent: alert.percent ?? '',
+  });
+  return { title: name, body };
+}
+
+/** A rule in a few words, for buttons' labels: "≥ 71,900". */
+export function describeRule(rule: Rule): string {
+  switch (rule.condition) {
+    case 'ABOVE':
+      return `≥ ${formatPrice(rule.level)}`;
+    case 'BELOW':
+      return `≤ ${formatPrice(rule.level)}`;
+    case 'CHANGE_UP':
+      return `+${rule.percent}%`;
+    case 'CHANGE_DOWN':
+      return `−${rule.percent}%`;
+  }
+}

@@ -1,0 +1,102 @@
+// Markets: search as you type (by symbol or name, Korean or English), and the top movers of
+// each market with live prices.
+
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { get, type Instrument } from '../api';
+import { InstrumentSearch, received } from '../components/InstrumentSearch';
+import { InstrumentTable } from '../components/InstrumentTable';
+import { WatchButton } from '../components/WatchButton';
+import { t } from '../i18n';
+
+const MOVERS_REFRESH_MS = 30_000;
+const TABS = ['KRX', 'US', 'CRYPTO'] as const;
+type Tab = (typeof TABS)[number];
+
+function tabOf(instrument: Instrument): Tab {
+  if (instrument.market === 'KRX') return 'KRX';
+  if (instrument.market === 'UPBIT') return 'CRYPTO';
+  return 'US';
+}
+
+function useMovers() {
+  const [movers, setMovers] = useState<Instrument[] | undefined>(undefined);
+  useEffect(() => {
+    let stopped = false;
+    const load = async () => {
+      try {
+        const answer = await get<{ stocks: Instrument[]; crypto: Instrument[] }>('/api/v1/movers?limit=50');
+        if (!stopped) setMovers(received([...answer.stocks, ...answer.crypto]));
+      } catch {
+        if (!stopped) setMovers((m) => m ?? []);
+      }
+    };
+    void load();
+    const timer = setInterval(load, MOVERS_REFRESH_MS);
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+    };
+  }, []);
+  return movers;
+}
+
+function Tabs({ tab, setTab }: { tab: Tab; setTab: (tab: Tab) => void }) {
+  const refs = useRef<(HTMLButtonElement | null)[]>([]);
+  const onKey = (e: KeyboardEvent, index: number) => {
+    const step = e.key === 'ArrowRight' ? 1 : e.key === 'ArrowLeft' ? -1 : 0;
+    if (!step) return;
+    e.preventDefault();
+    const next = (index + step + TABS.length) % TABS.length;
+    setTab(TABS[next]);
+    refs.current[next]?.focus();
+  };
+  return (
+    <div class="tabs" role="tablist" aria-label={t('tabs.label')}>
+      {TABS.map((name, index) => (
+        <button
+          type="button"
+          role="tab"
+          id={`tab-${name}`}
+          key={name}
+          ref={(el) => {
+            refs.current[index] = el;
+          }}
+          aria-selected={tab === name}
+          aria-controls={`panel-${name}`}
+          tabIndex={tab === name ? 0 : -1}
+          onClick={() => setTab(name)}
+          onKeyDown={(e) => onKey(e, index)}
+        >
+          {t(`tab.${name}`)}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+export function Markets() {
+  const [tab, setTab] = useState<Tab>('KRX');
+  const movers = useMovers();
+  const inTab = movers?.filter((m) => tabOf(m) === tab).slice(0, 10);
+  const actions = (instrument: Instrument) => <WatchButton instrument={instrument} />;
+
+  return (
+    <div class="page markets">
+      <h1>{t('markets.title')}</h1>
+      <InstrumentSearch />
+      <section class="card" aria-labelledby="movers-title">
+        <h2 id="movers-title">{t('movers.title')}</h2>
+        <Tabs tab={tab} setTab={setTab} />
+        <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} tabIndex={0}>
+          {inTab === undefined ? (
+            <p class="muted">{t('loading')}</p>
+          ) : inTab.length === 0 ? (
+            <p class="muted">{t('movers.none')}</p>
+          ) : (
+            <InstrumentTable caption={`${t('movers.title')}: ${t(`tab.${tab}`)}`} instruments={inTab} actions={actions} />
+          )}
+        </div>
+      </section>
+    </div>
+  );
+}
