@@ -1,6 +1,8 @@
 //! The one origin: the web app and both services' routes and sockets on one address, as a
 //! browser uses them.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{spawn, token, Socket};
