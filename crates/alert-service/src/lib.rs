@@ -10,19 +10,28 @@ mod sessions;
 use axum::Router;
 use prometheus::Registry;
 use signal_ports::{AlertHistoryStore, AlertInbox, Broadcast};
-use signal_web::{ops_router, JwtVerifier, NotReady, Readiness};
+use signal_web::{ops_router, JwtVerifier, NotReady, Readiness, TrustedProxies};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use http::AccountsEdge;
 pub use metrics::AlertMetrics;
+
+/// How often account housekeeping runs (restoring ended sessions to an emptied shared cache,
+/// deleting long-expired sessions).
+const ACCOUNTS_MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub struct AlertDeps {
     pub history: Arc<dyn AlertHistoryStore>,
     pub inbox: Box<dyn AlertInbox>,
     /// Carries each stored alert to the instance holding the user's sockets.
     pub broadcast: Arc<dyn Broadcast>,
+    /// Built-in accounts; None when tokens come from another identity provider.
+    pub accounts: Option<AccountsEdge>,
+    /// Proxies whose `X-Forwarded-For` names the client (for per-address sign-in limits).
+    pub trusted_proxies: TrustedProxies,
 }
 
 pub struct AlertService {
@@ -65,20 +74,48 @@ pub async fn start(
         deps.broadcast,
         metrics.clone(),
         running.clone(),
-        shutdown,
+        shutdown.clone(),
     ));
+    let accounts = deps.accounts.map(Arc::new);
+    let mut tasks = vec![consumer, pusher];
+    if let Some(edge) = &accounts {
+        // Once before serving, so sessions ended before a restart are refused from the first
+        // request on, then periodically.
+        maintain_accounts_once(&edge.accounts).await;
+        tasks.push(tokio::spawn(maintain_accounts(
+            edge.accounts.clone(),
+            shutdown.clone(),
+        )));
+    }
     let state = http::AlertState {
         history: deps.history,
         hub,
         verifier,
         metrics,
+        accounts,
+        trusted_proxies: deps.trusted_proxies,
     };
     let router = http::router(state).merge(ops_router(
         registry.clone(),
         Arc::new(ConsumerRunning(running)),
     ));
-    Ok(AlertService {
-        router,
-        tasks: vec![consumer, pusher],
-    })
+    Ok(AlertService { router, tasks })
+}
+
+async fn maintain_accounts_once(accounts: &signal_accounts::Accounts) {
+    if let Err(e) = accounts.maintain(chrono::Utc::now()).await {
+        let error: &dyn std::error::Error = &e;
+        tracing::warn!(error, "account housekeeping failed; retrying later");
+    }
+}
+
+async fn maintain_accounts(accounts: Arc<signal_accounts::Accounts>, shutdown: CancellationToken) {
+    let start = tokio::time::Instant::now() + ACCOUNTS_MAINTENANCE_EVERY;
+    let mut every = tokio::time::interval_at(start, ACCOUNTS_MAINTENANCE_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => maintain_accounts_once(&accounts).await,
+        }
+    }
 }

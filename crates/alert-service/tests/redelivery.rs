@@ -32,6 +32,8 @@ async fn a_redelivered_event_is_stored_once_and_pushed_once() {
             history: store,
             inbox: Box::new(inbox),
             broadcast: Arc::new(signal_memory::MemoryBroadcast::default()),
+            accounts: None,
+            trusted_proxies: Default::default(),
         },
         Arc::new(JwtVerifier::new(&jwt)),
         &registry,

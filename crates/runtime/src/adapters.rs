@@ -10,7 +10,9 @@ use signal_ports::{
     AlertInbox, AlertPublisher, Broadcast, MarketDataPublisher, QuoteCache, SharedCache,
 };
 use signal_redis::RedisState;
-use signal_store_sql::{connect, Schema, SqlAlertStore, SqlAssetStore, SqlCandleStore};
+use signal_store_sql::{
+    connect, Schema, SqlAccountStore, SqlAlertStore, SqlAssetStore, SqlCandleStore,
+};
 use std::sync::Arc;
 
 use crate::settings::Settings;
@@ -36,6 +38,14 @@ pub async fn alert_store(settings: &Settings) -> anyhow::Result<Arc<SqlAlertStor
         .await
         .context("opening the Alert Service database")?;
     Ok(Arc::new(SqlAlertStore::new(pool)))
+}
+
+/// Built-in accounts and their sessions, in the Alert Service's database.
+pub async fn account_store(settings: &Settings) -> anyhow::Result<Arc<SqlAccountStore>> {
+    let pool = connect(&settings.alert_database_url(), Schema::Alert)
+        .await
+        .context("opening the Alert Service database for accounts")?;
+    Ok(Arc::new(SqlAccountStore::new(pool)))
 }
 
 /// The shared-state ports, all over one backend.

@@ -27,6 +27,8 @@ pub async fn serve(
         .layer(cors_layer(allowed_origins)?)
         .layer(TraceLayer::new_for_http());
     let task = tokio::spawn(async move {
+        // The peer address reaches handlers that limit per client address.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
         if let Err(e) = server.await {
             tracing::error!(error = %ErrorChain(&e), %addr, "HTTP server failed");

@@ -21,6 +21,8 @@ pub struct Settings {
     /// The one origin of the all-in-one binary: the web app and both services' routes.
     pub web: WebSettings,
     pub auth: AuthSettings,
+    /// Built-in accounts (sign-up and sign-in on the Alert Service).
+    pub accounts: AccountSettings,
     pub bus: BusSettings,
     pub cache: CacheSettings,
     pub simulation: SimulationSettings,
@@ -33,6 +35,9 @@ pub struct Settings {
     pub kis: Option<signal_kis::KisConfig>,
     /// Origins allowed to call the APIs from a browser; empty allows none.
     pub cors_allowed_origins: Vec<String>,
+    /// Networks of the reverse proxies in front of the services (`10.0.0.2/32`,
+    /// `172.18.0.0/16`), whose `X-Forwarded-For` names the client; anyone else's is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `text` or `json`.
     pub log_format: String,
 }
@@ -82,6 +87,36 @@ impl std::fmt::Debug for AuthSettings {
             .field("jwt_secret_file", &self.jwt_secret_file)
             .field("user_claim", &self.user_claim)
             .finish()
+    }
+}
+
+/// Built-in accounts: people sign up with an email and a password and get the same tokens the
+/// `token` command prints, in a session cookie. Switch them off where tokens come from another
+/// identity provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountSettings {
+    pub enabled: bool,
+    /// How long a sign-in lasts.
+    pub session_days: u32,
+    pub min_password_length: usize,
+    /// Sign-in attempts per account, and per client address, within `signin_window_seconds`;
+    /// beyond them a client waits (429 with Retry-After).
+    pub signin_attempts_per_account: u32,
+    pub signin_attempts_per_address: u32,
+    pub signin_window_seconds: u64,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_days: 30,
+            min_password_length: 12,
+            signin_attempts_per_account: 10,
+            signin_attempts_per_address: 50,
+            signin_window_seconds: 300,
+        }
     }
 }
 
@@ -176,6 +211,7 @@ impl Default for Settings {
             alert: AlertSettings::default(),
             web: WebSettings::default(),
             auth: AuthSettings::default(),
+            accounts: AccountSettings::default(),
             bus: BusSettings::default(),
             cache: CacheSettings::default(),
             simulation: SimulationSettings::default(),
@@ -184,6 +220,7 @@ impl Default for Settings {
             upbit: signal_upbit::UpbitConfig::default(),
             kis: None,
             cors_allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             log_format: "text".into(),
         }
     }

@@ -6,18 +6,19 @@ use crate::gateway;
 use anyhow::Context;
 use axum::Router;
 use prometheus::Registry;
+use signal_accounts::{Accounts, AccountsConfig, EndedSessions, PasswordPolicy, SignInLimit};
 use signal_catalog::Catalog;
 use signal_domain::ErrorChain;
 use signal_feed_metrics::FeedMetrics;
 use signal_kis::KisFeed;
 use signal_memory::in_process_bus;
-use signal_ports::{AlertInbox, Broadcast, FeedContext, QuoteFeed, SharedCache, TickSink};
+use signal_ports::{AlertInbox, FeedContext, QuoteFeed, SharedCache, TickSink};
 use signal_runtime::adapters::{self, SharedState};
 use signal_runtime::serve::serve;
 use signal_runtime::Settings;
 use signal_sim_market::{SimConfig, SimulatedMarket};
 use signal_upbit::UpbitFeed;
-use signal_web::{JwtConfig, JwtVerifier};
+use signal_web::{JwtConfig, JwtSigner, JwtVerifier, TrustedProxies};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -93,9 +94,9 @@ pub async fn start(
         settings.bus.url
     );
     prepare_data_dir(settings)?;
-    let verifier = verifier(settings, true)?;
     let shutdown = CancellationToken::new();
     let shared = adapters::shared_state(settings).await?;
+    let verifier = verifier(settings, true, &shared)?;
     let (publisher, inbox) = in_process_bus(BUS_CAPACITY);
     // Market data has no listener inside one process; the bus carries only alerts here.
     let bus = adapters::AssetBus {
@@ -106,8 +107,9 @@ pub async fn start(
     let alert = launch_alert(
         settings,
         Box::new(inbox),
-        shared.alert_pushes.clone(),
+        &shared,
         verifier,
+        true,
         &shutdown,
     )
     .await?;
@@ -144,9 +146,9 @@ pub async fn start(
 /// The Asset Service alone, publishing to Kafka.
 pub async fn start_asset_service(settings: &Settings) -> anyhow::Result<RunningService> {
     prepare_data_dir(settings)?;
-    let verifier = verifier(settings, false)?;
     let shutdown = CancellationToken::new();
     let shared = adapters::shared_state(settings).await?;
+    let verifier = verifier(settings, false, &shared)?;
     let bus = adapters::asset_bus(settings).await?;
     let asset = launch_asset(settings, bus, &shared, None, verifier, &shutdown).await?;
     tracing::info!(addr = %asset.addr, "Asset Service is up");
@@ -162,11 +164,11 @@ pub async fn start_asset_service(settings: &Settings) -> anyhow::Result<RunningS
 /// The Alert Service alone, consuming from Kafka.
 pub async fn start_alert_service(settings: &Settings) -> anyhow::Result<RunningService> {
     prepare_data_dir(settings)?;
-    let verifier = verifier(settings, false)?;
     let shutdown = CancellationToken::new();
     let shared = adapters::shared_state(settings).await?;
+    let verifier = verifier(settings, false, &shared)?;
     let inbox = adapters::alert_inbox(settings).await?;
-    let alert = launch_alert(settings, inbox, shared.alert_pushes, verifier, &shutdown).await?;
+    let alert = launch_alert(settings, inbox, &shared, verifier, false, &shutdown).await?;
     tracing::info!(addr = %alert.addr, "Alert Service is up");
     Ok(RunningService {
         addr: alert.addr,
@@ -186,11 +188,66 @@ fn prepare_data_dir(settings: &Settings) -> anyhow::Result<()> {
     })
 }
 
-fn verifier(settings: &Settings, may_generate: bool) -> anyhow::Result<Arc<JwtVerifier>> {
-    Ok(Arc::new(JwtVerifier::new(&JwtConfig {
+fn jwt_config(settings: &Settings, may_generate: bool) -> anyhow::Result<JwtConfig> {
+    Ok(JwtConfig {
         secret: settings.jwt_secret(may_generate)?,
         user_claim: settings.auth.user_claim.clone(),
-    })))
+    })
+}
+
+/// Verifies tokens for either service; with built-in accounts on, also refuses the tokens of
+/// sessions that ended early, as recorded in the shared cache both services read.
+fn verifier(
+    settings: &Settings,
+    may_generate: bool,
+    shared: &SharedState,
+) -> anyhow::Result<Arc<JwtVerifier>> {
+    let verifier = JwtVerifier::new(&jwt_config(settings, may_generate)?);
+    Ok(Arc::new(if settings.accounts.enabled {
+        verifier.with_ended_sessions(EndedSessions::new(shared.cache.clone()))
+    } else {
+        verifier
+    }))
+}
+
+/// Built-in accounts as the settings describe them; None when switched off.
+async fn accounts(
+    settings: &Settings,
+    shared: &SharedState,
+    may_generate: bool,
+) -> anyhow::Result<Option<alert_service::AccountsEdge>> {
+    let config = &settings.accounts;
+    if !config.enabled {
+        return Ok(None);
+    }
+    let window = std::time::Duration::from_secs(config.signin_window_seconds);
+    let accounts = Accounts::new(
+        adapters::account_store(settings).await?,
+        EndedSessions::new(shared.cache.clone()),
+        AccountsConfig {
+            policy: PasswordPolicy {
+                min_length: config.min_password_length,
+                ..PasswordPolicy::default()
+            },
+            session_lifetime: std::time::Duration::from_secs(
+                u64::from(config.session_days) * 24 * 3600,
+            ),
+            sign_in_per_account: SignInLimit {
+                attempts: config.signin_attempts_per_account,
+                window,
+            },
+            sign_in_per_address: SignInLimit {
+                attempts: config.signin_attempts_per_address,
+                window,
+            },
+            ..AccountsConfig::default()
+        },
+    )
+    .context("starting accounts")?;
+    Ok(Some(alert_service::AccountsEdge {
+        accounts: Arc::new(accounts),
+        signer: JwtSigner::new(&jwt_config(settings, may_generate)?),
+    }))
 }
 
 /// The feeds the settings ask for: the simulated market in demo mode, otherwise Upbit (unless
@@ -352,8 +409,9 @@ struct LaunchedAlert {
 async fn launch_alert(
     settings: &Settings,
     inbox: Box<dyn AlertInbox>,
-    broadcast: Arc<dyn Broadcast>,
+    shared: &SharedState,
     verifier: Arc<JwtVerifier>,
+    may_generate_secret: bool,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<LaunchedAlert> {
     let store = adapters::alert_store(settings).await?;
@@ -362,7 +420,9 @@ async fn launch_alert(
         alert_service::AlertDeps {
             history: store,
             inbox,
-            broadcast,
+            broadcast: shared.alert_pushes.clone(),
+            accounts: accounts(settings, shared, may_generate_secret).await?,
+            trusted_proxies: TrustedProxies::new(settings.trusted_proxies.iter().copied()),
         },
         verifier,
         &registry,

@@ -5,26 +5,8 @@
 
 mod common;
 
-use common::{settings, spawn, spawn_with, token};
+use common::{error_of, settings, spawn, spawn_with, token};
 use serde_json::{json, Value};
-
-async fn error_of(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        content_type.starts_with("application/json"),
-        "{content_type}"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert!(
-        body["error"].is_string() && body["message"].is_string(),
-        "{body}"
-    );
-    body
-}
 
 #[tokio::test]
 async fn every_user_route_and_socket_needs_a_valid_token() {

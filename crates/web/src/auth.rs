@@ -1,21 +1,28 @@
 //! Identity from a JWT (HS256). The original trusted an `X-Auth-User` header or `?email=` from
 //! anyone; here every user route and socket verifies a signed token, and the user is the claim
 //! named in configuration (`sub` by default, `email` for the original gateway's tokens).
+//!
+//! A token comes in `Authorization: Bearer`, or, from a browser signed in with a built-in
+//! account, in the `signal_session` cookie (see [`crate::session`]); sockets also take
+//! `?token=`. A sign-in session's token names its session (`sid`), which must not have ended,
+//! and carries the CSRF token the page echoes.
 
 use crate::error::ApiError;
+use crate::session::{self, SessionClaims};
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
-use signal_domain::{Failure, FailureKind, UserId, UserIdError};
+use signal_accounts::{EndedSessions, SessionId};
+use signal_domain::{ErrorChain, Failure, FailureKind, Timestamp, UserId, UserIdError};
 use std::sync::Arc;
 
 /// Why a request carries no verified identity.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("missing `Authorization: Bearer <token>` header")]
+    #[error("sign in, or send `Authorization: Bearer <token>`")]
     MissingHeader,
-    #[error("missing token: send `Authorization: Bearer <token>` or `?token=<token>`")]
+    #[error("sign in, or send `Authorization: Bearer <token>` or `?token=<token>`")]
     MissingToken,
     /// The reason (expired, bad signature, not a JWT) is the client's to know.
     #[error("invalid token: {0}")]
@@ -24,6 +31,10 @@ pub enum AuthError {
     NoUserClaim(String),
     #[error("the token's user claim is not a user id")]
     InvalidUser(#[source] UserIdError),
+    #[error("this session has ended (signed out, or its password was changed): sign in again")]
+    SessionEnded,
+    #[error("the session cookie does not hold a sign-in session")]
+    NotASession,
 }
 
 impl Failure for AuthError {
@@ -53,10 +64,19 @@ impl std::fmt::Debug for JwtConfig {
     }
 }
 
+/// What a verified token says about its bearer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub user: UserId,
+    /// Set for the tokens of built-in accounts' sessions.
+    pub session: Option<SessionClaims>,
+}
+
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
     user_claim: String,
+    ended_sessions: Option<EndedSessions>,
 }
 
 impl JwtVerifier {
@@ -67,10 +87,17 @@ impl JwtVerifier {
             key: DecodingKey::from_secret(config.secret.as_bytes()),
             validation,
             user_claim: config.user_claim.clone(),
+            ended_sessions: None,
         }
     }
 
-    pub fn verify(&self, token: &str) -> Result<UserId, AuthError> {
+    /// Refuses the tokens of sessions that ended before their tokens expired.
+    pub fn with_ended_sessions(mut self, ended_sessions: EndedSessions) -> Self {
+        self.ended_sessions = Some(ended_sessions);
+        self
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Verified, AuthError> {
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
             .map_err(AuthError::InvalidToken)?;
         let claim = data
@@ -78,11 +105,34 @@ impl JwtVerifier {
             .get(&self.user_claim)
             .and_then(Value::as_str)
             .ok_or_else(|| AuthError::NoUserClaim(self.user_claim.clone()))?;
-        UserId::new(claim).map_err(AuthError::InvalidUser)
+        let user = UserId::new(claim).map_err(AuthError::InvalidUser)?;
+        let session = SessionClaims::from_claims(&data.claims);
+        if let (Some(session), Some(ended)) = (&session, &self.ended_sessions) {
+            refuse_if_ended(ended, session.id).await?;
+        }
+        Ok(Verified { user, session })
     }
 }
 
-/// Issues tokens with the same secret and claim, for the `token` command and for tests.
+async fn refuse_if_ended(ended: &EndedSessions, id: SessionId) -> Result<(), AuthError> {
+    match ended.has_ended(id).await {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(AuthError::SessionEnded),
+        // Availability over a narrow risk: while the shared cache cannot be read, a session that
+        // was ended early keeps working until it is readable again (its token is still signed and
+        // unexpired; ending sessions guards against stolen cookies).
+        Err(e) => {
+            tracing::warn!(
+                error = %ErrorChain(&e),
+                "could not check whether a session has ended; accepting it"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Issues tokens with the same secret and claim: the `token` command, built-in accounts' sessions
+/// and tests.
 pub struct JwtSigner {
     key: EncodingKey,
     user_claim: String,
@@ -102,11 +152,31 @@ impl JwtSigner {
         valid_for: chrono::Duration,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = chrono::Utc::now();
+        self.encode(self.claims(user, now, now + valid_for))
+    }
+
+    /// The token of a sign-in session, valid until the session expires.
+    pub fn sign_session(
+        &self,
+        user: &UserId,
+        session: &SessionClaims,
+        expires_at: Timestamp,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let mut claims = self.claims(user, chrono::Utc::now(), expires_at);
+        session.add_to(&mut claims);
+        self.encode(claims)
+    }
+
+    fn claims(&self, user: &UserId, now: Timestamp, expires_at: Timestamp) -> Map<String, Value> {
         let mut claims = Map::new();
         claims.insert(self.user_claim.clone(), Value::from(user.as_str()));
         claims.insert("sub".into(), Value::from(user.as_str()));
         claims.insert("iat".into(), Value::from(now.timestamp()));
-        claims.insert("exp".into(), Value::from((now + valid_for).timestamp()));
+        claims.insert("exp".into(), Value::from(expires_at.timestamp()));
+        claims
+    }
+
+    fn encode(&self, claims: Map<String, Value>) -> Result<String, jsonwebtoken::errors::Error> {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
     }
 }
@@ -132,24 +202,63 @@ fn query_token(parts: &Parts) -> Option<String> {
 /// Where a request may carry its token.
 #[derive(Clone, Copy)]
 enum TokenPlaces {
-    Header,
-    HeaderOrQuery,
+    HeaderOrCookie,
+    /// Sockets: browsers cannot set headers on a WebSocket.
+    HeaderQueryOrCookie,
 }
 
-/// Verifies the caller's token, taken from where `places` allows.
-fn caller<S>(parts: &Parts, state: &S, places: TokenPlaces) -> Result<UserId, AuthError>
+/// Verifies the caller's token, taken from where `places` allows: an explicit token (header, or
+/// query for sockets) before the ambient cookie. A cookie-carried token must pass the CSRF
+/// checks, as a browser sends cookies on requests other sites trigger too.
+async fn caller<S>(parts: &Parts, state: &S, places: TokenPlaces) -> Result<Verified, ApiError>
 where
     Arc<JwtVerifier>: FromRef<S>,
 {
-    let token = match (bearer(parts), places) {
-        (Some(token), _) => token.to_string(),
-        (None, TokenPlaces::HeaderOrQuery) => query_token(parts).ok_or(AuthError::MissingToken)?,
-        (None, TokenPlaces::Header) => return Err(AuthError::MissingHeader),
-    };
-    Arc::<JwtVerifier>::from_ref(state).verify(&token)
+    let verifier = Arc::<JwtVerifier>::from_ref(state);
+    if let Some(token) = bearer(parts) {
+        return Ok(verifier.verify(token).await?);
+    }
+    if let TokenPlaces::HeaderQueryOrCookie = places {
+        if let Some(token) = query_token(parts) {
+            return Ok(verifier.verify(&token).await?);
+        }
+    }
+    if let Some(token) = session::session_cookie(&parts.headers) {
+        let verified = verifier.verify(&token).await?;
+        let claims = verified.session.as_ref().ok_or(AuthError::NotASession)?;
+        session::check_cookie_request(parts, claims)?;
+        return Ok(verified);
+    }
+    Err(match places {
+        TokenPlaces::HeaderOrCookie => AuthError::MissingHeader,
+        TokenPlaces::HeaderQueryOrCookie => AuthError::MissingToken,
+    }
+    .into())
 }
 
-/// The verified caller of an HTTP route (`Authorization: Bearer <jwt>`).
+/// The verified caller of an HTTP route, with their sign-in session when the token is one's.
+pub struct Caller {
+    pub user: UserId,
+    pub session: Option<SessionId>,
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    Arc<JwtVerifier>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verified = caller(parts, state, TokenPlaces::HeaderOrCookie).await?;
+        Ok(Caller {
+            user: verified.user,
+            session: verified.session.map(|s| s.id),
+        })
+    }
+}
+
+/// The verified caller of an HTTP route (`Authorization: Bearer <jwt>` or the session cookie).
 pub struct AuthUser(pub UserId);
 
 impl<S> FromRequestParts<S> for AuthUser
@@ -160,12 +269,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(AuthUser(caller(parts, state, TokenPlaces::Header)?))
+        let verified = caller(parts, state, TokenPlaces::HeaderOrCookie).await?;
+        Ok(AuthUser(verified.user))
     }
 }
 
 /// The verified caller of a WebSocket. Browsers cannot set headers on a WebSocket, so the token
-/// may also come as `?token=<jwt>`.
+/// may also come as `?token=<jwt>`, or in the session cookie.
 pub struct SocketUser(pub UserId);
 
 impl<S> FromRequestParts<S> for SocketUser
@@ -176,17 +286,15 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(SocketUser(caller(
-            parts,
-            state,
-            TokenPlaces::HeaderOrQuery,
-        )?))
+        let verified = caller(parts, state, TokenPlaces::HeaderQueryOrCookie).await?;
+        Ok(SocketUser(verified.user))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use signal_memory::MemorySharedCache;
 
     fn config(claim: &str) -> JwtConfig {
         JwtConfig {
@@ -195,36 +303,60 @@ mod tests {
         }
     }
 
-    #[test]
-    fn signed_tokens_verify_and_name_the_user() {
+    #[tokio::test]
+    async fn signed_tokens_verify_and_name_the_user() {
         let user = UserId::new("alice@example.com").unwrap();
         for claim in ["sub", "email"] {
             let token = JwtSigner::new(&config(claim))
                 .sign(&user, chrono::Duration::hours(1))
                 .unwrap();
-            assert_eq!(
-                JwtVerifier::new(&config(claim)).verify(&token).unwrap(),
-                user
-            );
+            let verified = JwtVerifier::new(&config(claim))
+                .verify(&token)
+                .await
+                .unwrap();
+            assert_eq!(verified.user, user);
+            assert_eq!(verified.session, None);
         }
     }
 
-    #[test]
-    fn rejects_expired_foreign_and_garbage_tokens() {
+    #[tokio::test]
+    async fn rejects_expired_foreign_and_garbage_tokens() {
         let user = UserId::new("alice").unwrap();
         let expired = JwtSigner::new(&config("sub"))
             .sign(&user, chrono::Duration::hours(-2))
             .unwrap();
         let verifier = JwtVerifier::new(&config("sub"));
-        assert!(verifier.verify(&expired).is_err());
+        assert!(verifier.verify(&expired).await.is_err());
         let foreign = JwtSigner::new(&JwtConfig {
             secret: "another-secret".into(),
             user_claim: "sub".into(),
         })
         .sign(&user, chrono::Duration::hours(1))
         .unwrap();
-        assert!(verifier.verify(&foreign).is_err());
-        assert!(verifier.verify("not-a-token").is_err());
+        assert!(verifier.verify(&foreign).await.is_err());
+        assert!(verifier.verify("not-a-token").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_session_token_is_refused_once_its_session_ended() {
+        let ended = EndedSessions::new(Arc::new(MemorySharedCache::default()));
+        let verifier = JwtVerifier::new(&config("sub")).with_ended_sessions(ended.clone());
+        let user = UserId::new("alice@example.com").unwrap();
+        let session = SessionClaims::new(SessionId::random());
+        let expires_at = chrono::Utc::now() + chrono::Duration::hours(1);
+        let token = JwtSigner::new(&config("sub"))
+            .sign_session(&user, &session, expires_at)
+            .unwrap();
+        let verified = verifier.verify(&token).await.unwrap();
+        assert_eq!(verified.session.as_ref(), Some(&session));
+        ended
+            .record(session.id, expires_at, chrono::Utc::now())
+            .await
+            .unwrap();
+        assert!(matches!(
+            verifier.verify(&token).await,
+            Err(AuthError::SessionEnded)
+        ));
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! (production) through sqlx's `Any` driver: columns use portable types (epoch-microsecond
 //! integers, exact decimals as text) and each backend has its own migration folder.
 
+mod accounts;
 mod alert;
 mod asset;
 mod candles;
 mod codec;
 mod connect;
 
+pub use accounts::SqlAccountStore;
 pub use alert::SqlAlertStore;
 pub use asset::SqlAssetStore;
 pub use candles::SqlCandleStore;

@@ -6,6 +6,7 @@
 
 use chrono::Utc;
 use rust_decimal_macros::dec;
+use signal_accounts::{AccountStore, Email, NewSession, SessionId};
 use signal_domain::{
     AlertRule, Condition, ConditionKind, Price, Repeat, RuleSpec, RuleState, TriggeredAlert,
     UserId, TRIGGERED_ALERT_SCHEMA_VERSION,
@@ -14,7 +15,9 @@ use signal_ports::{
     AlertHistoryStore, Candle, CandleStore, Capped, HistoryQuery, RuleChange, RuleStore,
     WatchlistStore,
 };
-use signal_store_sql::{connect, Schema, SqlAlertStore, SqlAssetStore, SqlCandleStore};
+use signal_store_sql::{
+    connect, Schema, SqlAccountStore, SqlAlertStore, SqlAssetStore, SqlCandleStore,
+};
 
 /// A fresh, empty database of each backend.
 async fn fresh_databases(dir: &tempfile::TempDir, schema: Schema) -> Vec<String> {
@@ -430,4 +433,139 @@ async fn candle_guarantees(store: SqlCandleStore) {
         .unwrap();
     assert_eq!(hynix.len(), 5_000);
     store.upsert_candles(&[]).await.unwrap();
+}
+
+async fn account_stores(dir: &tempfile::TempDir) -> Vec<SqlAccountStore> {
+    let mut stores = Vec::new();
+    for url in fresh_databases(dir, Schema::Alert).await {
+        stores.push(SqlAccountStore::new(
+            connect(&url, Schema::Alert).await.unwrap(),
+        ));
+    }
+    stores
+}
+
+#[tokio::test]
+async fn accounts_are_unique_by_email_and_sessions_end_together_on_a_new_password() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in account_stores(&dir).await {
+        account_guarantees(store).await;
+    }
+}
+
+fn session(created_at: chrono::DateTime<Utc>, days: i64) -> NewSession {
+    NewSession {
+        id: SessionId::random(),
+        created_at,
+        expires_at: created_at + chrono::Duration::days(days),
+        user_agent: Some("Mozilla/5.0 (test)".into()),
+    }
+}
+
+async fn account_guarantees(store: SqlAccountStore) {
+    let now = Utc::now();
+    let alice = Email::parse("alice@example.com").unwrap();
+    let bob = Email::parse("bob@example.com").unwrap();
+    let laptop = session(now, 30);
+    assert!(store
+        .create_account(&alice, "hash-1", &laptop)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .create_account(&alice, "hash-x", &session(now, 30))
+            .await
+            .unwrap(),
+        "the email is taken"
+    );
+    assert_eq!(
+        store.password_hash(&alice).await.unwrap().as_deref(),
+        Some("hash-1")
+    );
+    assert_eq!(store.password_hash(&bob).await.unwrap(), None);
+    assert!(!store.start_session(&bob, &session(now, 30)).await.unwrap());
+    assert!(store
+        .create_account(&bob, "hash-b", &session(now, 30))
+        .await
+        .unwrap());
+
+    let phone = session(now + chrono::Duration::seconds(1), 30);
+    assert!(store.start_session(&alice, &phone).await.unwrap());
+    let active = store.active_sessions(&alice, now).await.unwrap();
+    assert_eq!(
+        active.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [phone.id, laptop.id],
+        "newest first"
+    );
+    assert_eq!(active[0].user_agent.as_deref(), Some("Mozilla/5.0 (test)"));
+
+    // Only the owner ends a session, once.
+    assert_eq!(store.end_session(&bob, phone.id, now).await.unwrap(), None);
+    let ended = store
+        .end_session(&alice, phone.id, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.id, phone.id);
+    assert_eq!(
+        store.end_session(&alice, phone.id, now).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.ended_unexpired_sessions(now).await.unwrap(),
+        vec![ended]
+    );
+
+    // A new password ends every active session and starts one, in one transaction.
+    let fresh = session(now + chrono::Duration::seconds(2), 30);
+    let ended = store
+        .replace_password(&alice, "hash-2", &fresh, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.iter().map(|s| s.id).collect::<Vec<_>>(), [laptop.id]);
+    assert_eq!(
+        store.password_hash(&alice).await.unwrap().as_deref(),
+        Some("hash-2")
+    );
+    assert_eq!(
+        store
+            .active_sessions(&alice, now)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.id)
+            .collect::<Vec<_>>(),
+        [fresh.id]
+    );
+    assert_eq!(store.active_sessions(&bob, now).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .replace_password(
+                &Email::parse("nobody@example.com").unwrap(),
+                "h",
+                &fresh,
+                now
+            )
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Expired sessions are neither active nor kept forever.
+    let later = now + chrono::Duration::days(31);
+    assert!(store
+        .active_sessions(&alice, later)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .ended_unexpired_sessions(later)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.delete_sessions_expired_before(later).await.unwrap(),
+        4
+    );
 }

@@ -1,15 +1,18 @@
 //! The Alert Service's HTTP surface: the original routes, the JSON API beside them, and the alert
 //! socket, over the same history store and session hub.
 
+mod accounts;
 mod api;
 mod legacy;
 mod socket;
+
+pub use accounts::AccountsEdge;
 
 use axum::extract::FromRef;
 use axum::Router;
 use signal_domain::{Failure, FailureKind};
 use signal_ports::AlertHistoryStore;
-use signal_web::JwtVerifier;
+use signal_web::{JwtVerifier, TrustedProxies};
 use std::sync::Arc;
 
 use crate::metrics::AlertMetrics;
@@ -21,6 +24,9 @@ pub struct AlertState {
     pub hub: Arc<SessionHub>,
     pub verifier: Arc<JwtVerifier>,
     pub metrics: AlertMetrics,
+    /// None when accounts are switched off.
+    pub accounts: Option<Arc<AccountsEdge>>,
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl FromRef<AlertState> for Arc<JwtVerifier> {
@@ -40,8 +46,15 @@ impl Failure for NoSuchAlert {
     }
 }
 
+impl FromRef<AlertState> for TrustedProxies {
+    fn from_ref(state: &AlertState) -> Self {
+        state.trusted_proxies.clone()
+    }
+}
+
 pub fn router(state: AlertState) -> Router {
     Router::new()
+        .merge(accounts::routes())
         .merge(legacy::routes())
         .merge(api::routes())
         .merge(socket::routes())

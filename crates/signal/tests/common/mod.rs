@@ -54,6 +54,26 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     }
 }
 
+/// Checks that `response` is an error with `status` and the JSON body every error has; returns
+/// the body.
+pub async fn error_of(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"].is_string() && body["message"].is_string(),
+        "{body}"
+    );
+    body
+}
+
 pub fn token(user: &str) -> String {
     let config = signal_web::JwtConfig {
         secret: SECRET.into(),
