@@ -641,3 +641,40 @@ async fn sessions_survive_a_restart_and_ended_ones_stay_ended() {
         (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
     );
 }
+
+#[tokio::test]
+async fn on_the_one_origin_the_page_signs_up_and_uses_both_services_and_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let response = app
+        .http
+        .post(format!("{}/api/v1/auth/signup", app.web))
+        .header("sec-fetch-site", "same-origin")
+        .json(&json!({"email": "one-origin@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let browser = Browser::from_response(&response);
+
+    let added = browser
+        .change(
+            app.http
+                .put(format!("{}/api/v1/watchlist/KRX:005930", app.web)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let alerts = browser
+        .send(app.http.get(format!("{}/api/v1/alerts", app.web)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alerts.status(), StatusCode::OK);
+    let web_host = app.web.trim_start_matches("http://");
+    for path in ["ws/socket/alert", "ws/stocks"] {
+        let url = format!("ws://{web_host}/{path}");
+        assert_eq!(socket_status(&url, &browser, "same-origin").await, Ok(()));
+    }
+}
