@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use crate::announcement::AlertStored;
 use crate::metrics::AlertMetrics;
 use crate::sessions::SessionHub;
 
@@ -71,7 +72,7 @@ pub async fn run_consumer(
 /// Tells every instance (this one included) about a newly stored alert. If that fails the alert
 /// is still in history, unacknowledged, and reaches the user when a socket of theirs reconnects.
 async fn announce(broadcast: &dyn Broadcast, record: &AlertRecord) {
-    let bytes = match serde_json::to_vec(record) {
+    let bytes = match serde_json::to_vec(&AlertStored::of(record)) {
         Ok(bytes) => bytes,
         Err(error) => {
             tracing::error!(error = %ErrorChain(&error), alert = record.id, "cannot encode an alert announcement; it will be replayed on reconnect");
@@ -96,10 +97,11 @@ pub async fn run_pusher(
             message = announcements.next() => message,
         };
         let Some(message) = message else { break };
-        match serde_json::from_slice::<AlertRecord>(&message) {
-            Ok(record) => {
-                if hub.push(Arc::new(record.clone())) > 0 {
-                    let latency = chrono::Utc::now() - record.triggered_at;
+        match AlertStored::decode(&message) {
+            Ok(announced) => {
+                let triggered_at = announced.triggered_at;
+                if hub.push(Arc::new(announced.into_record())) > 0 {
+                    let latency = chrono::Utc::now() - triggered_at;
                     metrics
                         .tick_to_push_seconds
                         .observe(latency.num_microseconds().unwrap_or(0) as f64 / 1e6);

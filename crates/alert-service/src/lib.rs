@@ -2,6 +2,7 @@
 //! every open session of that user, and serves the history. Its I/O comes in through the ports in
 //! [`AlertDeps`].
 
+mod announcement;
 mod consumer;
 mod http;
 mod metrics;

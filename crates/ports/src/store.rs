@@ -72,13 +72,18 @@ pub trait RuleStore: Send + Sync + 'static {
         limit: usize,
         at: Timestamp,
     ) -> Result<Option<Capped<AlertRule>>, StoreError>;
-    async fn delete(&self, user: &UserId, id: RuleId) -> Result<bool, StoreError>;
-    /// Deletes the user's rules on one instrument; returns their ids.
-    async fn delete_for_instrument(
+    /// Deletes those of `ids` that are the user's, all at once; returns the ones deleted.
+    async fn delete_many(&self, user: &UserId, ids: &[RuleId]) -> Result<Vec<RuleId>, StoreError>;
+    /// In one transaction: deletes those of `replaced` that are the user's and creates an armed
+    /// rule, unless that would take the user past `limit`; then nothing changes.
+    async fn replace(
         &self,
         user: &UserId,
-        instrument: &InstrumentId,
-    ) -> Result<Vec<RuleId>, StoreError>;
+        replaced: &[RuleId],
+        spec: &RuleSpec,
+        limit: usize,
+        at: Timestamp,
+    ) -> Result<Capped<AlertRule>, StoreError>;
     /// Every active rule of every user: what the trigger engine loads at start.
     async fn active_rules(&self) -> Result<Vec<AlertRule>, StoreError>;
     /// In one transaction: the rule state changes and the events they raised, into the outbox.
@@ -100,7 +105,7 @@ pub struct OutboxEntry {
 }
 
 /// One alert in a user's history.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlertRecord {
     pub id: i64,
     pub event_id: Uuid,

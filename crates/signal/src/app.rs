@@ -329,12 +329,12 @@ async fn launch_asset(
         },
         asset_service::AssetSettings {
             max_active_rules_per_user: settings.asset.max_active_rules_per_user,
-            feed_description: feed_description.clone(),
             calendar: signal_domain::MarketCalendar::new(&settings.calendar),
             market_data_interval: std::time::Duration::from_millis(
                 settings.bus.market_data_interval_ms,
             ),
         },
+        feed_description.clone(),
         verifier,
         &registry,
         shutdown.clone(),

@@ -7,7 +7,7 @@ use signal_domain::{
 };
 use signal_ports::{Capped, OutboxEntry, RuleChange, RuleStore, StoreError, WatchlistStore};
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
+use sqlx::{Any, AnyPool, Executor, Row};
 
 use crate::codec::{
     corrupt, decimal, from_micros, instrument, micros, opt_from_micros, store_error, user,
@@ -125,6 +125,70 @@ fn rule_from_row(row: &AnyRow) -> Result<AlertRule, StoreError> {
     })
 }
 
+/// Inserts an armed rule unless the user already has `limit` active rules. One statement, so the
+/// limit check and the insert cannot be split by a concurrent create.
+async fn insert_armed<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    user: &UserId,
+    spec: &RuleSpec,
+    limit: usize,
+    at: Timestamp,
+) -> Result<Capped<AlertRule>, StoreError> {
+    let cols = SpecColumns::of(spec);
+    let sql = format!(
+        "INSERT INTO alert_rule (user_id, instrument, condition, value, repeat_mode, \
+         cooldown_ms, rearm_band, expires_at, note, state, rearmed, trigger_count, \
+         created_at, updated_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'armed', 0, 0, $10, $10 \
+         WHERE (SELECT COUNT(*) FROM alert_rule WHERE user_id = $1 AND {ACTIVE}) < $11 \
+         RETURNING {RULE_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(user.as_str())
+        .bind(cols.instrument)
+        .bind(cols.condition)
+        .bind(cols.value)
+        .bind(cols.repeat_mode)
+        .bind(cols.cooldown_ms)
+        .bind(cols.rearm_band)
+        .bind(cols.expires_at)
+        .bind(cols.note)
+        .bind(micros(at))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_optional(executor)
+        .await
+        .map_err(store_error)?;
+    match row {
+        Some(row) => rule_from_row(&row).map(Capped::Stored),
+        None => Ok(Capped::LimitReached),
+    }
+}
+
+/// Deletes those of `ids` that are the user's, in one statement; returns the ones deleted.
+async fn delete_rules<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    user: &UserId,
+    ids: &[RuleId],
+) -> Result<Vec<RuleId>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Placeholders are numbered by hand: `$n` is understood by both backends.
+    let placeholders: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "DELETE FROM alert_rule WHERE user_id = $1 AND id IN ({}) RETURNING id",
+        placeholders.join(", ")
+    );
+    let mut statement = sqlx::query(&sql).bind(user.as_str());
+    for id in ids {
+        statement = statement.bind(id.0);
+    }
+    let rows = statement.fetch_all(executor).await.map_err(store_error)?;
+    rows.iter()
+        .map(|row| Ok(RuleId(row.try_get("id").map_err(store_error)?)))
+        .collect()
+}
+
 #[async_trait]
 impl WatchlistStore for SqlAssetStore {
     async fn add(
@@ -199,35 +263,7 @@ impl RuleStore for SqlAssetStore {
         limit: usize,
         at: Timestamp,
     ) -> Result<Capped<AlertRule>, StoreError> {
-        let cols = SpecColumns::of(spec);
-        // One statement, so the limit check and the insert cannot be split by a concurrent create.
-        let sql = format!(
-            "INSERT INTO alert_rule (user_id, instrument, condition, value, repeat_mode, \
-             cooldown_ms, rearm_band, expires_at, note, state, rearmed, trigger_count, \
-             created_at, updated_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'armed', 0, 0, $10, $10 \
-             WHERE (SELECT COUNT(*) FROM alert_rule WHERE user_id = $1 AND {ACTIVE}) < $11 \
-             RETURNING {RULE_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(user.as_str())
-            .bind(cols.instrument)
-            .bind(cols.condition)
-            .bind(cols.value)
-            .bind(cols.repeat_mode)
-            .bind(cols.cooldown_ms)
-            .bind(cols.rearm_band)
-            .bind(cols.expires_at)
-            .bind(cols.note)
-            .bind(micros(at))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
-        match row {
-            Some(row) => rule_from_row(&row).map(Capped::Stored),
-            None => Ok(Capped::LimitReached),
-        }
+        insert_armed(&self.pool, user, spec, limit, at).await
     }
 
     async fn get(&self, user: &UserId, id: RuleId) -> Result<Option<AlertRule>, StoreError> {
@@ -302,32 +338,27 @@ impl RuleStore for SqlAssetStore {
         }
     }
 
-    async fn delete(&self, user: &UserId, id: RuleId) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM alert_rule WHERE id = $1 AND user_id = $2")
-            .bind(id.0)
-            .bind(user.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(result.rows_affected() > 0)
+    async fn delete_many(&self, user: &UserId, ids: &[RuleId]) -> Result<Vec<RuleId>, StoreError> {
+        delete_rules(&self.pool, user, ids).await
     }
 
-    async fn delete_for_instrument(
+    async fn replace(
         &self,
         user: &UserId,
-        instrument: &InstrumentId,
-    ) -> Result<Vec<RuleId>, StoreError> {
-        let rows = sqlx::query(
-            "DELETE FROM alert_rule WHERE user_id = $1 AND instrument = $2 RETURNING id",
-        )
-        .bind(user.as_str())
-        .bind(instrument.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
-        rows.iter()
-            .map(|row| Ok(RuleId(row.try_get("id").map_err(store_error)?)))
-            .collect()
+        replaced: &[RuleId],
+        spec: &RuleSpec,
+        limit: usize,
+        at: Timestamp,
+    ) -> Result<Capped<AlertRule>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        delete_rules(&mut *tx, user, replaced).await?;
+        let created = insert_armed(&mut *tx, user, spec, limit, at).await?;
+        if matches!(created, Capped::LimitReached) {
+            tx.rollback().await.map_err(store_error)?;
+        } else {
+            tx.commit().await.map_err(store_error)?;
+        }
+        Ok(created)
     }
 
     async fn active_rules(&self) -> Result<Vec<AlertRule>, StoreError> {

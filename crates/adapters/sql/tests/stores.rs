@@ -8,8 +8,8 @@ use chrono::Utc;
 use rust_decimal_macros::dec;
 use signal_accounts::{AccountStore, Email, NewSession, SessionId};
 use signal_domain::{
-    AlertRule, Condition, ConditionKind, Price, Repeat, RuleSpec, RuleState, TriggeredAlert,
-    UserId, TRIGGERED_ALERT_SCHEMA_VERSION,
+    AlertRule, Condition, ConditionKind, Price, Repeat, RuleId, RuleSpec, RuleState,
+    TriggeredAlert, UserId, TRIGGERED_ALERT_SCHEMA_VERSION,
 };
 use signal_ports::{
     AlertHistoryStore, Candle, CandleStore, Capped, HistoryQuery, RuleChange, RuleStore,
@@ -186,6 +186,98 @@ async fn outbox_round_trip(store: SqlAssetStore) {
     let rest = store.pending_outbox(10).await.unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].event.event_id, events[1].event_id);
+}
+
+#[tokio::test]
+async fn rules_are_deleted_and_replaced_in_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    for (_, store) in asset_stores(&dir).await {
+        replace_in_one_transaction(store).await;
+    }
+}
+
+async fn replace_in_one_transaction(store: SqlAssetStore) {
+    let alice = UserId::new("alice").unwrap();
+    let bob = UserId::new("bob").unwrap();
+    let limit = 2;
+    let old = stored(
+        store
+            .create(&alice, &above(dec!(70000)), limit, Utc::now())
+            .await
+            .unwrap(),
+    );
+    store
+        .apply_changes(
+            &[RuleChange {
+                rule: old.id,
+                state: RuleState::Triggered,
+                fired_at: Some(Utc::now()),
+                trigger_count: 1,
+            }],
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut active = Vec::new();
+    for level in [dec!(71000), dec!(72000)] {
+        active.push(stored(
+            store
+                .create(&alice, &above(level), limit, Utc::now())
+                .await
+                .unwrap(),
+        ));
+    }
+
+    // Deleting the fired rule frees nothing, so the new one is refused, and the delete with it.
+    let refused = store
+        .replace(&alice, &[old.id], &above(dec!(73000)), limit, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(refused, Capped::LimitReached);
+    assert!(RuleStore::get(&store, &alice, old.id)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        RuleStore::list(&store, &alice, false).await.unwrap().len(),
+        3
+    );
+
+    // Replacing an active rule frees its place.
+    let new = stored(
+        store
+            .replace(
+                &alice,
+                &[old.id, active[0].id],
+                &above(dec!(73000)),
+                limit,
+                Utc::now(),
+            )
+            .await
+            .unwrap(),
+    );
+    let ids: Vec<_> = RuleStore::list(&store, &alice, false)
+        .await
+        .unwrap()
+        .iter()
+        .map(|rule| rule.id)
+        .collect();
+    assert_eq!(ids, vec![new.id, active[1].id]);
+
+    assert!(
+        store.delete_many(&bob, &[new.id]).await.unwrap().is_empty(),
+        "not bob's to delete"
+    );
+    let mut deleted = store
+        .delete_many(&alice, &[new.id, active[1].id, RuleId(987_654)])
+        .await
+        .unwrap();
+    deleted.sort();
+    assert_eq!(deleted, vec![active[1].id, new.id]);
+    assert!(RuleStore::list(&store, &alice, false)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]

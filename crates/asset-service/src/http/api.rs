@@ -13,7 +13,7 @@ use signal_domain::{
 use signal_web::{ApiError, ApiJson, ApiPath, ApiQuery, AuthUser};
 
 use super::AssetState;
-use crate::assets::Listing;
+use asset_core::Listing;
 
 pub fn routes() -> Router<AssetState> {
     Router::new()

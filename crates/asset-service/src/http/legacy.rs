@@ -6,12 +6,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use signal_domain::{AssetClass, Condition, ConditionKind, Failure, FailureKind, Repeat};
+use signal_domain::{AssetClass, Condition, ConditionKind, Failure, FailureKind};
 use signal_web::{ApiError, ApiPath, ApiQuery, AuthUser};
 
 use super::AssetState;
-use crate::assets::Listing;
-use crate::error::CoreError;
+use asset_core::CoreError;
+use asset_core::Listing;
 
 pub fn routes() -> Router<AssetState> {
     Router::new()
@@ -135,10 +135,7 @@ async fn remove_favorite(
 ) -> Result<StatusCode, ApiError> {
     let id = state.assets.resolve(&param.symbol)?;
     state.assets.unwatch(&user, &id).await?;
-    state
-        .assets
-        .delete_rules_where(&user, &id, is_target)
-        .await?;
+    state.assets.remove_targets(&user, &id).await?;
     Ok(StatusCode::OK)
 }
 
@@ -175,16 +172,6 @@ struct TargetParams {
     condition: String,
 }
 
-/// What the original called a target: a one-shot ABOVE or BELOW level. It kept one per user and
-/// symbol, so setting a target replaces these and leaves the user's other rules alone.
-fn is_target(rule: &signal_domain::AlertRule) -> bool {
-    rule.spec.repeat == Repeat::Once
-        && matches!(
-            rule.spec.condition,
-            Condition::Above(_) | Condition::Below(_)
-        )
-}
-
 async fn set_target(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -200,14 +187,7 @@ async fn set_target(
         .parse::<signal_domain::Price>()
         .map_err(TargetError::Price)?;
     let condition = Condition::from_parts(kind, level.value())?;
-    let spec = state
-        .assets
-        .rule_spec(id.clone(), condition, Repeat::Once, None, None)?;
-    state
-        .assets
-        .delete_rules_where(&user, &id, is_target)
-        .await?;
-    state.assets.create_rule(&user, &spec).await?;
+    state.assets.set_target(&user, &id, condition).await?;
     Ok(StatusCode::OK)
 }
 
@@ -217,12 +197,7 @@ async fn remove_target(
     ApiQuery(param): ApiQuery<SymbolParam>,
 ) -> Result<StatusCode, ApiError> {
     let id = state.assets.resolve(&param.symbol)?;
-    if state
-        .assets
-        .delete_rules_where(&user, &id, is_target)
-        .await?
-        == 0
-    {
+    if state.assets.remove_targets(&user, &id).await? == 0 {
         return Err(CoreError::NoTarget(id).into());
     }
     Ok(StatusCode::OK)
@@ -243,11 +218,10 @@ async fn targets(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
 ) -> Result<Json<Vec<TargetView>>, ApiError> {
-    let rules = state.assets.rules(&user, true).await?;
+    let rules = state.assets.targets(&user).await?;
     Ok(Json(
         rules
             .into_iter()
-            .filter(is_target)
             .filter_map(|rule| {
                 let (Condition::Above(level) | Condition::Below(level)) = rule.spec.condition
                 else {

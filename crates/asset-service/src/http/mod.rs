@@ -12,8 +12,7 @@ use axum::Router;
 use signal_web::JwtVerifier;
 use std::sync::Arc;
 
-use crate::assets::Assets;
-use crate::metrics::AssetMetrics;
+use asset_core::{AssetMetrics, Assets};
 
 #[derive(Clone)]
 pub struct AssetState {

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use tokio_stream::wrappers::WatchStream;
 use tokio_stream::StreamMap;
 
-use crate::interest::ViewGuard;
+use asset_core::ViewGuard;
 
 use super::AssetState;
 

@@ -11,13 +11,13 @@ use signal_domain::{
 };
 use signal_ports::{Candle, CandleStore, Capped, QuoteCache, RuleStore, WatchlistStore};
 use std::sync::{Arc, RwLock};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
+use crate::engine::replica::RuleAnnouncer;
+use crate::engine::EngineHandle;
 use crate::error::CoreError;
 use crate::interest::{InterestTracker, ViewGuard};
-use crate::pipeline::EngineCommand;
-use crate::quote_book::{latest_known, newest, QuoteBook};
-use crate::rule_sync::RuleAnnouncer;
+use crate::market::{latest_known, newest, QuoteBook};
 
 /// An instrument with its latest quote.
 pub struct Listing {
@@ -34,7 +34,7 @@ pub struct Assets {
     pub(crate) rules: Arc<dyn RuleStore>,
     pub(crate) watchlist: Arc<dyn WatchlistStore>,
     pub(crate) candles: Arc<dyn CandleStore>,
-    pub(crate) engine: mpsc::Sender<EngineCommand>,
+    pub(crate) engine: EngineHandle,
     pub(crate) max_active_rules: usize,
     pub(crate) interest: Arc<InterestTracker>,
     pub(crate) announcer: RuleAnnouncer,
@@ -182,7 +182,7 @@ impl Assets {
             Capped::Stored(rule) => rule,
             Capped::LimitReached => return Err(CoreError::RuleLimit { limit }),
         };
-        self.engine_upsert(rule.clone()).await?;
+        self.engine.upsert(rule.clone()).await?;
         self.announcer.announce(user, rule.id).await;
         Ok(rule)
     }
@@ -199,7 +199,7 @@ impl Assets {
             Some(Capped::LimitReached) => return Err(CoreError::RuleLimit { limit }),
             None => return Err(CoreError::NoSuchRule(id)),
         };
-        self.engine_upsert(rule.clone()).await?;
+        self.engine.upsert(rule.clone()).await?;
         self.announcer.announce(user, rule.id).await;
         Ok(rule)
     }
@@ -221,62 +221,74 @@ impl Assets {
     }
 
     pub async fn delete_rule(&self, user: &UserId, id: RuleId) -> Result<(), CoreError> {
-        if !self.rules.delete(user, id).await? {
+        if self.rules.delete_many(user, &[id]).await?.is_empty() {
             return Err(CoreError::NoSuchRule(id));
         }
-        self.engine_remove(vec![id]).await?;
+        self.engine.remove(vec![id]).await?;
         self.announcer.announce(user, id).await;
         Ok(())
     }
 
-    /// Deletes the user's rules on `id` that `matches` accepts; returns how many went.
-    pub async fn delete_rules_where(
+    /// The user's active targets, as the original API listed them.
+    pub async fn targets(&self, user: &UserId) -> Result<Vec<AlertRule>, CoreError> {
+        let mut rules = self.rules.list(user, true).await?;
+        rules.retain(is_target);
+        Ok(rules)
+    }
+
+    /// The original API's "set a target": the user's targets on the instrument are replaced by
+    /// one at `condition`, in one transaction, so a refusal (the rule limit) changes nothing.
+    pub async fn set_target(
         &self,
         user: &UserId,
         id: &InstrumentId,
-        matches: impl Fn(&AlertRule) -> bool,
+        condition: Condition,
+    ) -> Result<AlertRule, CoreError> {
+        let spec = self.rule_spec(id.clone(), condition, Repeat::Once, None, None)?;
+        let replaced = self.targets_on(user, id).await?;
+        let limit = self.max_active_rules;
+        let rule = match self
+            .rules
+            .replace(user, &replaced, &spec, limit, Utc::now())
+            .await?
+        {
+            Capped::Stored(rule) => rule,
+            Capped::LimitReached => return Err(CoreError::RuleLimit { limit }),
+        };
+        self.engine.remove(replaced.clone()).await?;
+        self.engine.upsert(rule.clone()).await?;
+        for gone in replaced {
+            self.announcer.announce(user, gone).await;
+        }
+        self.announcer.announce(user, rule.id).await;
+        Ok(rule)
+    }
+
+    /// Deletes the user's targets on the instrument, in one transaction; how many went.
+    pub async fn remove_targets(
+        &self,
+        user: &UserId,
+        id: &InstrumentId,
     ) -> Result<usize, CoreError> {
-        let doomed: Vec<RuleId> = self
+        let doomed = self.targets_on(user, id).await?;
+        let deleted = self.rules.delete_many(user, &doomed).await?;
+        self.engine.remove(deleted.clone()).await?;
+        for rule in &deleted {
+            self.announcer.announce(user, *rule).await;
+        }
+        Ok(deleted.len())
+    }
+
+    /// The ids of the user's targets on `id`, active or not: setting a target replaces them all.
+    async fn targets_on(&self, user: &UserId, id: &InstrumentId) -> Result<Vec<RuleId>, CoreError> {
+        Ok(self
             .rules
             .list(user, false)
             .await?
             .into_iter()
-            .filter(|r| &r.spec.instrument == id && matches(r))
-            .map(|r| r.id)
-            .collect();
-        for rule in &doomed {
-            self.rules.delete(user, *rule).await?;
-        }
-        self.engine_remove(doomed.clone()).await?;
-        for rule in &doomed {
-            self.announcer.announce(user, *rule).await;
-        }
-        Ok(doomed.len())
-    }
-
-    async fn engine_upsert(&self, rule: AlertRule) -> Result<(), CoreError> {
-        let (done, applied) = oneshot::channel();
-        self.send(EngineCommand::Upsert(rule, done), applied).await
-    }
-
-    async fn engine_remove(&self, ids: Vec<RuleId>) -> Result<(), CoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let (done, applied) = oneshot::channel();
-        self.send(EngineCommand::Remove(ids, done), applied).await
-    }
-
-    async fn send(
-        &self,
-        command: EngineCommand,
-        applied: oneshot::Receiver<()>,
-    ) -> Result<(), CoreError> {
-        self.engine
-            .send(command)
-            .await
-            .map_err(|_| CoreError::EngineStopped)?;
-        applied.await.map_err(|_| CoreError::EngineStopped)
+            .filter(|rule| &rule.spec.instrument == id && is_target(rule))
+            .map(|rule| rule.id)
+            .collect())
     }
 
     /// Minute candles of `id` in `[from, to)`, oldest first, at most `limit`.
@@ -305,4 +317,14 @@ impl Assets {
         // Catalog updates replace entries whole, so a poisoned lock holds a consistent catalog.
         self.catalog.read().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// What the original API called a target: a one-shot ABOVE or BELOW level. It kept one per user
+/// and symbol, so setting a target replaces these and leaves the user's other rules alone.
+pub fn is_target(rule: &AlertRule) -> bool {
+    rule.spec.repeat == Repeat::Once
+        && matches!(
+            rule.spec.condition,
+            Condition::Above(_) | Condition::Below(_)
+        )
 }

@@ -33,6 +33,12 @@ pub enum CoreError {
     Store(#[from] StoreError),
 }
 
+impl From<crate::engine::EngineStopped> for CoreError {
+    fn from(_: crate::engine::EngineStopped) -> Self {
+        CoreError::EngineStopped
+    }
+}
+
 impl Failure for CoreError {
     fn kind(&self) -> FailureKind {
         match self {

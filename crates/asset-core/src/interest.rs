@@ -2,8 +2,8 @@
 //! viewers. Feeds with a limited number of streams (KIS allows 41) plan from it, and re-plan
 //! whenever it changes.
 
-use crate::ownership::ShardSet;
 use signal_domain::{InstrumentId, RuleId};
+use signal_ownership::ShardSet;
 use signal_ports::{Interest, Need};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

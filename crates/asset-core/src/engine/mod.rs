@@ -1,0 +1,148 @@
+//! The engine actor: one task owns the trigger engine and every rule's facts, so rule changes and
+//! quotes are applied in a single order without locks. Its modules, in the order a reader needs
+//! them:
+//!
+//! - [`command`]: what others may ask of the engine, and the handle they ask through;
+//! - [`run`]: the run loop: commands before quotes, each owned quote evaluated, each firing
+//!   stored with its events in one transaction;
+//! - [`firing`]: pure: the transitions of one evaluation in, the state changes and events out;
+//! - [`replica`]: keeping this instance's rules in step with the others' changes;
+//! - [`handover`]: taking over and letting go of shards of instruments.
+
+pub(crate) mod command;
+mod firing;
+pub(crate) mod handover;
+pub(crate) mod replica;
+mod run;
+#[cfg(test)]
+mod tests;
+
+use backon::ExponentialBuilder;
+use signal_domain::{AlertRule, Condition, InstrumentId, Price, RuleId, Timestamp, UserId};
+use signal_ownership::ShardSet;
+use signal_ports::{RuleStore, StoreError};
+use signal_trigger_engine::{EngineRule, RuleEngine, Transition, TriggerEngine};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+pub(crate) use command::{EngineHandle, EngineStopped};
+
+use crate::interest::InterestTracker;
+use crate::market::QuoteBook;
+use crate::metrics::AssetMetrics;
+
+/// What an event needs of a rule that the trigger engine does not keep.
+#[derive(Debug, Clone)]
+pub(crate) struct RuleFacts {
+    pub user: UserId,
+    pub instrument: InstrumentId,
+    pub condition: Condition,
+    pub note: Option<String>,
+    /// Firings so far: the next one's ordinal names its event.
+    pub trigger_count: u32,
+    /// When the rule was last written by a user or a transition this engine knows of.
+    pub updated_at: Timestamp,
+}
+
+/// What the engine reads and where its results go.
+pub(crate) struct EngineDeps {
+    pub store: Arc<dyn RuleStore>,
+    /// The latest quote of every instrument this instance hears: what a taken-over instrument
+    /// is evaluated on, beside the one the previous owner shared.
+    pub book: Arc<QuoteBook>,
+    /// Woken when events were stored, so the relay publishes them at once.
+    pub outbox_ready: Arc<Notify>,
+    pub metrics: AssetMetrics,
+    pub interest: Arc<InterestTracker>,
+}
+
+pub(crate) struct Engine {
+    triggers: TriggerEngine,
+    rules: HashMap<RuleId, RuleFacts>,
+    references: HashMap<InstrumentId, Price>,
+    /// The shards whose instruments this engine evaluates.
+    owned: ShardSet,
+    /// Rules this engine let go (fired for good, expired, deleted), and when.
+    ended: HashMap<RuleId, Timestamp>,
+    /// Reused for every evaluation, so a quote allocates nothing when nothing fires.
+    transitions: Vec<Transition>,
+    deps: EngineDeps,
+}
+
+impl Engine {
+    /// An engine holding every active rule as stored, evaluating the shards of `owned`.
+    pub(crate) async fn load(deps: EngineDeps, owned: ShardSet) -> Result<Self, StoreError> {
+        let active = deps.store.active_rules().await?;
+        let mut engine = Self {
+            triggers: TriggerEngine::default(),
+            rules: HashMap::new(),
+            references: HashMap::new(),
+            owned,
+            ended: HashMap::new(),
+            transitions: Vec::new(),
+            deps,
+        };
+        for rule in active {
+            engine.upsert(rule);
+        }
+        tracing::info!(rules = engine.triggers.len(), "trigger engine loaded");
+        engine.deps.metrics.owned_shards.set(i64::from(owned.len()));
+        Ok(engine)
+    }
+
+    /// Holds `rule` as given; an ended rule is let go.
+    fn upsert(&mut self, rule: AlertRule) {
+        if !rule.state.is_active() {
+            self.forget(rule.id);
+            return;
+        }
+        self.deps
+            .interest
+            .rule_active(rule.id, &rule.spec.instrument);
+        self.rules.insert(
+            rule.id,
+            RuleFacts {
+                user: rule.user,
+                instrument: rule.spec.instrument.clone(),
+                condition: rule.spec.condition,
+                note: rule.spec.note,
+                trigger_count: rule.trigger_count,
+                updated_at: rule.updated_at,
+            },
+        );
+        self.triggers.upsert(EngineRule {
+            id: rule.id,
+            instrument: rule.spec.instrument,
+            condition: rule.spec.condition,
+            repeat: rule.spec.repeat,
+            expires_at: rule.spec.expires_at,
+            state: rule.state,
+        });
+        self.count_rules();
+    }
+
+    fn forget(&mut self, rule: RuleId) {
+        self.triggers.remove(rule);
+        if self.rules.remove(&rule).is_some() {
+            self.ended.insert(rule, chrono::Utc::now());
+        }
+        self.deps.interest.rule_ended(rule);
+    }
+
+    fn count_rules(&self) {
+        self.deps
+            .metrics
+            .active_rules
+            .set(self.triggers.len() as i64);
+    }
+}
+
+/// Retries a store call for as long as it takes: what it carries (fired rules, the rules of
+/// taken-over instruments) cannot be given up.
+pub(crate) fn until_the_store_answers() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_max_delay(Duration::from_secs(10))
+        .without_max_times()
+}

@@ -1,0 +1,150 @@
+//! The engine's run loop. Commands are served before quotes: a rule the API has confirmed is in
+//! the engine before any later quote. Each owned quote is evaluated, and what it fired is stored,
+//! rule states and events together, in one transaction before the next quote.
+
+use backon::Retryable;
+use signal_domain::{ErrorChain, Quote, Timestamp};
+use signal_ports::StoreError;
+use signal_trigger_engine::{RuleEngine, Transition};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::command::EngineCommand;
+use super::firing::fire;
+use super::{until_the_store_answers, Engine};
+
+/// How often rules of quiet instruments are checked for expiry.
+const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
+
+impl Engine {
+    /// Serves commands and evaluates quotes until `shutdown`, or until both queues close.
+    pub(crate) async fn run(
+        mut self,
+        mut quotes: mpsc::Receiver<Quote>,
+        mut commands: mpsc::Receiver<EngineCommand>,
+        shutdown: CancellationToken,
+    ) {
+        let mut expiry = tokio::time::interval(EXPIRY_SWEEP);
+        expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(command) = commands.recv() => self.apply(command).await,
+                Some(quote) = quotes.recv() => self.on_quote(&quote).await,
+                _ = expiry.tick() => self.expire(chrono::Utc::now()).await,
+                else => break,
+            }
+        }
+    }
+
+    pub(super) async fn apply(&mut self, command: EngineCommand) {
+        match command {
+            EngineCommand::Upsert(rule, done) => {
+                self.upsert(rule);
+                // The caller may have gone; the rule is held either way.
+                let _ = done.send(());
+            }
+            EngineCommand::Remove(ids, done) => {
+                for id in ids {
+                    self.forget(id);
+                }
+                let _ = done.send(());
+            }
+            EngineCommand::Sync(id, rule) => self.sync(id, rule),
+            EngineCommand::Reconcile { active, loaded_at } => self.reconcile(active, loaded_at),
+            EngineCommand::TakeOver(take_over, done) => {
+                self.take_over(take_over).await;
+                let _ = done.send(());
+            }
+            EngineCommand::Release(shards, done) => {
+                self.release(shards);
+                let _ = done.send(());
+            }
+        }
+        self.count_rules();
+    }
+
+    /// Evaluates `quote` if its instrument is this engine's to evaluate.
+    pub(super) async fn on_quote(&mut self, quote: &Quote) {
+        if self.owned.owns(&quote.instrument) {
+            self.evaluate(quote, chrono::Utc::now()).await;
+        }
+    }
+
+    /// Runs `quote` through the trigger engine and stores what it changed.
+    pub(super) async fn evaluate(&mut self, quote: &Quote, now: Timestamp) {
+        // A new previous close recompiles the instrument's percent-change rules first.
+        if let Some(close) = quote.prev_close {
+            if self.references.get(&quote.instrument) != Some(&close) {
+                self.references.insert(quote.instrument.clone(), close);
+                self.triggers.set_reference(&quote.instrument, close);
+            }
+        }
+        let mut transitions = std::mem::take(&mut self.transitions);
+        self.triggers
+            .on_tick(&quote.instrument, quote.price, now, &mut transitions);
+        if !transitions.is_empty() {
+            self.persist(&transitions, Some(quote), now).await;
+        }
+        transitions.clear();
+        self.transitions = transitions;
+    }
+
+    async fn expire(&mut self, now: Timestamp) {
+        let mut transitions = std::mem::take(&mut self.transitions);
+        self.triggers.expire_due(now, &mut transitions);
+        // The instance that owns a rule's instrument stores its expiry; this instance's copy of
+        // a rule it does not evaluate may be stale (fired there already), and is only let go.
+        let (owned, elsewhere): (Vec<Transition>, Vec<Transition>) =
+            transitions.drain(..).partition(|transition| {
+                self.rules
+                    .get(&transition.rule)
+                    .is_some_and(|facts| self.owned.owns(&facts.instrument))
+            });
+        for transition in elsewhere {
+            self.forget(transition.rule);
+        }
+        transitions.extend(owned);
+        if !transitions.is_empty() {
+            self.persist(&transitions, None, now).await;
+        }
+        transitions.clear();
+        self.transitions = transitions;
+    }
+
+    /// Stores the consequences of `transitions` in one transaction, retrying until it succeeds:
+    /// the trigger engine has already moved on, so giving up would lose an alert.
+    async fn persist(&mut self, transitions: &[Transition], quote: Option<&Quote>, now: Timestamp) {
+        let firing = fire(transitions, &self.rules, quote, now);
+        let store = self.deps.store.clone();
+        let write = || async { store.apply_changes(&firing.changes, &firing.events).await };
+        // It never gives up: this returns once the firing is stored.
+        let _ = write
+            .retry(until_the_store_answers())
+            .notify(|error: &StoreError, wait| {
+                tracing::error!(error = %ErrorChain(error), retry_in = ?wait, "storing fired rules failed; retrying");
+            })
+            .await;
+        for change in &firing.changes {
+            if let (Some(facts), Some(fired_at)) =
+                (self.rules.get_mut(&change.rule), change.fired_at)
+            {
+                facts.trigger_count = change.trigger_count;
+                facts.updated_at = fired_at;
+            }
+        }
+        for rule in &firing.ended {
+            self.forget(*rule);
+        }
+        self.deps
+            .metrics
+            .alerts_fired
+            .inc_by(firing.events.len() as u64);
+        self.count_rules();
+        if !firing.events.is_empty() {
+            self.deps.outbox_ready.notify_one();
+        }
+    }
+}
