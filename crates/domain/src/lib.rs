@@ -2,6 +2,7 @@
 //! triggered-alert event. Pure data and rules about data; nothing here performs I/O, so every adapter
 //! and service agrees on one meaning for each value.
 
+pub mod bar;
 pub mod calendar;
 pub mod event;
 pub mod failure;
@@ -12,6 +13,7 @@ pub mod quote;
 pub mod rule;
 pub mod user;
 
+pub use bar::{Bar, Interval, UnknownInterval};
 pub use calendar::{CalendarConfig, Exchange, MarketCalendar, SessionHours, SessionState};
 pub use event::{
     firing_id, QuoteChanged, TriggeredAlert, QUOTE_CHANGED_SCHEMA_VERSION,
@@ -23,7 +25,9 @@ pub use market::{AssetClass, Market};
 pub use price::{Percent, Price, PriceError};
 pub use quote::{Quote, QuoteSource, Tick};
 pub use rule::{
-    AlertRule, Condition, ConditionKind, Direction, Repeat, RuleError, RuleId, RuleSpec, RuleState,
+    check_repeat, rsi_history_wanted, AlertRule, Average, AverageKind, ChannelEdge, Condition,
+    ConditionKind, Conjunct, Crossing, Direction, MoveSize, Problem, Repeat, RuleError, RuleId,
+    RuleSpec, RuleState,
 };
 pub use user::{UserId, UserIdError};
 

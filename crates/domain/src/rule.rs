@@ -1,7 +1,8 @@
 //! Alert rules: what a user asked to be told about, and where each rule is in its life.
 
+use crate::bar::Interval;
 use crate::instrument::InstrumentId;
-use crate::price::{Percent, Price};
+use crate::price::{Percent, Price, PriceError};
 use crate::user::UserId;
 use crate::Timestamp;
 use rust_decimal::Decimal;
@@ -31,35 +32,78 @@ impl fmt::Display for RuleId {
     }
 }
 
-/// Which side of its level a rule fires on.
+/// Which way a condition looks: up (at or above, rising, crossing upward) or down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Direction {
-    /// Fires when the price is at or above the level.
     Up,
-    /// Fires when the price is at or below the level.
     Down,
 }
 
-impl Direction {
-    /// Whether `price` satisfies a rule of this direction at `level` (exact, inclusive).
-    pub fn reached(self, price: Decimal, level: Decimal) -> bool {
-        match self {
-            Direction::Up => price >= level,
-            Direction::Down => price <= level,
-        }
-    }
+/// Which way a price must cross a level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Crossing {
+    /// From below the level to at or above it.
+    Up,
+    /// From above the level to at or below it.
+    Down,
+    /// Either of the two.
+    Either,
+}
 
-    /// Whether `price` has gone back strictly past `level` moved away by `band`: the point where a
-    /// repeating rule may fire again.
-    pub fn retreated(self, price: Decimal, level: Decimal, band: Decimal) -> bool {
-        match self {
-            Direction::Up => price < level - band,
-            Direction::Down => price > level + band,
+/// Whether a channel rule fires on the way into its band or on the way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelEdge {
+    Enter,
+    Exit,
+}
+
+/// How far the price must move within a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MoveSize {
+    /// In the instrument's quote currency.
+    Amount(Decimal),
+    Percent(Percent),
+}
+
+/// The two moving averages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum AverageKind {
+    /// Simple: the mean of the last `bars` closes.
+    Sma,
+    /// Exponential, with weight 2 / (bars + 1) on the newest close.
+    Ema,
+}
+
+/// A moving average of the closes of a number of bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Average {
+    pub kind: AverageKind,
+    pub bars: u16,
+}
+
+impl Average {
+    /// Finished bars to compute it from: its span, and for the exponential one enough more for
+    /// the smoothing to forget its start (within 0.1 %).
+    pub fn history_wanted(self) -> usize {
+        match self.kind {
+            AverageKind::Sma => usize::from(self.bars),
+            AverageKind::Ema => usize::from(self.bars) * 4 + 1,
         }
     }
 }
 
-/// What must happen to the price for a rule to fire.
+/// Finished bars to compute RSI(`bars`) from: Wilder's smoothing forgets its start (within
+/// 0.1 %) after about seven times its span.
+pub fn rsi_history_wanted(bars: u16) -> usize {
+    usize::from(bars) * 7 + 1
+}
+
+/// What must happen for a rule to fire.
+///
+/// Indicators are computed on the bars of their interval, the forming bar included: its close is
+/// the latest trade, as on a chart, so an indicator moves with every trade. The "level" of a
+/// crossing is inclusive: a trade exactly at the level has crossed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Condition {
     /// Price at or above the level (the original ABOVE).
@@ -70,6 +114,52 @@ pub enum Condition {
     ChangeUp(Percent),
     /// Price down by at least this percentage against the previous close.
     ChangeDown(Percent),
+    /// A trade at or past the level after a trade on the other side of it. It needs a previous
+    /// trade, so unlike ABOVE and BELOW it does not fire when the price is already past the level.
+    Cross { crossing: Crossing, level: Price },
+    /// A trade inside the band `[low, high]` after one outside it (`Enter`), or the reverse.
+    Channel {
+        edge: ChannelEdge,
+        low: Price,
+        high: Price,
+    },
+    /// The price at least `size` above the lowest trade of the last `window` (`Up`), or below the
+    /// highest (`Down`).
+    Move {
+        direction: Direction,
+        size: MoveSize,
+        window: chrono::Duration,
+    },
+    /// The volume of the forming bar at least `factor` times the mean volume of the `bars` bars
+    /// before it.
+    VolumeSpike {
+        interval: Interval,
+        bars: u16,
+        factor: Decimal,
+    },
+    /// The day's volume so far at or above `volume`.
+    DayVolume { volume: Decimal },
+    /// The price crosses the moving average from below to at or above it (`Up`), or the reverse.
+    PriceCrossesAverage {
+        direction: Direction,
+        average: Average,
+        interval: Interval,
+    },
+    /// RSI (Wilder's) of `bars` bars at or above (`Up`) or at or below (`Down`) `level`.
+    Rsi {
+        direction: Direction,
+        bars: u16,
+        level: Decimal,
+        interval: Interval,
+    },
+    /// The fast average crosses the slow one from below to at or above it (`Up`, a golden cross),
+    /// or the reverse (`Down`, a dead cross).
+    AveragesCross {
+        direction: Direction,
+        fast: Average,
+        slow: Average,
+        interval: Interval,
+    },
 }
 
 /// The condition's name on the wire and in storage.
@@ -80,15 +170,67 @@ pub enum ConditionKind {
     Below,
     ChangeUp,
     ChangeDown,
+    CrossUp,
+    CrossDown,
+    Crossing,
+    ChannelEnter,
+    ChannelExit,
+    MoveUp,
+    MoveDown,
+    VolumeSpike,
+    DayVolume,
+    MaCrossUp,
+    MaCrossDown,
+    RsiAbove,
+    RsiBelow,
+    GoldenCross,
+    DeadCross,
 }
 
 impl ConditionKind {
+    pub const ALL: [ConditionKind; 19] = [
+        ConditionKind::Above,
+        ConditionKind::Below,
+        ConditionKind::ChangeUp,
+        ConditionKind::ChangeDown,
+        ConditionKind::CrossUp,
+        ConditionKind::CrossDown,
+        ConditionKind::Crossing,
+        ConditionKind::ChannelEnter,
+        ConditionKind::ChannelExit,
+        ConditionKind::MoveUp,
+        ConditionKind::MoveDown,
+        ConditionKind::VolumeSpike,
+        ConditionKind::DayVolume,
+        ConditionKind::MaCrossUp,
+        ConditionKind::MaCrossDown,
+        ConditionKind::RsiAbove,
+        ConditionKind::RsiBelow,
+        ConditionKind::GoldenCross,
+        ConditionKind::DeadCross,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ConditionKind::Above => "ABOVE",
             ConditionKind::Below => "BELOW",
             ConditionKind::ChangeUp => "CHANGE_UP",
             ConditionKind::ChangeDown => "CHANGE_DOWN",
+            ConditionKind::CrossUp => "CROSS_UP",
+            ConditionKind::CrossDown => "CROSS_DOWN",
+            ConditionKind::Crossing => "CROSSING",
+            ConditionKind::ChannelEnter => "CHANNEL_ENTER",
+            ConditionKind::ChannelExit => "CHANNEL_EXIT",
+            ConditionKind::MoveUp => "MOVE_UP",
+            ConditionKind::MoveDown => "MOVE_DOWN",
+            ConditionKind::VolumeSpike => "VOLUME_SPIKE",
+            ConditionKind::DayVolume => "DAY_VOLUME",
+            ConditionKind::MaCrossUp => "MA_CROSS_UP",
+            ConditionKind::MaCrossDown => "MA_CROSS_DOWN",
+            ConditionKind::RsiAbove => "RSI_ABOVE",
+            ConditionKind::RsiBelow => "RSI_BELOW",
+            ConditionKind::GoldenCross => "GOLDEN_CROSS",
+            ConditionKind::DeadCross => "DEAD_CROSS",
         }
     }
 }
@@ -97,25 +239,31 @@ impl std::str::FromStr for ConditionKind {
     type Err = RuleError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let all = [
-            ConditionKind::Above,
-            ConditionKind::Below,
-            ConditionKind::ChangeUp,
-            ConditionKind::ChangeDown,
-        ];
-        all.into_iter()
+        ConditionKind::ALL
+            .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| RuleError::UnknownCondition(s.to_string()))
     }
 }
 
+/// Longest window a move is measured over: the engine keeps a day of trades per instrument.
+pub const MAX_WINDOW_HOURS: i64 = 24;
+/// Most bars an indicator or a volume average may span: warming one up reads its history from the
+/// stored candles, backfilled from the exchange when missing, and the exchanges serve a few
+/// hundred bars per request.
+pub const MAX_BARS: u16 = 500;
+/// Decimal places of the numbers that are not prices (percent moves, RSI levels, volume factors,
+/// and their re-arm bands): finer steps mean nothing for them.
+pub const FRACTION_PLACES: u32 = 4;
+
 impl Condition {
-    /// Builds a condition from its kind and its number: a price for ABOVE/BELOW, a percentage for
-    /// CHANGE_UP/CHANGE_DOWN.
+    /// Builds a condition from its kind and its one number: a price level for ABOVE, BELOW and the
+    /// crossings, a percentage for CHANGE_UP and CHANGE_DOWN. Kinds with more parameters are built
+    /// directly and checked with [`Condition::validate`].
     pub fn from_parts(kind: ConditionKind, value: Decimal) -> Result<Self, RuleError> {
-        match kind {
-            ConditionKind::Above => Ok(Condition::Above(Price::new(value)?)),
-            ConditionKind::Below => Ok(Condition::Below(Price::new(value)?)),
+        let condition = match kind {
+            ConditionKind::Above => Condition::Above(Price::new(value)?),
+            ConditionKind::Below => Condition::Below(Price::new(value)?),
             ConditionKind::ChangeUp | ConditionKind::ChangeDown => {
                 if value <= Decimal::ZERO || value > Decimal::from(1000) {
                     return Err(RuleError::Percent(value));
@@ -124,35 +272,85 @@ impl Condition {
                     return Err(RuleError::Percent(value));
                 }
                 let pct = Percent::new(value);
-                Ok(match kind {
+                match kind {
                     ConditionKind::ChangeUp => Condition::ChangeUp(pct),
                     _ => Condition::ChangeDown(pct),
-                })
+                }
             }
-        }
+            ConditionKind::CrossUp | ConditionKind::CrossDown | ConditionKind::Crossing => {
+                let crossing = match kind {
+                    ConditionKind::CrossUp => Crossing::Up,
+                    ConditionKind::CrossDown => Crossing::Down,
+                    _ => Crossing::Either,
+                };
+                Condition::Cross {
+                    crossing,
+                    level: Price::new(value)?,
+                }
+            }
+            other => return Err(RuleError::NotOneNumber(other)),
+        };
+        Ok(condition)
     }
 
     pub fn kind(self) -> ConditionKind {
+        let up = |direction, up, down| match direction {
+            Direction::Up => up,
+            Direction::Down => down,
+        };
         match self {
             Condition::Above(_) => ConditionKind::Above,
             Condition::Below(_) => ConditionKind::Below,
             Condition::ChangeUp(_) => ConditionKind::ChangeUp,
             Condition::ChangeDown(_) => ConditionKind::ChangeDown,
+            Condition::Cross { crossing, .. } => match crossing {
+                Crossing::Up => ConditionKind::CrossUp,
+                Crossing::Down => ConditionKind::CrossDown,
+                Crossing::Either => ConditionKind::Crossing,
+            },
+            Condition::Channel { edge, .. } => match edge {
+                ChannelEdge::Enter => ConditionKind::ChannelEnter,
+                ChannelEdge::Exit => ConditionKind::ChannelExit,
+            },
+            Condition::Move { direction, .. } => {
+                up(direction, ConditionKind::MoveUp, ConditionKind::MoveDown)
+            }
+            Condition::VolumeSpike { .. } => ConditionKind::VolumeSpike,
+            Condition::DayVolume { .. } => ConditionKind::DayVolume,
+            Condition::PriceCrossesAverage { direction, .. } => up(
+                direction,
+                ConditionKind::MaCrossUp,
+                ConditionKind::MaCrossDown,
+            ),
+            Condition::Rsi { direction, .. } => {
+                up(direction, ConditionKind::RsiAbove, ConditionKind::RsiBelow)
+            }
+            Condition::AveragesCross { direction, .. } => up(
+                direction,
+                ConditionKind::GoldenCross,
+                ConditionKind::DeadCross,
+            ),
         }
     }
 
-    /// The number the user gave: the level or the percentage.
+    /// The number the user gave first: the level, the percentage, the move, the volume factor or
+    /// level, the RSI level, or the bars of the (fast) average.
     pub fn value(self) -> Decimal {
         match self {
-            Condition::Above(p) | Condition::Below(p) => p.value(),
+            Condition::Above(p) | Condition::Below(p) | Condition::Cross { level: p, .. } => {
+                p.value()
+            }
             Condition::ChangeUp(p) | Condition::ChangeDown(p) => p.value(),
-        }
-    }
-
-    pub fn direction(self) -> Direction {
-        match self {
-            Condition::Above(_) | Condition::ChangeUp(_) => Direction::Up,
-            Condition::Below(_) | Condition::ChangeDown(_) => Direction::Down,
+            Condition::Channel { low, .. } => low.value(),
+            Condition::Move { size, .. } => match size {
+                MoveSize::Amount(amount) => amount,
+                MoveSize::Percent(pct) => pct.value(),
+            },
+            Condition::VolumeSpike { factor, .. } => factor,
+            Condition::DayVolume { volume } => volume,
+            Condition::Rsi { level, .. } => level,
+            Condition::PriceCrossesAverage { average, .. } => Decimal::from(average.bars),
+            Condition::AveragesCross { fast, .. } => Decimal::from(fast.bars),
         }
     }
 
@@ -160,23 +358,223 @@ impl Condition {
         matches!(self, Condition::ChangeUp(_) | Condition::ChangeDown(_))
     }
 
-    /// The absolute price level this condition fires at, given the instrument's previous close.
-    /// Percent conditions have no level until a previous close is known.
+    /// The interval of the bars the condition is computed on; day volume is the volume of the
+    /// forming day bar.
+    pub fn interval(self) -> Option<Interval> {
+        match self {
+            Condition::VolumeSpike { interval, .. }
+            | Condition::PriceCrossesAverage { interval, .. }
+            | Condition::Rsi { interval, .. }
+            | Condition::AveragesCross { interval, .. } => Some(interval),
+            Condition::DayVolume { .. } => Some(Interval::D1),
+            _ => None,
+        }
+    }
+
+    /// How many finished bars of its interval the condition should be warmed up with.
+    pub fn history_wanted(self) -> Option<(Interval, usize)> {
+        let bars = match self {
+            Condition::VolumeSpike { bars, .. } => usize::from(bars),
+            Condition::PriceCrossesAverage { average, .. } => average.history_wanted(),
+            Condition::Rsi { bars, .. } => rsi_history_wanted(bars),
+            Condition::AveragesCross { fast, slow, .. } => {
+                fast.history_wanted().max(slow.history_wanted())
+            }
+            _ => return None,
+        };
+        Some((self.interval()?, bars))
+    }
+
+    /// Checks every parameter, naming the first one out of range.
+    pub fn validate(self) -> Result<(), RuleError> {
+        match self {
+            Condition::Above(_) | Condition::Below(_) | Condition::Cross { .. } => Ok(()),
+            Condition::ChangeUp(pct) | Condition::ChangeDown(pct) => {
+                Condition::from_parts(self.kind(), pct.value()).map(|_| ())
+            }
+            Condition::Channel { low, high, .. } => {
+                if low >= high {
+                    return Err(RuleError::parameter("low", Problem::NotBelow("high")));
+                }
+                Ok(())
+            }
+            Condition::Move {
+                direction,
+                size,
+                window,
+            } => {
+                match size {
+                    MoveSize::Amount(amount) => check_amount("amount", amount)?,
+                    MoveSize::Percent(pct) => {
+                        let max = match direction {
+                            Direction::Up => Decimal::from(1000),
+                            Direction::Down => Decimal::ONE_HUNDRED,
+                        };
+                        check_fraction("percent", pct.value(), Decimal::ZERO, max)?;
+                    }
+                }
+                let max = chrono::Duration::hours(MAX_WINDOW_HOURS);
+                if window < chrono::Duration::seconds(1) || window > max {
+                    return Err(RuleError::parameter(
+                        "windowSeconds",
+                        Problem::Range {
+                            min: Decimal::ONE,
+                            max: Decimal::from(max.num_seconds()),
+                            got: Decimal::from(window.num_seconds()),
+                        },
+                    ));
+                }
+                Ok(())
+            }
+            Condition::VolumeSpike { bars, factor, .. } => {
+                check_bars("bars", bars, 1)?;
+                check_fraction("factor", factor, Decimal::ZERO, Decimal::from(1000))
+            }
+            Condition::DayVolume { volume } => check_amount("volume", volume),
+            Condition::PriceCrossesAverage { average, .. } => {
+                // The average of one bar is the price itself, which never crosses it.
+                check_bars("bars", average.bars, 2)
+            }
+            Condition::Rsi { bars, level, .. } => {
+                check_bars("bars", bars, 2)?;
+                check_fraction("level", level, Decimal::ZERO, Decimal::ONE_HUNDRED)
+            }
+            Condition::AveragesCross { fast, slow, .. } => {
+                check_bars("fast.bars", fast.bars, 1)?;
+                check_bars("slow.bars", slow.bars, 1)?;
+                if fast.bars >= slow.bars {
+                    return Err(RuleError::parameter(
+                        "fast.bars",
+                        Problem::NotBelow("slow.bars"),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Checks a re-arm band for this condition: it is in the condition's own unit (price for price
+    /// levels, averages and amounts; percentage points for percent moves; RSI points; multiples of
+    /// the average volume; volume for day volume).
+    fn validate_band(self, band: Decimal) -> Result<(), RuleError> {
+        if band < Decimal::ZERO {
+            return Err(RuleError::RearmBand(band));
+        }
+        let fraction_unit = matches!(
+            self,
+            Condition::Move {
+                size: MoveSize::Percent(_),
+                ..
+            } | Condition::Rsi { .. }
+                | Condition::VolumeSpike { .. }
+        );
+        if fraction_unit && band.normalize().scale() > FRACTION_PLACES {
+            return Err(RuleError::parameter(
+                "rearmBand",
+                Problem::Places(FRACTION_PLACES),
+            ));
+        }
+        if let Condition::Channel {
+            edge: ChannelEdge::Exit,
+            low,
+            high,
+        } = self
+        {
+            // Re-armed inside the band narrowed by the band on both sides, which must leave room.
+            if band * Decimal::TWO >= high.value() - low.value() {
+                return Err(RuleError::parameter(
+                    "rearmBand",
+                    Problem::NotBelow("half the channel's width"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The absolute price level this condition fires at, given the instrument's previous close:
+    /// for ABOVE, BELOW, the crossings and the percent changes. Percent conditions have no level
+    /// until a previous close is known.
     pub fn level(self, prev_close: Option<Price>) -> Option<Decimal> {
         let hundred = Decimal::ONE_HUNDRED;
         match self {
-            Condition::Above(p) | Condition::Below(p) => Some(p.value()),
+            Condition::Above(p) | Condition::Below(p) | Condition::Cross { level: p, .. } => {
+                Some(p.value())
+            }
             Condition::ChangeUp(pct) => {
                 prev_close.map(|c| c.value() * (hundred + pct.value()) / hundred)
             }
             Condition::ChangeDown(pct) => {
                 prev_close.map(|c| c.value() * (hundred - pct.value()) / hundred)
             }
+            _ => None,
         }
     }
 }
 
-/// Whether a rule fires once or keeps watching.
+fn check_bars(field: &'static str, bars: u16, min: u16) -> Result<(), RuleError> {
+    if bars < min || bars > MAX_BARS {
+        return Err(RuleError::parameter(
+            field,
+            Problem::Range {
+                min: Decimal::from(min),
+                max: Decimal::from(MAX_BARS),
+                got: Decimal::from(bars),
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// A number of at most [`FRACTION_PLACES`] decimal places strictly between `min` and `max`, except
+/// that `max` itself is allowed when it is not 100 (a 100 % fall or RSI 100 is unreachable).
+fn check_fraction(
+    field: &'static str,
+    value: Decimal,
+    min: Decimal,
+    max: Decimal,
+) -> Result<(), RuleError> {
+    let above_max = if max == Decimal::ONE_HUNDRED {
+        value >= max
+    } else {
+        value > max
+    };
+    if value <= min || above_max {
+        return Err(RuleError::parameter(
+            field,
+            Problem::Range {
+                min,
+                max,
+                got: value,
+            },
+        ));
+    }
+    if value.normalize().scale() > FRACTION_PLACES {
+        return Err(RuleError::parameter(
+            field,
+            Problem::Places(FRACTION_PLACES),
+        ));
+    }
+    Ok(())
+}
+
+/// A positive amount of a price's precision (a volume or a price difference).
+fn check_amount(field: &'static str, value: Decimal) -> Result<(), RuleError> {
+    Price::new(value)
+        .map(|_| ())
+        .map_err(|e| RuleError::parameter(field, Problem::Amount(e)))
+}
+
+/// A second condition that must also be met, within `within` of the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Conjunct {
+    pub condition: Condition,
+    pub within: chrono::Duration,
+}
+
+/// Longest time allowed between the two conditions of a rule.
+pub const MAX_WITHIN_HOURS: i64 = 24;
+
+/// How often a rule fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Repeat {
     /// Fires once, then the rule is `Triggered` and stays so (the original behaviour).
@@ -187,6 +585,21 @@ pub enum Repeat {
         cooldown: chrono::Duration,
         rearm_band: Decimal,
     },
+    /// Fires at most once per bar of the interval: after firing it waits for the next bar.
+    OncePerBar(Interval),
+    /// Evaluated on each finished bar of the interval only, with the bar's close as the price;
+    /// fires on every bar that closes with the condition met.
+    OncePerBarClose(Interval),
+}
+
+impl Repeat {
+    /// The interval of a per-bar frequency.
+    pub fn interval(self) -> Option<Interval> {
+        match self {
+            Repeat::OncePerBar(interval) | Repeat::OncePerBarClose(interval) => Some(interval),
+            Repeat::Once | Repeat::Every { .. } => None,
+        }
+    }
 }
 
 /// Where a rule is in its life.
@@ -252,20 +665,8 @@ impl RuleSpec {
         {
             return Err(RuleError::NoteTooLong);
         }
-        if let Repeat::Every {
-            cooldown,
-            rearm_band,
-        } = repeat
-        {
-            if cooldown < chrono::Duration::zero()
-                || cooldown > chrono::Duration::days(MAX_COOLDOWN_DAYS)
-            {
-                return Err(RuleError::Cooldown);
-            }
-            if rearm_band < Decimal::ZERO {
-                return Err(RuleError::RearmBand(rearm_band));
-            }
-        }
+        condition.validate()?;
+        check_repeat(repeat, &[condition])?;
         Ok(Self {
             instrument,
             condition,
@@ -273,6 +674,39 @@ impl RuleSpec {
             expires_at,
             note,
         })
+    }
+}
+
+/// Checks a frequency against the conditions of the rule it repeats.
+pub fn check_repeat(repeat: Repeat, conditions: &[Condition]) -> Result<(), RuleError> {
+    match repeat {
+        Repeat::Once => Ok(()),
+        Repeat::Every {
+            cooldown,
+            rearm_band,
+        } => {
+            if cooldown < chrono::Duration::zero()
+                || cooldown > chrono::Duration::days(MAX_COOLDOWN_DAYS)
+            {
+                return Err(RuleError::Cooldown);
+            }
+            if conditions.len() > 1 && !rearm_band.is_zero() {
+                return Err(RuleError::parameter(
+                    "rearmBand",
+                    Problem::NotApplicable("a rule with two conditions"),
+                ));
+            }
+            conditions
+                .iter()
+                .try_for_each(|condition| condition.validate_band(rearm_band))
+        }
+        Repeat::OncePerBar(interval) | Repeat::OncePerBarClose(interval) => conditions
+            .iter()
+            .filter_map(|condition| condition.interval())
+            .find(|&own| own != interval)
+            .map_or(Ok(()), |own| {
+                Err(RuleError::parameter("interval", Problem::Interval(own)))
+            }),
     }
 }
 
@@ -295,8 +729,16 @@ pub enum RuleError {
     Level(#[from] crate::price::PriceError),
     #[error("a percent change must be above 0 (and below 100 for CHANGE_DOWN), got {0}")]
     Percent(Decimal),
-    #[error("unknown condition `{0}` (expected ABOVE, BELOW, CHANGE_UP or CHANGE_DOWN)")]
+    #[error("unknown condition `{0}`")]
     UnknownCondition(String),
+    #[error("{} takes more than one number", .0.as_str())]
+    NotOneNumber(ConditionKind),
+    #[error("`{field}`")]
+    Parameter {
+        field: &'static str,
+        #[source]
+        problem: Problem,
+    },
     #[error("the expiry must be in the future")]
     ExpiryInPast,
     #[error("the note may hold at most {MAX_NOTE_CHARS} characters")]
@@ -311,20 +753,57 @@ impl crate::Failure for RuleError {
     fn kind(&self) -> crate::FailureKind {
         crate::FailureKind::Invalid
     }
+
+    fn field(&self) -> Option<&str> {
+        self.field_name()
+    }
+}
+
+impl RuleError {
+    fn parameter(field: &'static str, problem: Problem) -> Self {
+        RuleError::Parameter { field, problem }
+    }
+
+    /// The request field the error is about, in the API's spelling, when it is about one.
+    pub fn field_name(&self) -> Option<&'static str> {
+        match self {
+            RuleError::Parameter { field, .. } => Some(field),
+            RuleError::Level(_) => Some("level"),
+            RuleError::Percent(_) => Some("percent"),
+            RuleError::UnknownCondition(_) | RuleError::NotOneNumber(_) => Some("condition"),
+            RuleError::ExpiryInPast => Some("expiresAt"),
+            RuleError::NoteTooLong => Some("note"),
+            RuleError::Cooldown => Some("cooldownSeconds"),
+            RuleError::RearmBand(_) => Some("rearmBand"),
+        }
+    }
+}
+
+/// What is wrong with a parameter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    #[error("must be between {min} and {max}, got {got}")]
+    Range {
+        min: Decimal,
+        max: Decimal,
+        got: Decimal,
+    },
+    #[error("may have at most {0} decimal places")]
+    Places(u32),
+    #[error("must be below {0}")]
+    NotBelow(&'static str),
+    #[error("is not a valid amount")]
+    Amount(#[source] PriceError),
+    #[error("must be the interval of the condition, {0}")]
+    Interval(Interval),
+    #[error("does not apply to {0}")]
+    NotApplicable(&'static str),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use rust_decimal_macros::dec;
-
-    #[test]
-    fn levels_are_exact_and_inclusive() {
-        let above = Condition::from_parts(ConditionKind::Above, dec!(71900)).unwrap();
-        let level = above.level(None).unwrap();
-        assert!(above.direction().reached(dec!(71900), level));
-        assert!(!above.direction().reached(dec!(71899), level));
-    }
 
     #[test]
     fn percent_conditions_compile_against_the_previous_close() {
@@ -343,12 +822,139 @@ mod tests {
         assert!(Condition::from_parts(ConditionKind::ChangeUp, dec!(0)).is_err());
         assert!("sideways".parse::<ConditionKind>().is_err());
         assert_eq!("above".parse::<ConditionKind>(), Ok(ConditionKind::Above));
+        assert_eq!(
+            "golden_cross".parse::<ConditionKind>(),
+            Ok(ConditionKind::GoldenCross)
+        );
+        assert_eq!(
+            Condition::from_parts(ConditionKind::RsiAbove, dec!(70)),
+            Err(RuleError::NotOneNumber(ConditionKind::RsiAbove))
+        );
     }
 
     #[test]
-    fn retreat_is_strict() {
-        assert!(!Direction::Up.retreated(dec!(900), dec!(1000), dec!(100)));
-        assert!(Direction::Up.retreated(dec!(899), dec!(1000), dec!(100)));
-        assert!(Direction::Down.retreated(dec!(1001), dec!(1000), dec!(0)));
+    fn kinds_round_trip_through_their_names() {
+        for kind in ConditionKind::ALL {
+            assert_eq!(kind.as_str().parse::<ConditionKind>(), Ok(kind));
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+    }
+
+    fn field_of(condition: Condition) -> Option<&'static str> {
+        condition.validate().err().and_then(|e| e.field_name())
+    }
+
+    fn sma(bars: u16) -> Average {
+        Average {
+            kind: AverageKind::Sma,
+            bars,
+        }
+    }
+
+    #[test]
+    fn bad_parameters_name_their_field() {
+        let h1 = Interval::H1;
+        let spike = |bars, factor| Condition::VolumeSpike {
+            interval: Interval::M5,
+            bars,
+            factor,
+        };
+        assert_eq!(field_of(spike(0, dec!(3))), Some("bars"));
+        assert_eq!(field_of(spike(20, dec!(-3))), Some("factor"));
+        assert_eq!(field_of(spike(20, dec!(3.00001))), Some("factor"));
+        assert_eq!(field_of(spike(20, dec!(3))), None);
+        let rsi = |bars, level| Condition::Rsi {
+            direction: Direction::Up,
+            bars,
+            level,
+            interval: h1,
+        };
+        assert_eq!(field_of(rsi(14, dec!(100))), Some("level"));
+        assert_eq!(field_of(rsi(1, dec!(70))), Some("bars"));
+        assert_eq!(field_of(rsi(501, dec!(70))), Some("bars"));
+        assert_eq!(field_of(rsi(14, dec!(70))), None);
+        let moving = |size, window| Condition::Move {
+            direction: Direction::Down,
+            size,
+            window,
+        };
+        let minutes = chrono::Duration::minutes;
+        let pct = |v| MoveSize::Percent(Percent::new(v));
+        assert_eq!(field_of(moving(pct(dec!(3)), minutes(15))), None);
+        assert_eq!(
+            field_of(moving(pct(dec!(100)), minutes(15))),
+            Some("percent")
+        );
+        assert_eq!(
+            field_of(moving(pct(dec!(3)), chrono::Duration::hours(25))),
+            Some("windowSeconds")
+        );
+        assert_eq!(
+            field_of(moving(MoveSize::Amount(dec!(-5)), minutes(15))),
+            Some("amount")
+        );
+        let cross = |fast, slow| Condition::AveragesCross {
+            direction: Direction::Up,
+            fast,
+            slow,
+            interval: h1,
+        };
+        assert_eq!(field_of(cross(sma(50), sma(200))), None);
+        assert_eq!(field_of(cross(sma(200), sma(50))), Some("fast.bars"));
+        let price_ma = Condition::PriceCrossesAverage {
+            direction: Direction::Up,
+            average: sma(1),
+            interval: h1,
+        };
+        assert_eq!(field_of(price_ma), Some("bars"));
+        let channel = Condition::Channel {
+            edge: ChannelEdge::Enter,
+            low: "200".parse().unwrap(),
+            high: "100".parse().unwrap(),
+        };
+        assert_eq!(field_of(channel), Some("low"));
+    }
+
+    #[test]
+    fn frequencies_must_suit_their_condition() {
+        let rsi = Condition::Rsi {
+            direction: Direction::Up,
+            bars: 14,
+            level: dec!(70),
+            interval: Interval::H1,
+        };
+        let field = |repeat, condition| {
+            check_repeat(repeat, &[condition])
+                .err()
+                .map(|e| e.field_name())
+        };
+        assert_eq!(field(Repeat::OncePerBar(Interval::H1), rsi), None);
+        assert_eq!(
+            field(Repeat::OncePerBarClose(Interval::M5), rsi),
+            Some(Some("interval"))
+        );
+        let above = Condition::Above("100".parse().unwrap());
+        assert_eq!(field(Repeat::OncePerBarClose(Interval::M5), above), None);
+        let every = |band| Repeat::Every {
+            cooldown: chrono::Duration::seconds(60),
+            rearm_band: band,
+        };
+        assert_eq!(field(every(dec!(2.5)), rsi), None);
+        assert_eq!(field(every(dec!(0.00001)), rsi), Some(Some("rearmBand")));
+        assert_eq!(field(every(dec!(-1)), above), Some(Some("rearmBand")));
+        let exit = Condition::Channel {
+            edge: ChannelEdge::Exit,
+            low: "100".parse().unwrap(),
+            high: "110".parse().unwrap(),
+        };
+        assert_eq!(field(every(dec!(4)), exit), None);
+        assert_eq!(field(every(dec!(5)), exit), Some(Some("rearmBand")));
+        assert_eq!(
+            check_repeat(every(dec!(1)), &[above, rsi])
+                .err()
+                .and_then(|e| e.field_name()),
+            Some("rearmBand")
+        );
     }
 }

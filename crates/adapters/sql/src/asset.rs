@@ -20,6 +20,10 @@ const RULE_COLUMNS: &str = "id, user_id, instrument, condition, value, repeat_mo
 
 const ACTIVE: &str = "state IN ('armed', 'cooling')";
 
+/// The per-bar repeat modes, stored with their interval: `once_per_bar:1m`.
+const ONCE_PER_BAR: &str = "once_per_bar:";
+const ONCE_PER_BAR_CLOSE: &str = "once_per_bar_close:";
+
 #[derive(Clone)]
 pub struct SqlAssetStore {
     pool: AnyPool,
@@ -36,7 +40,7 @@ struct SpecColumns {
     instrument: String,
     condition: &'static str,
     value: String,
-    repeat_mode: &'static str,
+    repeat_mode: String,
     cooldown_ms: i64,
     rearm_band: String,
     expires_at: Option<i64>,
@@ -46,11 +50,19 @@ struct SpecColumns {
 impl SpecColumns {
     fn of(spec: &RuleSpec) -> Self {
         let (repeat_mode, cooldown_ms, rearm_band) = match spec.repeat {
-            Repeat::Once => ("once", 0, "0".to_string()),
+            Repeat::Once => ("once".to_string(), 0, "0".to_string()),
             Repeat::Every {
                 cooldown,
                 rearm_band,
-            } => ("every", cooldown.num_milliseconds(), rearm_band.to_string()),
+            } => (
+                "every".to_string(),
+                cooldown.num_milliseconds(),
+                rearm_band.to_string(),
+            ),
+            Repeat::OncePerBar(interval) => (format!("{ONCE_PER_BAR}{interval}"), 0, "0".into()),
+            Repeat::OncePerBarClose(interval) => {
+                (format!("{ONCE_PER_BAR_CLOSE}{interval}"), 0, "0".into())
+            }
         };
         Self {
             instrument: spec.instrument.to_string(),
@@ -86,13 +98,25 @@ fn rule_from_row(row: &AnyRow) -> Result<AlertRule, StoreError> {
         .map_err(|e| corrupt("condition", e))?;
     let condition =
         Condition::from_parts(kind, decimal(&text("value")?)?).map_err(|e| corrupt("rule", e))?;
-    let repeat = match text("repeat_mode")?.as_str() {
+    let mode = text("repeat_mode")?;
+    let interval = |text: &str| {
+        text.parse::<signal_domain::Interval>()
+            .map_err(|e| corrupt("repeat_mode", e))
+    };
+    let repeat = match mode.as_str() {
         "once" => Repeat::Once,
         "every" => Repeat::Every {
             cooldown: chrono::Duration::milliseconds(int("cooldown_ms")?),
             rearm_band: decimal(&text("rearm_band")?)?,
         },
-        other => return Err(corrupt("repeat_mode", UnexpectedValue(other.into()))),
+        other => match (
+            other.strip_prefix(ONCE_PER_BAR_CLOSE),
+            other.strip_prefix(ONCE_PER_BAR),
+        ) {
+            (Some(close), _) => Repeat::OncePerBarClose(interval(close)?),
+            (None, Some(bar)) => Repeat::OncePerBar(interval(bar)?),
+            (None, None) => return Err(corrupt("repeat_mode", UnexpectedValue(other.into()))),
+        },
     };
     let state = match text("state")?.as_str() {
         "armed" => RuleState::Armed,

@@ -197,6 +197,8 @@ enum RuleRequestError {
     PercentExpected,
     #[error("cooldownSeconds and rearmBand apply only to repeat `every`")]
     RepeatOptionsWithoutEvery,
+    #[error("{} rules cannot be created yet", .0.as_str())]
+    NotYet(ConditionKind),
 }
 
 impl Failure for RuleRequestError {
@@ -216,6 +218,7 @@ impl RuleRequest {
             (ConditionKind::ChangeUp | ConditionKind::ChangeDown, _, _) => {
                 return Err(RuleRequestError::PercentExpected.into())
             }
+            (other, _, _) => return Err(RuleRequestError::NotYet(other).into()),
         };
         Ok(Condition::from_parts(self.condition, value)?)
     }
@@ -279,9 +282,13 @@ impl From<AlertRule> for RuleView {
         let (level, percent) = match rule.spec.condition {
             Condition::Above(p) | Condition::Below(p) => (Some(p), None),
             Condition::ChangeUp(p) | Condition::ChangeDown(p) => (None, Some(p)),
+            _ => (None, None),
         };
         let (repeat, cooldown_seconds, rearm_band) = match rule.spec.repeat {
-            Repeat::Once => (RepeatMode::Once, None, None),
+            // Rules of these frequencies cannot be created through this API yet.
+            Repeat::Once | Repeat::OncePerBar(_) | Repeat::OncePerBarClose(_) => {
+                (RepeatMode::Once, None, None)
+            }
             Repeat::Every {
                 cooldown,
                 rearm_band,
