@@ -14,7 +14,8 @@ use signal_domain::{
     Condition, Direction, InstrumentId, Price, Repeat, RuleId, RuleState, Timestamp,
 };
 use signal_trigger_engine::{
-    EngineRule, NaiveEngine, RuleEngine, Transition, TransitionKind, TriggerEngine,
+    EngineRule, InstrumentKey, NaiveEngine, RuleEngine, Trade, Transition, TransitionKind,
+    TriggerEngine,
 };
 use std::hint::black_box;
 use std::time::Duration;
@@ -77,6 +78,8 @@ fn rules() -> Vec<EngineRule> {
                     repeat,
                     expires_at: None,
                     state: RuleState::Armed,
+                    and: None,
+                    snoozed_until: None,
                 });
             }
         }
@@ -84,8 +87,9 @@ fn rules() -> Vec<EngineRule> {
     rules
 }
 
+/// A trade of the instrument with this index, before the engine's key is known.
 struct Tick {
-    instrument: InstrumentId,
+    instrument: i64,
     price: Price,
 }
 
@@ -96,7 +100,7 @@ fn ticks(price_in_round: impl Fn(i64, i64, i64) -> i64) -> Vec<Tick> {
         for step in 0..INSTRUMENTS {
             let index = (step * 7919 + round * 611) % INSTRUMENTS;
             ticks.push(Tick {
-                instrument: instrument(index),
+                instrument: index,
                 price: price(price_in_round(base_price(index), round, step)),
             });
         }
@@ -121,6 +125,21 @@ fn swing_ticks() -> Vec<Tick> {
     })
 }
 
+/// The ticks as trades for `engine`, named by its keys.
+fn trades(engine: &mut impl RuleEngine, ticks: &[Tick]) -> Vec<(InstrumentKey, Trade)> {
+    ticks
+        .iter()
+        .map(|tick| {
+            let trade = Trade {
+                price: tick.price,
+                volume: Decimal::ZERO,
+                at: at(),
+            };
+            (engine.key(&instrument(tick.instrument)), trade)
+        })
+        .collect()
+}
+
 fn at() -> Timestamp {
     chrono::Utc
         .with_ymd_and_hms(2025, 1, 2, 9, 0, 0)
@@ -143,15 +162,15 @@ fn bench_ticks(
     engine: &mut impl RuleEngine,
     ticks: &[Tick],
 ) {
-    let at = at();
+    let trades = trades(engine, ticks);
     let mut next = 0;
     let mut out: Vec<Transition> = Vec::new();
     group.bench_function(name, |bencher| {
         bencher.iter(|| {
-            let tick = &ticks[next];
-            next = (next + 1) % ticks.len();
+            let (key, trade) = trades[next];
+            next = (next + 1) % trades.len();
             out.clear();
-            engine.on_tick(&tick.instrument, tick.price, at, &mut out);
+            engine.on_trade(key, trade, &mut out);
             black_box(out.len())
         })
     });
@@ -159,13 +178,14 @@ fn bench_ticks(
 
 /// Runs the swing ticks once to reach the steady state, then once more to count what a tick does.
 fn swing_rates(engine: &mut TriggerEngine, ticks: &[Tick]) -> (f64, f64) {
+    let trades = trades(engine, ticks);
     let mut out = Vec::new();
-    for tick in ticks {
-        engine.on_tick(&tick.instrument, tick.price, at(), &mut out);
+    for &(key, trade) in &trades {
+        engine.on_trade(key, trade, &mut out);
     }
     out.clear();
-    for tick in ticks {
-        engine.on_tick(&tick.instrument, tick.price, at(), &mut out);
+    for &(key, trade) in &trades {
+        engine.on_trade(key, trade, &mut out);
     }
     let fired = out
         .iter()

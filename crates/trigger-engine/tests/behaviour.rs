@@ -10,7 +10,7 @@ use signal_domain::{
     Condition, InstrumentId, Percent, Price, Repeat, RuleId, RuleState, Timestamp,
 };
 use signal_trigger_engine::{
-    EngineRule, NaiveEngine, RuleEngine, Transition, TransitionKind, TriggerEngine,
+    EngineRule, NaiveEngine, RuleEngine, Trade, Transition, TransitionKind, TriggerEngine,
 };
 
 fn on_both_engines(scenario: impl Fn(&mut dyn RuleEngine)) {
@@ -46,6 +46,8 @@ fn rule(id: i64, instrument: InstrumentId, condition: Condition, repeat: Repeat)
         repeat,
         expires_at: None,
         state: RuleState::Armed,
+        and: None,
+        snoozed_until: None,
     }
 }
 
@@ -67,7 +69,13 @@ fn tick(
     at: Timestamp,
 ) -> Vec<Transition> {
     let mut out = Vec::new();
-    engine.on_tick(instrument, price(traded), at, &mut out);
+    let key = engine.key(instrument);
+    let trade = Trade {
+        price: price(traded),
+        volume: Decimal::ZERO,
+        at,
+    };
+    engine.on_trade(key, trade, &mut out);
     out
 }
 
@@ -77,6 +85,7 @@ fn fired(id: i64, level: Decimal, traded: &str, next: RuleState) -> Transition {
         kind: TransitionKind::Fired {
             level,
             price: price(traded),
+            measured: None,
             next,
         },
     }
@@ -223,7 +232,8 @@ fn percent_rules_fire_against_the_previous_close_and_follow_it() {
         assert_eq!(tick(engine, &samsung(), "1000000", secs(0)), []);
         assert_eq!(tick(engine, &samsung(), "1", secs(1)), []);
 
-        engine.set_reference(&samsung(), price("10000"));
+        let key = engine.key(&samsung());
+        engine.set_reference(key, price("10000"));
         assert_eq!(tick(engine, &samsung(), "10499", secs(2)), []);
         assert_eq!(
             tick(engine, &samsung(), "10500", secs(3)),
@@ -237,7 +247,7 @@ fn percent_rules_fire_against_the_previous_close_and_follow_it() {
             ]
         );
 
-        engine.set_reference(&samsung(), price("20000"));
+        engine.set_reference(key, price("20000"));
         assert_eq!(tick(engine, &samsung(), "10500", secs(5)), []);
         assert_eq!(
             tick(engine, &samsung(), "21000", secs(6)),

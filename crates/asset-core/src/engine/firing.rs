@@ -37,7 +37,9 @@ pub(crate) fn fire(
             continue;
         };
         let (state, trigger_count, fired_at) = match transition.kind {
-            TransitionKind::Fired { level, price, next } => {
+            TransitionKind::Fired {
+                level, price, next, ..
+            } => {
                 let count = facts.trigger_count.saturating_add(1);
                 if let Some(quote) = quote {
                     firing.events.push(event(
@@ -82,7 +84,7 @@ fn event(
     let level = Price::new(level.round_dp(8)).unwrap_or(price);
     let percent = match facts.condition {
         Condition::ChangeUp(p) | Condition::ChangeDown(p) => Some(p),
-        Condition::Above(_) | Condition::Below(_) => None,
+        _ => None,
     };
     TriggeredAlert {
         event_id: signal_domain::firing_id(rule, ordinal),
@@ -145,6 +147,7 @@ mod tests {
             kind: TransitionKind::Fired {
                 level: 71900.into(),
                 price: "71900".parse().unwrap(),
+                measured: None,
                 next: RuleState::Triggered,
             },
         };
@@ -177,6 +180,7 @@ mod tests {
                 kind: TransitionKind::Fired {
                     level,
                     price: "60400".parse().unwrap(),
+                    measured: None,
                     next: RuleState::Armed,
                 },
             },

@@ -116,8 +116,10 @@ impl Engine {
             id: rule.id,
             instrument: rule.spec.instrument,
             condition: rule.spec.condition,
+            and: None,
             repeat: rule.spec.repeat,
             expires_at: rule.spec.expires_at,
+            snoozed_until: None,
             state: rule.state,
         });
         self.count_rules();

@@ -5,7 +5,7 @@
 use backon::Retryable;
 use signal_domain::{ErrorChain, Quote, Timestamp};
 use signal_ports::StoreError;
-use signal_trigger_engine::{RuleEngine, Transition};
+use signal_trigger_engine::{RuleEngine, Trade, Transition};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -75,16 +75,21 @@ impl Engine {
 
     /// Runs `quote` through the trigger engine and stores what it changed.
     pub(super) async fn evaluate(&mut self, quote: &Quote, now: Timestamp) {
+        let key = self.triggers.key(&quote.instrument);
         // A new previous close recompiles the instrument's percent-change rules first.
         if let Some(close) = quote.prev_close {
             if self.references.get(&quote.instrument) != Some(&close) {
                 self.references.insert(quote.instrument.clone(), close);
-                self.triggers.set_reference(&quote.instrument, close);
+                self.triggers.set_reference(key, close);
             }
         }
         let mut transitions = std::mem::take(&mut self.transitions);
-        self.triggers
-            .on_tick(&quote.instrument, quote.price, now, &mut transitions);
+        let trade = Trade {
+            price: quote.price,
+            volume: rust_decimal::Decimal::ZERO,
+            at: now,
+        };
+        self.triggers.on_trade(key, trade, &mut transitions);
         if !transitions.is_empty() {
             self.persist(&transitions, Some(quote), now).await;
         }

@@ -1,0 +1,558 @@
+//! The rules evaluated on one stream of prices (an instrument's trades, or the closes of its bars of
+//! one interval), the sources they watch, and what a trade or a finished bar does to them.
+
+use super::source::{waiter, Source, Wake};
+use crate::compile::SourceKey;
+use crate::keys::price_key;
+use crate::lifecycle::{is_expired, Plan, RuleCore, View};
+use crate::series::{volume_key, Mark, Tape};
+use crate::{Trade, Transition, TransitionKind};
+use chrono::{DateTime, TimeDelta, Utc};
+use signal_domain::{Bar, Interval, Market, Price, RuleId, Timestamp};
+use std::collections::BTreeSet;
+
+/// The price source is always first.
+const PRICE: u16 = 0;
+
+#[derive(Debug)]
+pub(super) struct Stream {
+    market: Market,
+    pub(super) reference: Option<Price>,
+    /// The price key of the last trade; the engine keeps it apart for trade streams.
+    pub(super) last: Option<i128>,
+    /// Trades seen while the stream had window sources (window sources count from it).
+    seq: u64,
+    /// Volume traded since the stream began, while it had volume sources.
+    volume: i128,
+    sources: Vec<Option<Source>>,
+    /// Sources whose cut sets or values changed during the current change.
+    dirty: Vec<u16>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    timers: BTreeSet<(Timestamp, u32)>,
+    /// Rules the next trade must step whatever it is.
+    soon: Vec<u32>,
+    tape: Option<Tape>,
+    /// The longest window of its window sources, and how many volume sources it has: both are
+    /// read on every trade.
+    longest: Option<TimeDelta>,
+    volume_sources: u32,
+    /// What a trade must reach to concern any rule of the stream.
+    wake: Wake,
+    /// Stamps slots woken by the current trade, so each is stepped once.
+    epoch: u32,
+}
+
+/// A rule and where it waits.
+#[derive(Debug)]
+struct Slot {
+    rule: RuleCore,
+    /// The source of each leg, and where the leg waits in it.
+    sources: [u16; 2],
+    placed: Plan,
+    due: Option<Timestamp>,
+    woken_in: u32,
+    /// False once the rule is gone and the slot is free.
+    live: bool,
+}
+
+/// Rules that left the stream, with their expiry, to be forgotten by the engine.
+pub(super) type Departed = Vec<(RuleId, Option<Timestamp>)>;
+
+impl Stream {
+    pub(super) fn new(market: Market) -> Self {
+        let mut stream = Self {
+            market,
+            reference: None,
+            last: None,
+            seq: 0,
+            volume: 0,
+            sources: Vec::new(),
+            dirty: Vec::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            timers: BTreeSet::new(),
+            soon: Vec::new(),
+            tape: None,
+            longest: None,
+            volume_sources: 0,
+            wake: Wake::NEVER,
+            epoch: 0,
+        };
+        stream
+            .sources
+            .push(Some(Source::new(SourceKey::Price, 0, 0)));
+        stream
+    }
+
+    /// What a trade must reach to concern any rule; `None` when every trade does (the stream
+    /// follows windows or volumes).
+    pub(super) fn price_wake(&self) -> Option<Wake> {
+        (!self.busy()).then_some(self.wake)
+    }
+
+    fn busy(&self) -> bool {
+        self.tape.is_some() || self.volume_sources > 0
+    }
+
+    fn source(&self, index: u16) -> Option<&Source> {
+        self.sources.get(usize::from(index))?.as_ref()
+    }
+
+    fn source_mut(&mut self, index: u16) -> Option<&mut Source> {
+        self.sources.get_mut(usize::from(index))?.as_mut()
+    }
+
+    /// The source for `key`, made if new.
+    fn use_source(&mut self, key: SourceKey) -> u16 {
+        let found = self
+            .sources
+            .iter()
+            .position(|source| source.as_ref().is_some_and(|s| s.key == key));
+        let index = match found {
+            Some(index) => index,
+            None => {
+                let source = Source::new(key, self.seq, self.volume);
+                if let SourceKey::Move { .. } = key {
+                    self.tape.get_or_insert_with(Tape::default);
+                }
+                let index = match self.sources.iter().position(Option::is_none) {
+                    Some(free) => {
+                        self.sources[free] = Some(source);
+                        free
+                    }
+                    None => {
+                        self.sources.push(Some(source));
+                        self.sources.len() - 1
+                    }
+                };
+                self.count_sources();
+                // Its bounds are computed once it is in place.
+                self.dirty.push(index as u16);
+                index
+            }
+        };
+        // Far fewer than 65,536 distinct sources watch one instrument.
+        let index = u16::try_from(index).unwrap_or(u16::MAX);
+        if let Some(source) = self.source_mut(index) {
+            source.users += 1;
+        }
+        index
+    }
+
+    fn drop_source_use(&mut self, index: u16) {
+        let Some(source) = self.source_mut(index) else {
+            return;
+        };
+        source.users = source.users.saturating_sub(1);
+        if source.users == 0 && index != PRICE {
+            self.sources[usize::from(index)] = None;
+            self.count_sources();
+            if self.longest.is_none() {
+                self.tape = None;
+            }
+        }
+    }
+
+    /// Notes the longest window and the volume sources after sources came or went.
+    fn count_sources(&mut self) {
+        let sources = self.sources.iter().flatten();
+        self.longest = sources
+            .clone()
+            .filter_map(|source| match source.key {
+                SourceKey::Move { window, .. } => Some(window),
+                _ => None,
+            })
+            .max();
+        self.volume_sources = sources.filter(|source| source.key.is_volume()).count() as u32;
+    }
+
+    /// What each leg of the slot's rule sees at a trade at price key `price` (`None`: no trade
+    /// yet).
+    fn views(&self, slot: &Slot, price: Option<i128>) -> [Option<View>; 2] {
+        self.views_of(slot.sources, price)
+    }
+
+    fn views_of(&self, sources: [u16; 2], price: Option<i128>) -> [Option<View>; 2] {
+        let view = |leg: usize| {
+            let price = price?;
+            let source = self.source(sources[leg])?;
+            let map = source.map();
+            map.is_ready().then(|| View {
+                map,
+                point: source.point(price, self.volume),
+            })
+        };
+        [view(0), view(1)]
+    }
+
+    /// Holds the rule; `last` is the price key of the instrument's last trade, if any.
+    pub(super) fn hold(&mut self, mut rule: RuleCore, last: Option<i128>) -> u32 {
+        let first = self.use_source(rule.first.source);
+        let second = match &rule.second {
+            Some(pair) => self.use_source(pair.leg.source),
+            None => PRICE,
+        };
+        rule.settle(self.views_of([first, second], last));
+        let slot = Slot {
+            sources: [first, second],
+            placed: Plan::default(),
+            due: None,
+            woken_in: self.epoch,
+            live: true,
+            rule,
+        };
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.slots[index as usize] = slot;
+                index
+            }
+            None => {
+                self.slots.push(slot);
+                // A stream holds far fewer than four billion rules.
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.place(index, last, None);
+        self.settle_wake();
+        index
+    }
+
+    /// Takes the rule out of every index and frees its slot; returns the rule's expiry.
+    pub(super) fn release(&mut self, index: u32) -> Option<Timestamp> {
+        self.unplace(index);
+        let slot = self.slots.get_mut(index as usize)?;
+        slot.live = false;
+        let (sources, legs, expiry) = (
+            slot.sources,
+            1 + usize::from(slot.rule.second.is_some()),
+            slot.rule.expires_at,
+        );
+        self.free.push(index);
+        for &source in &sources[..legs] {
+            self.drop_source_use(source);
+        }
+        self.settle_wake();
+        expiry
+    }
+
+    /// Puts the slot's rule where it waits now, given the price key of the last trade if known,
+    /// and the time of the trade it just took, if any.
+    fn place(&mut self, index: u32, price: Option<i128>, at: Option<Timestamp>) {
+        let Some(slot) = self.slots.get(index as usize) else {
+            return;
+        };
+        let plan = slot.rule.placements(self.views(slot, price), at);
+        let due = slot.rule.due(at);
+        let (sources, placed, old_due) = (slot.sources, slot.placed, slot.due);
+        if plan.next_trade && !placed.next_trade {
+            self.soon.push(index);
+        }
+        if !plan.next_trade && placed.next_trade {
+            self.soon.retain(|&soon| soon != index);
+        }
+        for (leg, (&source_index, (new, old))) in sources
+            .iter()
+            .zip(plan.legs.into_iter().zip(placed.legs))
+            .enumerate()
+        {
+            if new == old {
+                continue;
+            }
+            let Some(source) = self.source_mut(source_index) else {
+                continue;
+            };
+            let waiter = waiter(index, leg);
+            if new.rise != old.rise {
+                if let Some(cut) = old.rise {
+                    source.rising.remove(cut, waiter);
+                }
+                if let Some(cut) = new.rise {
+                    source.rising.insert(cut, waiter);
+                }
+            }
+            if new.fall != old.fall {
+                if let Some(cut) = old.fall {
+                    source.falling.remove(cut, waiter);
+                }
+                if let Some(cut) = new.fall {
+                    source.falling.insert(cut, waiter);
+                }
+            }
+            self.dirty.push(source_index);
+        }
+        if due != old_due {
+            if let Some(old) = old_due {
+                self.timers.remove(&(old, index));
+            }
+            if let Some(new) = due {
+                self.timers.insert((new, index));
+            }
+        }
+        if let Some(slot) = self.slots.get_mut(index as usize) {
+            slot.placed = plan;
+            slot.due = due;
+        }
+    }
+
+    fn unplace(&mut self, index: u32) {
+        let Some(slot) = self.slots.get_mut(index as usize) else {
+            return;
+        };
+        let (sources, placed, due) = (slot.sources, slot.placed, slot.due.take());
+        slot.placed = Plan::default();
+        if let Some(due) = due {
+            self.timers.remove(&(due, index));
+        }
+        if placed.next_trade {
+            self.soon.retain(|&soon| soon != index);
+        }
+        let placed = placed.legs;
+        for leg in 0..2 {
+            let Some(source) = self.source_mut(sources[leg]) else {
+                continue;
+            };
+            let waiter = waiter(index, leg);
+            if let Some(cut) = placed[leg].rise {
+                source.rising.remove(cut, waiter);
+            }
+            if let Some(cut) = placed[leg].fall {
+                source.falling.remove(cut, waiter);
+            }
+            self.dirty.push(sources[leg]);
+        }
+    }
+
+    /// Refreshes the bounds of the sources that changed, then the stream's.
+    fn settle_wake(&mut self) {
+        while let Some(index) = self.dirty.pop() {
+            if let Some(source) = self.source_mut(index) {
+                source.refresh_wake();
+            }
+        }
+        let timers = self
+            .timers
+            .first()
+            .map_or(DateTime::<Utc>::MAX_UTC, |&(due, _)| due);
+        let soon = if self.soon.is_empty() {
+            i128::MAX
+        } else {
+            i128::MIN
+        };
+        self.wake = self.sources.iter().flatten().fold(
+            Wake {
+                due: timers,
+                rise: soon,
+                ..Wake::NEVER
+            },
+            |wake, source| wake.merge(source.wake),
+        );
+    }
+
+    pub(super) fn set_reference(&mut self, prev_close: Price, last: Option<i128>) {
+        self.reference = Some(prev_close);
+        for index in 0..self.slots.len() as u32 {
+            let slot = &mut self.slots[index as usize];
+            if slot.live && slot.rule.is_relative() {
+                slot.rule.recompile(self.reference);
+                self.place(index, last, None);
+            }
+        }
+        self.settle_wake();
+    }
+
+    /// Applies a trade at price key `key`; appends transitions to `out` in rule id order, and the
+    /// rules that left to `departed`.
+    pub(super) fn trade(
+        &mut self,
+        key: i128,
+        trade: Trade,
+        woken: &mut Vec<u32>,
+        departed: &mut Departed,
+        out: &mut Vec<Transition>,
+    ) {
+        self.last = Some(key);
+        if let Some(tape) = &mut self.tape {
+            self.seq += 1;
+            tape.push(Mark {
+                seq: self.seq,
+                at: trade.at,
+                key,
+            });
+        }
+        if let (Some(longest), Some(tape)) = (self.longest, &mut self.tape) {
+            if let Some(start) = trade.at.checked_sub_signed(longest) {
+                tape.forget_before(start);
+            }
+        }
+        if self.volume_sources > 0 {
+            self.volume = self.volume.saturating_add(volume_key(trade.volume));
+        }
+        if !self.wake.wakes(key, self.volume, trade.at) {
+            return;
+        }
+        let start = out.len();
+        woken.clear();
+        self.take_woken(key, trade.at, woken);
+        // The woken rules are scattered in memory that earlier trades on other instruments pushed
+        // out of the caches. Reading them all first lets those misses overlap instead of each one
+        // waiting behind the index updates of the rule before.
+        for &index in woken.iter() {
+            if let Some(slot) = self.slots.get(index as usize) {
+                std::hint::black_box(&slot.rule.state);
+            }
+        }
+        for &index in woken.iter() {
+            self.step(index, key, trade, departed, out);
+        }
+        out[start..].sort_unstable_by_key(|transition| transition.rule);
+        self.settle_wake();
+    }
+
+    /// Collects the slots the trade wakes: by their timers, and by the cuts their sources' values
+    /// crossed.
+    fn take_woken(&mut self, key: i128, at: Timestamp, woken: &mut Vec<u32>) {
+        self.epoch = self.epoch.wrapping_add(1);
+        let epoch = self.epoch;
+        let Stream {
+            sources,
+            slots,
+            timers,
+            soon,
+            tape,
+            dirty,
+            volume,
+            ..
+        } = self;
+        for index in soon.drain(..) {
+            wake_slot(slots, index, epoch, woken, |slot| {
+                slot.placed.next_trade = false
+            });
+        }
+        while let Some(&(due, index)) = timers.first() {
+            if due > at {
+                break;
+            }
+            timers.pop_first();
+            wake_slot(slots, index, epoch, woken, |slot| slot.due = None);
+        }
+        for (index, source) in sources.iter_mut().enumerate() {
+            let Some(source) = source else { continue };
+            if !source.wake.wakes(key, *volume, at) {
+                continue;
+            }
+            if let Some(tape) = tape {
+                source.follow_tape(tape, at);
+            }
+            let map = source.map();
+            let point = source.point(key, *volume);
+            source.rising.take_crossed(
+                |cut| map.above(cut, point),
+                |w| {
+                    wake_slot(slots, w.slot, epoch, woken, |slot| {
+                        slot.placed.legs[usize::from(w.leg)].rise = None
+                    })
+                },
+            );
+            source.falling.take_crossed(
+                |cut| !map.above(cut, point),
+                |w| {
+                    wake_slot(slots, w.slot, epoch, woken, |slot| {
+                        slot.placed.legs[usize::from(w.leg)].fall = None
+                    })
+                },
+            );
+            dirty.push(index as u16);
+        }
+    }
+
+    fn step(
+        &mut self,
+        index: u32,
+        key: i128,
+        trade: Trade,
+        departed: &mut Departed,
+        out: &mut Vec<Transition>,
+    ) {
+        let Some(slot) = self.slots.get(index as usize) else {
+            return;
+        };
+        let (id, expiry) = (slot.rule.id, slot.rule.expires_at);
+        if is_expired(expiry, trade.at) {
+            departed.push((id, expiry));
+            self.release(index);
+            out.push(Transition {
+                rule: id,
+                kind: TransitionKind::Expired,
+            });
+            return;
+        }
+        let views = self.views(slot, Some(key));
+        let Some(slot) = self.slots.get_mut(index as usize) else {
+            return;
+        };
+        if let Some(kind) = slot.rule.step(views, trade.price, trade.at) {
+            out.push(Transition { rule: id, kind });
+        }
+        if slot.rule.state.is_active() {
+            self.place(index, Some(key), Some(trade.at));
+        } else {
+            departed.push((id, expiry));
+            self.release(index);
+        }
+    }
+
+    /// Takes a finished bar of `interval`: the sources computed from such bars move on.
+    pub(super) fn close_bar(&mut self, interval: Interval, bar: &Bar) {
+        let volume = self.volume;
+        for (index, source) in self.sources.iter_mut().enumerate() {
+            if let Some(source) = source {
+                if source.key.interval() == Some(interval) {
+                    source.close_bar(bar, volume);
+                    self.dirty.push(index as u16);
+                }
+            }
+        }
+        self.settle_wake();
+    }
+
+    /// A finished bar as a trade of a bar-close stream: its close, at its end.
+    pub(super) fn bar_as_trade(&self, interval: Interval, bar: &Bar) -> (i128, Trade) {
+        let trade = Trade {
+            price: bar.close,
+            volume: bar.volume,
+            at: interval.bar_end(self.market, bar.start),
+        };
+        (price_key(bar.close), trade)
+    }
+
+    /// Warms up the sources of `interval` bars that have not been yet.
+    pub(super) fn warm_up(&mut self, interval: Interval, bars: &[Bar]) {
+        for (index, source) in self.sources.iter_mut().enumerate() {
+            if let Some(source) = source {
+                if source.key.interval() == Some(interval) {
+                    source.warm_up(bars);
+                    self.dirty.push(index as u16);
+                }
+            }
+        }
+        self.settle_wake();
+    }
+}
+
+/// Notes that the slot's rule left one of its places (`left` forgets it) and must be stepped.
+fn wake_slot(
+    slots: &mut [Slot],
+    index: u32,
+    epoch: u32,
+    woken: &mut Vec<u32>,
+    left: impl FnOnce(&mut Slot),
+) {
+    if let Some(slot) = slots.get_mut(index as usize) {
+        left(slot);
+        if slot.woken_in != epoch {
+            slot.woken_in = epoch;
+            woken.push(index);
+        }
+    }
+}
