@@ -54,4 +54,11 @@ impl Failure for CoreError {
             CoreError::Store(error) => error.kind(),
         }
     }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            CoreError::InvalidRule(error) => error.field(),
+            _ => None,
+        }
+    }
 }

@@ -8,6 +8,7 @@ pub mod event;
 pub mod failure;
 pub mod instrument;
 pub mod market;
+pub mod params;
 pub mod price;
 pub mod quote;
 pub mod rule;
@@ -22,6 +23,7 @@ pub use event::{
 pub use failure::{ErrorChain, Failure, FailureKind};
 pub use instrument::{Instrument, InstrumentId, InstrumentIdError};
 pub use market::{AssetClass, Market};
+pub use params::{AverageParams, ConditionParams};
 pub use price::{Percent, Price, PriceError};
 pub use quote::{Quote, QuoteSource, Tick};
 pub use rule::{

@@ -210,6 +210,20 @@ impl ConditionKind {
         ConditionKind::DeadCross,
     ];
 
+    /// Whether the condition is computed on bars of an interval the user chooses.
+    pub fn takes_interval(self) -> bool {
+        matches!(
+            self,
+            ConditionKind::VolumeSpike
+                | ConditionKind::MaCrossUp
+                | ConditionKind::MaCrossDown
+                | ConditionKind::RsiAbove
+                | ConditionKind::RsiBelow
+                | ConditionKind::GoldenCross
+                | ConditionKind::DeadCross
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ConditionKind::Above => "ABOVE",
@@ -798,6 +812,10 @@ pub enum Problem {
     Interval(Interval),
     #[error("does not apply to {0}")]
     NotApplicable(&'static str),
+    #[error("is required")]
+    Missing,
+    #[error("is not supported")]
+    Unsupported(#[source] crate::bar::UnknownInterval),
 }
 
 #[cfg(test)]

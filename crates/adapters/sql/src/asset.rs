@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use signal_domain::{
-    AlertRule, Condition, InstrumentId, Repeat, RuleId, RuleSpec, RuleState, Timestamp,
-    TriggeredAlert, UserId,
+    AlertRule, Condition, ConditionParams, InstrumentId, Repeat, RuleId, RuleSpec, RuleState,
+    Timestamp, TriggeredAlert, UserId,
 };
 use signal_ports::{Capped, OutboxEntry, RuleChange, RuleStore, StoreError, WatchlistStore};
 use sqlx::any::AnyRow;
@@ -14,8 +14,8 @@ use crate::codec::{
     UnexpectedValue,
 };
 
-const RULE_COLUMNS: &str = "id, user_id, instrument, condition, value, repeat_mode, cooldown_ms, \
-     rearm_band, expires_at, note, state, rearmed, cooling_until, trigger_count, \
+const RULE_COLUMNS: &str = "id, user_id, instrument, condition, value, params, repeat_mode, \
+     cooldown_ms, rearm_band, expires_at, note, state, rearmed, cooling_until, trigger_count, \
      last_triggered_at, created_at, updated_at";
 
 const ACTIVE: &str = "state IN ('armed', 'cooling')";
@@ -40,6 +40,9 @@ struct SpecColumns {
     instrument: String,
     condition: &'static str,
     value: String,
+    /// Every parameter of the condition, as JSON ([`ConditionParams`]); `value` is its first
+    /// number, kept for readers of the table.
+    params: String,
     repeat_mode: String,
     cooldown_ms: i64,
     rearm_band: String,
@@ -48,7 +51,7 @@ struct SpecColumns {
 }
 
 impl SpecColumns {
-    fn of(spec: &RuleSpec) -> Self {
+    fn of(spec: &RuleSpec) -> Result<Self, StoreError> {
         let (repeat_mode, cooldown_ms, rearm_band) = match spec.repeat {
             Repeat::Once => ("once".to_string(), 0, "0".to_string()),
             Repeat::Every {
@@ -64,16 +67,19 @@ impl SpecColumns {
                 (format!("{ONCE_PER_BAR_CLOSE}{interval}"), 0, "0".into())
             }
         };
-        Self {
+        let params = serde_json::to_string(&ConditionParams::of(spec.condition))
+            .map_err(|e| StoreError::Failed(Box::new(e)))?;
+        Ok(Self {
             instrument: spec.instrument.to_string(),
             condition: spec.condition.kind().as_str(),
             value: spec.condition.value().to_string(),
+            params,
             repeat_mode,
             cooldown_ms,
             rearm_band,
             expires_at: spec.expires_at.map(micros),
             note: spec.note.clone(),
-        }
+        })
     }
 }
 
@@ -96,8 +102,17 @@ fn rule_from_row(row: &AnyRow) -> Result<AlertRule, StoreError> {
     let kind = text("condition")?
         .parse()
         .map_err(|e| corrupt("condition", e))?;
-    let condition =
-        Condition::from_parts(kind, decimal(&text("value")?)?).map_err(|e| corrupt("rule", e))?;
+    // Rules stored before the parameters had their own column have one number.
+    let condition = match row
+        .try_get::<Option<String>, _>("params")
+        .map_err(get_err)?
+    {
+        Some(params) => serde_json::from_str::<ConditionParams>(&params)
+            .map_err(|e| corrupt("params", e))?
+            .condition(kind),
+        None => Condition::from_parts(kind, decimal(&text("value")?)?),
+    }
+    .map_err(|e| corrupt("rule", e))?;
     let mode = text("repeat_mode")?;
     let interval = |text: &str| {
         text.parse::<signal_domain::Interval>()
@@ -158,12 +173,12 @@ async fn insert_armed<'e>(
     limit: usize,
     at: Timestamp,
 ) -> Result<Capped<AlertRule>, StoreError> {
-    let cols = SpecColumns::of(spec);
+    let cols = SpecColumns::of(spec)?;
     let sql = format!(
         "INSERT INTO alert_rule (user_id, instrument, condition, value, repeat_mode, \
          cooldown_ms, rearm_band, expires_at, note, state, rearmed, trigger_count, \
-         created_at, updated_at) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'armed', 0, 0, $10, $10 \
+         created_at, updated_at, params) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'armed', 0, 0, $10, $10, $12 \
          WHERE (SELECT COUNT(*) FROM alert_rule WHERE user_id = $1 AND {ACTIVE}) < $11 \
          RETURNING {RULE_COLUMNS}"
     );
@@ -179,6 +194,7 @@ async fn insert_armed<'e>(
         .bind(cols.note)
         .bind(micros(at))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(cols.params)
         .fetch_optional(executor)
         .await
         .map_err(store_error)?;
@@ -326,13 +342,13 @@ impl RuleStore for SqlAssetStore {
         limit: usize,
         at: Timestamp,
     ) -> Result<Option<Capped<AlertRule>>, StoreError> {
-        let cols = SpecColumns::of(spec);
+        let cols = SpecColumns::of(spec)?;
         // Re-arming an ended rule makes it active again, so it must fit under the limit; a rule
         // that is already active does not count twice.
         let sql = format!(
             "UPDATE alert_rule SET instrument = $1, condition = $2, value = $3, repeat_mode = $4, \
              cooldown_ms = $5, rearm_band = $6, expires_at = $7, note = $8, state = 'armed', \
-             rearmed = 0, cooling_until = NULL, updated_at = $9 \
+             rearmed = 0, cooling_until = NULL, updated_at = $9, params = $13 \
              WHERE id = $10 AND user_id = $11 AND ({ACTIVE} OR \
              (SELECT COUNT(*) FROM alert_rule WHERE user_id = $11 AND {ACTIVE}) < $12) \
              RETURNING {RULE_COLUMNS}"
@@ -350,6 +366,7 @@ impl RuleStore for SqlAssetStore {
             .bind(id.0)
             .bind(user.as_str())
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(cols.params)
             .fetch_optional(&self.pool)
             .await
             .map_err(store_error)?;

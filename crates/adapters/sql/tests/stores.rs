@@ -157,6 +157,101 @@ async fn rules_survive_a_reopen(url: &str, store: SqlAssetStore) {
 }
 
 #[tokio::test]
+async fn every_kind_of_condition_and_frequency_is_stored_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    for (_, store) in asset_stores(&dir).await {
+        every_kind_stored_whole(store).await;
+    }
+}
+
+async fn every_kind_stored_whole(store: SqlAssetStore) {
+    use serde_json::json;
+    use signal_domain::{ConditionParams, Interval};
+    let kinds = [
+        (ConditionKind::CrossDown, json!({"level": "69000"})),
+        (
+            ConditionKind::ChannelEnter,
+            json!({"low": "100", "high": "110.5"}),
+        ),
+        (
+            ConditionKind::MoveDown,
+            json!({"percent": "3", "windowSeconds": 900}),
+        ),
+        (
+            ConditionKind::MoveUp,
+            json!({"amount": "1500", "windowSeconds": 60}),
+        ),
+        (
+            ConditionKind::VolumeSpike,
+            json!({"interval": "5m", "bars": 20, "factor": "3.5"}),
+        ),
+        (ConditionKind::DayVolume, json!({"volume": "1000000"})),
+        (
+            ConditionKind::MaCrossUp,
+            json!({"interval": "1h", "bars": 20, "average": "EMA"}),
+        ),
+        (
+            ConditionKind::RsiAbove,
+            json!({"interval": "1h", "bars": 14, "level": "70"}),
+        ),
+        (
+            ConditionKind::DeadCross,
+            json!({"interval": "1d", "fast": {"bars": 50}, "slow": {"average": "EMA", "bars": 200}}),
+        ),
+    ];
+    let alice = UserId::new("alice").unwrap();
+    let mut written = Vec::new();
+    for (kind, params) in kinds {
+        let condition = serde_json::from_value::<ConditionParams>(params)
+            .unwrap()
+            .condition(kind)
+            .unwrap();
+        let repeat = match condition.interval() {
+            Some(interval) => Repeat::OncePerBarClose(interval),
+            None => Repeat::OncePerBar(Interval::M15),
+        };
+        let spec = RuleSpec::new(
+            "UPBIT:KRW-BTC".parse().unwrap(),
+            condition,
+            repeat,
+            None,
+            None,
+            Utc::now(),
+        )
+        .unwrap();
+        let rule = stored(store.create(&alice, &spec, 100, Utc::now()).await.unwrap());
+        assert_eq!(rule.spec, spec);
+        written.push(rule);
+    }
+    let mut read = store.active_rules().await.unwrap();
+    read.sort_by_key(|rule| rule.id);
+    assert_eq!(read, written);
+
+    // An update may change the kind and its parameters altogether.
+    let first = &written[0];
+    let rsi = RuleSpec {
+        condition: written[7].spec.condition,
+        repeat: written[7].spec.repeat,
+        ..first.spec.clone()
+    };
+    let updated = store
+        .update(&alice, first.id, &rsi, 100, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.map(|outcome| stored(outcome).spec),
+        Some(rsi.clone())
+    );
+    assert_eq!(
+        RuleStore::get(&store, &alice, first.id)
+            .await
+            .unwrap()
+            .map(|rule| rule.spec),
+        Some(rsi)
+    );
+}
+
+#[tokio::test]
 async fn outbox_entries_leave_the_pending_set_once_sent() {
     let dir = tempfile::tempdir().unwrap();
     for (_, store) in asset_stores(&dir).await {

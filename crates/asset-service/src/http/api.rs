@@ -7,10 +7,11 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use signal_domain::{
-    AlertRule, AssetClass, Condition, ConditionKind, Failure, FailureKind, InstrumentId, Percent,
-    Price, Quote, Repeat, RuleId, RuleState, Timestamp,
+    AlertRule, AssetClass, Condition, ConditionKind, ConditionParams, Failure, FailureKind,
+    InstrumentId, Interval, Quote, Repeat, RuleId, RuleState, Timestamp,
 };
 use signal_web::{ApiError, ApiJson, ApiPath, ApiQuery, AuthUser};
+use std::collections::BTreeMap;
 
 use super::AssetState;
 use asset_core::Listing;
@@ -159,22 +160,28 @@ async fn unwatch(
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 enum RepeatMode {
     #[default]
     Once,
     Every,
+    /// At most once per bar of `interval`.
+    OncePerBar,
+    /// On the close of each bar of `interval` that closes with the condition met.
+    OncePerBarClose,
 }
 
-/// A rule as a client writes it. ABOVE/BELOW take a `level`; CHANGE_UP/CHANGE_DOWN a `percent`
-/// against the previous close.
+/// A rule as a client writes it: its `condition` kind with that kind's parameters beside it (see
+/// [`ConditionParams`]: ABOVE takes a `level`, MOVE_DOWN a `percent` and `windowSeconds`, ...).
+/// The per-bar frequencies use the condition's own `interval`, or, for a condition that has none,
+/// the `interval` given.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct RuleRequest {
     instrument: String,
     condition: ConditionKind,
-    level: Option<Price>,
-    percent: Option<Percent>,
+    #[serde(flatten)]
+    params: ConditionParams,
     #[serde(default)]
     repeat: RepeatMode,
     /// For `every`: minimum time between two alerts. Default 300 s.
@@ -184,6 +191,9 @@ struct RuleRequest {
     rearm_band: Option<rust_decimal::Decimal>,
     expires_at: Option<Timestamp>,
     note: Option<String>,
+    /// Whatever else the body holds: refused, naming the first such field.
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde_json::Value>,
 }
 
 const DEFAULT_COOLDOWN_SECONDS: u32 = 300;
@@ -191,59 +201,77 @@ const DEFAULT_COOLDOWN_SECONDS: u32 = 300;
 /// A rule request whose fields do not fit together.
 #[derive(Debug, thiserror::Error)]
 enum RuleRequestError {
-    #[error("ABOVE and BELOW take a `level` (and no `percent`)")]
-    LevelExpected,
-    #[error("CHANGE_UP and CHANGE_DOWN take a `percent` (and no `level`)")]
-    PercentExpected,
     #[error("cooldownSeconds and rearmBand apply only to repeat `every`")]
     RepeatOptionsWithoutEvery,
-    #[error("{} rules cannot be created yet", .0.as_str())]
-    NotYet(ConditionKind),
+    #[error("unknown field `{0}`")]
+    UnknownField(String),
+    #[error("repeat `{0}` needs the `interval` of its bars")]
+    NoInterval(&'static str),
 }
 
 impl Failure for RuleRequestError {
     fn kind(&self) -> FailureKind {
         FailureKind::Invalid
     }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            RuleRequestError::RepeatOptionsWithoutEvery => Some("repeat"),
+            RuleRequestError::UnknownField(field) => Some(field),
+            RuleRequestError::NoInterval(_) => Some("interval"),
+        }
+    }
 }
 
 impl RuleRequest {
-    fn condition(&self) -> Result<Condition, ApiError> {
-        let value = match (self.condition, self.level, self.percent) {
-            (ConditionKind::Above | ConditionKind::Below, Some(level), None) => level.value(),
-            (ConditionKind::Above | ConditionKind::Below, _, _) => {
-                return Err(RuleRequestError::LevelExpected.into())
-            }
-            (ConditionKind::ChangeUp | ConditionKind::ChangeDown, None, Some(pct)) => pct.value(),
-            (ConditionKind::ChangeUp | ConditionKind::ChangeDown, _, _) => {
-                return Err(RuleRequestError::PercentExpected.into())
-            }
-            (other, _, _) => return Err(RuleRequestError::NotYet(other).into()),
+    /// The condition, and the interval given for the bars of a per-bar frequency when the
+    /// condition has no interval of its own.
+    fn condition(&self) -> Result<(Condition, Option<Interval>), ApiError> {
+        if let Some(field) = self.unknown.keys().next() {
+            return Err(RuleRequestError::UnknownField(field.clone()).into());
+        }
+        let mut params = self.params.clone();
+        let per_bar = matches!(
+            self.repeat,
+            RepeatMode::OncePerBar | RepeatMode::OncePerBarClose
+        );
+        let bars_of = if per_bar && !self.condition.takes_interval() {
+            params.take_interval()?
+        } else {
+            None
         };
-        Ok(Condition::from_parts(self.condition, value)?)
+        Ok((params.condition(self.condition)?, bars_of))
     }
 
-    fn repeat(&self) -> Result<Repeat, ApiError> {
-        match self.repeat {
-            RepeatMode::Once => {
-                if self.cooldown_seconds.is_some() || self.rearm_band.is_some() {
-                    return Err(RuleRequestError::RepeatOptionsWithoutEvery.into());
-                }
-                Ok(Repeat::Once)
-            }
-            RepeatMode::Every => Ok(Repeat::Every {
+    fn repeat(&self, condition: Condition, bars_of: Option<Interval>) -> Result<Repeat, ApiError> {
+        if self.repeat != RepeatMode::Every
+            && (self.cooldown_seconds.is_some() || self.rearm_band.is_some())
+        {
+            return Err(RuleRequestError::RepeatOptionsWithoutEvery.into());
+        }
+        // A condition's own interval is the default; another one given is refused by the spec.
+        let interval = |name| {
+            bars_of
+                .or(condition.interval())
+                .ok_or(RuleRequestError::NoInterval(name))
+        };
+        Ok(match self.repeat {
+            RepeatMode::Once => Repeat::Once,
+            RepeatMode::Every => Repeat::Every {
                 cooldown: chrono::Duration::seconds(i64::from(
                     self.cooldown_seconds.unwrap_or(DEFAULT_COOLDOWN_SECONDS),
                 )),
                 rearm_band: self.rearm_band.unwrap_or_default(),
-            }),
-        }
+            },
+            RepeatMode::OncePerBar => Repeat::OncePerBar(interval("once_per_bar")?),
+            RepeatMode::OncePerBarClose => Repeat::OncePerBarClose(interval("once_per_bar_close")?),
+        })
     }
 
     fn into_spec(self, state: &AssetState) -> Result<signal_domain::RuleSpec, ApiError> {
         let instrument = state.assets.resolve(&self.instrument)?;
-        let condition = self.condition()?;
-        let repeat = self.repeat()?;
+        let (condition, bars_of) = self.condition()?;
+        let repeat = self.repeat(condition, bars_of)?;
         Ok(state
             .assets
             .rule_spec(instrument, condition, repeat, self.expires_at, self.note)?)
@@ -257,10 +285,10 @@ struct RuleView {
     instrument: InstrumentId,
     symbol: String,
     condition: ConditionKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    level: Option<Price>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    percent: Option<Percent>,
+    /// The condition's parameters, named as in a request; with the `interval` of a per-bar
+    /// frequency.
+    #[serde(flatten)]
+    params: ConditionParams,
     repeat: RepeatMode,
     #[serde(skip_serializing_if = "Option::is_none")]
     cooldown_seconds: Option<i64>,
@@ -279,16 +307,9 @@ struct RuleView {
 
 impl From<AlertRule> for RuleView {
     fn from(rule: AlertRule) -> Self {
-        let (level, percent) = match rule.spec.condition {
-            Condition::Above(p) | Condition::Below(p) => (Some(p), None),
-            Condition::ChangeUp(p) | Condition::ChangeDown(p) => (None, Some(p)),
-            _ => (None, None),
-        };
+        let mut params = ConditionParams::of(rule.spec.condition);
         let (repeat, cooldown_seconds, rearm_band) = match rule.spec.repeat {
-            // Rules of these frequencies cannot be created through this API yet.
-            Repeat::Once | Repeat::OncePerBar(_) | Repeat::OncePerBarClose(_) => {
-                (RepeatMode::Once, None, None)
-            }
+            Repeat::Once => (RepeatMode::Once, None, None),
             Repeat::Every {
                 cooldown,
                 rearm_band,
@@ -297,14 +318,18 @@ impl From<AlertRule> for RuleView {
                 Some(cooldown.num_seconds()),
                 Some(rearm_band.normalize().to_string()),
             ),
+            Repeat::OncePerBar(_) => (RepeatMode::OncePerBar, None, None),
+            Repeat::OncePerBarClose(_) => (RepeatMode::OncePerBarClose, None, None),
         };
+        if let (None, Some(interval)) = (&params.interval, rule.spec.repeat.interval()) {
+            params.interval = Some(interval.to_string());
+        }
         Self {
             id: rule.id,
             symbol: rule.spec.instrument.symbol().to_string(),
             instrument: rule.spec.instrument,
             condition: rule.spec.condition.kind(),
-            level,
-            percent,
+            params,
             repeat,
             cooldown_seconds,
             rearm_band,
