@@ -100,6 +100,14 @@ pub fn default_ticker(market: &str, price: &str) -> String {
         )
 }
 
+/// A DEFAULT ticker message for `market` trading at `price`, traded and sent at `epoch_millis`.
+pub fn default_ticker_at(market: &str, price: &str, epoch_millis: i64) -> String {
+    let at = epoch_millis.to_string();
+    default_ticker(market, price)
+        .replace("1676965262139", &at)
+        .replace("1676965262177", &at)
+}
+
 /// A SIMPLE ticker message for `market` trading at `price`.
 pub fn simple_ticker(market: &str, price: &str) -> String {
     // A SIMPLE message is the list's one object.
@@ -131,6 +139,8 @@ enum Push {
 }
 
 struct Shared {
+    /// The `/v1/market/all` answer, when the test listed markets of its own.
+    listed_markets: Mutex<Option<String>>,
     /// REST price text per market; markets without one are left out of /v1/ticker answers.
     prices: Mutex<HashMap<String, String>>,
     /// Every REST request: when it arrived and its path and query.
@@ -154,6 +164,7 @@ pub struct FakeUpbit {
 impl FakeUpbit {
     pub async fn start() -> Self {
         let shared = Arc::new(Shared {
+            listed_markets: Mutex::default(),
             prices: Mutex::default(),
             rest_requests: Mutex::default(),
             throttle_next: AtomicUsize::new(0),
@@ -190,15 +201,34 @@ impl FakeUpbit {
             .insert(market.into(), price.into());
     }
 
+    /// Makes `/v1/market/all` list these markets, `(market, korean_name, english_name)`, none
+    /// flagged, instead of the built-in handful.
+    pub fn list_markets<'a>(&self, markets: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) {
+        let listed: Vec<serde_json::Value> = markets
+            .into_iter()
+            .map(|(market, korean_name, english_name)| {
+                serde_json::json!({
+                    "market": market,
+                    "korean_name": korean_name,
+                    "english_name": english_name,
+                    "market_warning": "NONE",
+                    "market_event": { "warning": false },
+                })
+            })
+            .collect();
+        *self.shared.listed_markets.lock().unwrap() =
+            Some(serde_json::Value::from(listed).to_string());
+    }
+
     /// A trade of `market` at `price`, as a user of the whole system sees one: REST snapshots
     /// answer with it from now on, and open sockets receive it as a DEFAULT frame stamped now.
     pub fn trade(&self, market: &str, price: &str) {
         self.set_price(market, price);
-        let now = chrono::Utc::now().timestamp_millis().to_string();
-        let frame = default_ticker(market, price)
-            .replace("1676965262139", &now)
-            .replace("1676965262177", &now);
-        self.send_binary(frame);
+        self.send_binary(default_ticker_at(
+            market,
+            price,
+            chrono::Utc::now().timestamp_millis(),
+        ));
     }
 
     /// Answers the next `n` REST requests with 429 and Upbit's (plain-text) complaint.
@@ -223,7 +253,7 @@ impl FakeUpbit {
     pub fn subscribed_codes(&self) -> Vec<Vec<String>> {
         self.subscriptions()
             .iter()
-            .map(|(_, request)| codes_of(request))
+            .map(|(_, request)| requested_codes(request))
             .collect()
     }
 
@@ -285,7 +315,8 @@ impl FakeUpbit {
     }
 }
 
-fn codes_of(request: &serde_json::Value) -> Vec<String> {
+/// The market codes a ticker subscription request (`[{ticket},{type,codes},{format}]`) names.
+pub fn requested_codes(request: &serde_json::Value) -> Vec<String> {
     request
         .as_array()
         .into_iter()
@@ -339,7 +370,12 @@ async fn market_all(
     if let Some(throttled) = admit(&shared, path) {
         return throttled;
     }
-    (rate_headers(&shared, "market"), MARKET_ALL).into_response()
+    let listed = shared.listed_markets.lock().unwrap().clone();
+    (
+        rate_headers(&shared, "market"),
+        listed.unwrap_or_else(|| MARKET_ALL.to_string()),
+    )
+        .into_response()
 }
 
 async fn ticker(
