@@ -2,6 +2,7 @@
 //! around it: logging, CORS, signals.
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use axum::Router;
 use signal_domain::ErrorChain;
 use std::net::SocketAddr;
@@ -26,6 +27,14 @@ pub async fn serve(
     let app = router
         .layer(cors_layer(allowed_origins)?)
         .layer(TraceLayer::new_for_http());
+    // Alerts and quotes are small messages that must leave at once: without TCP_NODELAY a push
+    // written while the client's acknowledgement of the previous one is pending waits for it
+    // (Nagle), which on Linux's delayed ACKs costs tens of milliseconds.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
     let task = tokio::spawn(async move {
         // The peer address reaches handlers that limit per client address.
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
