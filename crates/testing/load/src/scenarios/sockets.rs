@@ -21,8 +21,9 @@ pub const SCENARIO: &str = "sockets";
 
 #[derive(clap::Args)]
 pub struct Options {
-    /// Sockets for the memory figure, each subscribed to one market (round-robin).
-    #[arg(long, default_value_t = 20_000)]
+    /// Sockets for the memory figure, each subscribed to one market (round-robin). Both this
+    /// harness and the server need a descriptor per socket, so the open-file limit bounds it.
+    #[arg(long, default_value_t = 19_000)]
     sockets: usize,
     /// Background trades per second over every market while measuring memory.
     #[arg(long, default_value_t = 100.0)]
