@@ -5,14 +5,16 @@
 pub mod bus;
 pub mod error;
 pub mod feed;
+pub mod history;
 pub mod state;
 pub mod store;
 
 pub use bus::{AlertInbox, AlertPublisher, Delivery, DeliveryAck, MarketDataPublisher};
 pub use error::{BoxError, BroadcastError, BusError, CacheError, StoreError};
 pub use feed::{FeedContext, FeedError, Interest, Need, QuoteFeed, TickSink};
+pub use history::{CandleHistory, HistoryError};
 pub use state::{Broadcast, QuoteCache, SharedCache};
 pub use store::{
-    AlertHistoryStore, AlertRecord, Candle, CandleStore, Capped, HistoryPage, HistoryQuery,
-    OutboxEntry, RuleChange, RuleStore, WatchlistStore,
+    AlertHistoryStore, AlertRecord, Candle, CandleStore, Capped, DailyCandle, HistoryPage,
+    HistoryQuery, OutboxEntry, RuleChange, RuleStore, WatchlistStore,
 };

@@ -184,6 +184,19 @@ pub struct Candle {
     pub trades: u32,
 }
 
+/// One trading day of one instrument, as the exchange closed it: the market's own day (KRX and US
+/// sessions in their time zones, Upbit's UTC day).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailyCandle {
+    pub instrument: InstrumentId,
+    pub day: chrono::NaiveDate,
+    pub open: Price,
+    pub high: Price,
+    pub low: Price,
+    pub close: Price,
+    pub volume: Decimal,
+}
+
 #[async_trait]
 pub trait CandleStore: Send + Sync + 'static {
     /// Writes the candles, replacing any stored candle of the same instrument and minute: the

@@ -1,15 +1,18 @@
 //! The Upbit connector: a [`QuoteFeed`] that follows Upbit's KRW markets over its public WebSocket
 //! ticker stream, lists them from the REST market list, and after every (re)connection fills what
 //! the socket may have missed with a REST snapshot, so a level crossed while disconnected still
-//! fires. Every address is configuration, so tests and proxies can point it elsewhere.
+//! fires. It also answers for Upbit's candle history ([`signal_ports::CandleHistory`]). Every
+//! address is configuration, so tests and proxies can point it elsewhere.
 
+mod history;
 mod parse;
 mod rest;
 mod stream;
 
 pub use parse::{
-    parse_error_body, parse_market_list, parse_remaining_req, parse_rest_tickers,
-    parse_stream_message, parse_ticker, ParseError, RemainingReq, StreamMessage, UpbitError,
+    parse_day_candles, parse_error_body, parse_market_list, parse_minute_candles,
+    parse_remaining_req, parse_rest_tickers, parse_stream_message, parse_ticker, ParseError,
+    RemainingReq, StreamMessage, UpbitError,
 };
 pub use rest::RestError;
 

@@ -12,6 +12,7 @@ use signal_domain::{
     Instrument, InstrumentId, InstrumentIdError, Market, Price, PriceError, QuoteSource, Tick,
     Timestamp,
 };
+use signal_ports::{Candle, DailyCandle};
 use std::str::FromStr;
 
 /// Why a message from Upbit could not be understood.
@@ -34,6 +35,8 @@ pub enum ParseError {
     NoTimestamp,
     #[error("a `{0}` message arrived where a ticker was expected")]
     NotATicker(String),
+    #[error("`{field}` is not a candle time: `{text}`")]
+    BadCandleTime { field: &'static str, text: String },
 }
 
 /// An error Upbit reported in its own format, over REST or the WebSocket.
@@ -188,6 +191,96 @@ fn decimal(field: &'static str, raw: &RawValue) -> Result<Decimal, ParseError> {
         })
 }
 
+/// A candle of `GET /v1/candles/minutes/{unit}` or `/v1/candles/days`: the keys both share.
+#[derive(Deserialize)]
+struct WireCandle<'a> {
+    market: String,
+    /// The candle's start, UTC, without a zone: `2025-07-29T00:00:00`.
+    candle_date_time_utc: String,
+    #[serde(borrow)]
+    opening_price: &'a RawValue,
+    #[serde(borrow)]
+    high_price: &'a RawValue,
+    #[serde(borrow)]
+    low_price: &'a RawValue,
+    #[serde(borrow)]
+    trade_price: &'a RawValue,
+    #[serde(borrow)]
+    candle_acc_trade_volume: &'a RawValue,
+}
+
+struct CandleValues {
+    instrument: InstrumentId,
+    start: chrono::NaiveDateTime,
+    open: Price,
+    high: Price,
+    low: Price,
+    close: Price,
+    volume: Decimal,
+}
+
+fn candle_values(text: &str) -> Result<CandleValues, ParseError> {
+    let wire: WireCandle = serde_json::from_str(text)?;
+    let start =
+        chrono::NaiveDateTime::parse_from_str(&wire.candle_date_time_utc, "%Y-%m-%dT%H:%M:%S")
+            .map_err(|_| ParseError::BadCandleTime {
+                field: "candle_date_time_utc",
+                text: wire.candle_date_time_utc.clone(),
+            })?;
+    Ok(CandleValues {
+        instrument: InstrumentId::new(Market::Upbit, &wire.market)?,
+        start,
+        open: exact_price("opening_price", wire.opening_price)?,
+        high: exact_price("high_price", wire.high_price)?,
+        low: exact_price("low_price", wire.low_price)?,
+        close: exact_price("trade_price", wire.trade_price)?,
+        volume: decimal("candle_acc_trade_volume", wire.candle_acc_trade_volume)?,
+    })
+}
+
+/// Parses a `GET /v1/candles/minutes/1` body (newest first) into one-minute candles, each on
+/// its own: one odd element does not hide the others. Upbit counts no trades per candle.
+pub fn parse_minute_candles(body: &str) -> Result<Vec<Result<Candle, ParseError>>, ParseError> {
+    let elements: Vec<&RawValue> = serde_json::from_str(body)?;
+    Ok(elements
+        .into_iter()
+        .map(|element| {
+            let values = candle_values(element.get())?;
+            Ok(Candle {
+                instrument: values.instrument,
+                minute: values.start.and_utc(),
+                open: values.open,
+                high: values.high,
+                low: values.low,
+                close: values.close,
+                volume: values.volume,
+                trades: 0,
+            })
+        })
+        .collect())
+}
+
+/// Parses a `GET /v1/candles/days` body (newest first). Upbit's day starts at 00:00 UTC (09:00
+/// KST), so the UTC date of `candle_date_time_utc` is the candle's day.
+pub fn parse_day_candles(body: &str) -> Result<Vec<Result<DailyCandle, ParseError>>, ParseError> {
+    let elements: Vec<&RawValue> = serde_json::from_str(body)?;
+    Ok(elements
+        .into_iter()
+        .map(|element| {
+            let values = candle_values(element.get())?;
+            Ok(DailyCandle {
+                instrument: values.instrument,
+                day: values.start.date(),
+                open: values.open,
+                high: values.high,
+                low: values.low,
+                close: values.close,
+                volume: values.volume,
+            })
+        })
+        .collect())
+}
+
 #[derive(Deserialize)]
 struct WireMarket {
     market: String,
@@ -262,8 +355,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rust_decimal_macros::dec;
-    // The official DEFAULT and SIMPLE_LIST examples, verbatim, as the fake Upbit speaks them.
-    use signal_exchange_fakes::upbit::{WS_DEFAULT, WS_SIMPLE_LIST};
+    // The official examples, verbatim, as the fake Upbit speaks them.
+    use signal_exchange_fakes::upbit::{
+        REST_DAY_CANDLES, REST_MINUTE_CANDLE, WS_DEFAULT, WS_SIMPLE_LIST,
+    };
 
     /// Official 2018 message from the "test and request sample" page, with the legacy `market` key.
     const WS_LEGACY: &str = r#"{"market":"KRW-BTC","opening_price":8450000.00000000,"high_price":8679000.00000000,"low_price":8445000.00000000,"trade_price":8629000.0,"prev_closing_price":8450000.00000000,"acc_trade_price":105514711074.18726000,"change":"RISE","change_price":179000.00000000,"signed_change_price":179000.00000000,"change_rate":0.0211834320,"signed_change_rate":0.0211834320,"ask_bid":"ASK","trade_volume":0.0105675,"acc_trade_volume":12312.36058857,"trade_date":"20180418","trade_time":"100729","trade_timestamp":1524046049000,"acc_ask_volume":5703.42273172,"acc_bid_volume":6608.93785685,"highest_52_week_price":28885000.00000000,"highest_52_week_date":"2018-01-06","lowest_52_week_price":3286000.00000000,"lowest_52_week_date":"2017-09-15","trade_status":"ACTIVE","market_state":"ACTIVE","market_state_for_ios":"ACTIVE","is_trading_suspended":false,"delisting_date":null,"market_warning":"NONE","timestamp":1524046049766,"acc_trade_price_24h":55330325803.78210000,"acc_trade_volume_24h":6448.96200341}"#;
@@ -394,6 +489,45 @@ mod tests {
             parse_ticker(&trade, Utc::now()),
             Err(ParseError::NotATicker(kind)) if kind == "trade"
         ));
+    }
+
+    #[test]
+    fn day_candles_keep_every_digit_and_upbits_utc_day() {
+        let candles: Vec<DailyCandle> = parse_day_candles(REST_DAY_CANDLES)
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(candles.len(), 2);
+        let newest = &candles[0];
+        assert_eq!(newest.instrument.to_string(), "UPBIT:KRW-BTC");
+        assert_eq!(
+            newest.day,
+            chrono::NaiveDate::from_ymd_opt(2025, 7, 29).unwrap()
+        );
+        assert_eq!(newest.open.value(), dec!(162483000));
+        assert_eq!(newest.high.value(), dec!(163800000));
+        assert_eq!(newest.low.value(), dec!(162034000));
+        assert_eq!(newest.close.value(), dec!(163158000));
+        assert_eq!(newest.volume, dec!(1487.53432374));
+        assert_eq!(
+            candles[1].day,
+            chrono::NaiveDate::from_ymd_opt(2025, 7, 28).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_minute_candle_starts_at_its_utc_minute() {
+        let candles = parse_minute_candles(&format!("[{REST_MINUTE_CANDLE}]")).unwrap();
+        let candle = candles[0].as_ref().unwrap();
+        assert_eq!(candle.minute.to_rfc3339(), "2025-02-26T12:10:00+00:00");
+        assert_eq!(candle.close.value(), dec!(128436000));
+        assert_eq!(candle.volume, dec!(0.03894042));
+        let broken = parse_minute_candles(
+            r#"[{"market":"KRW-BTC","candle_date_time_utc":"yesterday","opening_price":1,"high_price":1,"low_price":1,"trade_price":1,"candle_acc_trade_volume":1}]"#,
+        )
+        .unwrap();
+        assert!(matches!(broken[0], Err(ParseError::BadCandleTime { .. })));
     }
 
     #[test]

@@ -4,12 +4,14 @@
 //! 429 backs off before anything else is sent.
 
 use crate::parse::{
-    parse_error_body, parse_market_list, parse_remaining_req, parse_rest_tickers, ParseError,
+    parse_day_candles, parse_error_body, parse_market_list, parse_minute_candles,
+    parse_remaining_req, parse_rest_tickers, ParseError,
 };
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::StatusCode;
-use signal_domain::{Instrument, Tick};
+use signal_domain::{Instrument, Tick, Timestamp};
+use signal_ports::{Candle, DailyCandle};
 use std::num::NonZeroU32;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -21,6 +23,11 @@ const MAX_THROTTLED_ATTEMPTS: usize = 6;
 const SECOND: Duration = Duration::from_secs(1);
 /// A request that has not completed by then is treated as failed rather than left to hang a snapshot.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A candle request's `to`: ISO 8601 in UTC, its colons escaped for the query string.
+fn candle_time(at: Timestamp) -> String {
+    at.format("%Y-%m-%dT%H%%3A%M%%3A%SZ").to_string()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestError {
@@ -91,6 +98,38 @@ impl RestClient {
             results.extend(parse_rest_tickers(&body, chrono::Utc::now())?);
         }
         Ok(results)
+    }
+
+    /// Up to `count` one-minute candles of `market` that start before `to`, newest first.
+    pub(crate) async fn minute_candles(
+        &self,
+        market: &str,
+        to: Timestamp,
+        count: usize,
+    ) -> Result<Vec<Result<Candle, ParseError>>, RestError> {
+        let body = self
+            .get(&format!(
+                "/v1/candles/minutes/1?market={market}&to={}&count={count}",
+                candle_time(to)
+            ))
+            .await?;
+        Ok(parse_minute_candles(&body)?)
+    }
+
+    /// Up to `count` daily candles of `market` whose (UTC) day starts before `to`, newest first.
+    pub(crate) async fn day_candles(
+        &self,
+        market: &str,
+        to: Timestamp,
+        count: usize,
+    ) -> Result<Vec<Result<DailyCandle, ParseError>>, RestError> {
+        let body = self
+            .get(&format!(
+                "/v1/candles/days?market={market}&to={}&count={count}",
+                candle_time(to)
+            ))
+            .await?;
+        Ok(parse_day_candles(&body)?)
     }
 
     /// GETs `path_and_query`, holding the gate for the whole exchange so that no request is in

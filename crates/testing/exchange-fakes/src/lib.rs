@@ -11,6 +11,28 @@ pub mod upbit;
 pub use kis::FakeKis;
 pub use upbit::FakeUpbit;
 
+/// One bar of history the test gives a fake: its numbers as the exchange would write them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bar {
+    pub open: String,
+    pub high: String,
+    pub low: String,
+    pub close: String,
+    pub volume: String,
+}
+
+impl Bar {
+    pub fn new(open: &str, high: &str, low: &str, close: &str, volume: &str) -> Self {
+        Self {
+            open: open.into(),
+            high: high.into(),
+            low: low.into(),
+            close: close.into(),
+            volume: volume.into(),
+        }
+    }
+}
+
 /// Serves `app` on a port of the OS's choosing, in the background, for the rest of the test.
 async fn serve(app: axum::Router) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

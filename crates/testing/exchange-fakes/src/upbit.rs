@@ -2,13 +2,15 @@
 //! so the connector can be tested end to end without the internet. The test decides the prices,
 //! can make the REST side answer 429, and can push frames into or drop the WebSocket.
 
+use crate::Bar;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use std::collections::HashMap;
+use chrono::{NaiveDate, NaiveDateTime};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -85,6 +87,18 @@ pub const WS_SIMPLE_LIST: &str = r#"[
 /// The KRW-BTC object of the official REST /v1/ticker response (2025-07-30), verbatim.
 const REST_TICKER: &str = r#"{"market":"KRW-BTC","trade_date":"20250730","trade_time":"170315","trade_date_kst":"20250731","trade_time_kst":"020315","trade_timestamp":1753894995076,"opening_price":163248000.00000000,"high_price":163708000.00000000,"low_price":162248000.00000000,"trade_price":162876000.00000000,"prev_closing_price":163158000.00000000,"change":"FALL","change_price":282000.00000000,"change_rate":0.0017283860,"signed_change_price":-282000.00000000,"signed_change_rate":-0.0017283860,"trade_volume":0.02543652,"acc_trade_price":137728155832.9616000000000000,"acc_trade_price_24h":167740032580.71786000,"acc_trade_volume":844.94369319,"acc_trade_volume_24h":1029.27369910,"highest_52_week_price":166800000.00000000,"highest_52_week_date":"2025-07-14","lowest_52_week_price":72100000.00000000,"lowest_52_week_date":"2024-08-05","timestamp":1753894995113}"#;
 
+/// The official `GET /v1/candles/days?market=KRW-BTC&to=2025-07-30T00:00:00+09:00&count=2` response
+/// (the "first Upbit API call" guide, 2025-07-30), verbatim.
+pub const REST_DAY_CANDLES: &str = r#"[{"market":"KRW-BTC","candle_date_time_utc":"2025-07-29T00:00:00","candle_date_time_kst":"2025-07-29T09:00:00","opening_price":162483000.00000000,"high_price":163800000.00000000,"low_price":162034000.00000000,"trade_price":163158000.00000000,"timestamp":1753833599704,"candle_acc_trade_price":242634976840.02426000,"candle_acc_trade_volume":1487.53432374,"prev_closing_price":162483000.00000000,"change_price":675000.00000000,"change_rate":0.0041542808},{"market":"KRW-BTC","candle_date_time_utc":"2025-07-28T00:00:00","candle_date_time_kst":"2025-07-28T09:00:00","opening_price":162548000.00000000,"high_price":162985000.00000000,"low_price":161391000.00000000,"trade_price":162483000.00000000,"timestamp":1753747199919,"candle_acc_trade_price":237170267365.09124000,"candle_acc_trade_volume":1461.59937798,"prev_closing_price":162717000.00000000,"change_price":-234000.00000000,"change_rate":-0.0014380796}]"#;
+
+/// One element of a `GET /v1/candles/minutes/1?market=KRW-BTC&count=1` response: the keys and
+/// values of a real answer that was published with Korean annotations after each line; the
+/// annotations are removed, nothing else changed.
+pub const REST_MINUTE_CANDLE: &str = r#"{"market":"KRW-BTC","candle_date_time_utc":"2025-02-26T12:10:00","candle_date_time_kst":"2025-02-26T21:10:00","opening_price":128500000.00000000,"high_price":128500000.00000000,"low_price":128436000.00000000,"trade_price":128436000.00000000,"timestamp":1740571808225,"candle_acc_trade_price":5003068.03009000,"candle_acc_trade_volume":0.03894042,"unit":1}"#;
+
+/// Upbit answers at most this many candles per request.
+const MAX_CANDLES_PER_REQUEST: usize = 200;
+
 /// `GET /v1/market/all?is_details=true` in its documented shape (no verbatim response was
 /// available): a plain market, a non-KRW market, one flagged by market_event and one by the
 /// legacy market_warning.
@@ -154,6 +168,10 @@ struct Shared {
     pings: AtomicUsize,
     pongs: AtomicUsize,
     push: broadcast::Sender<Push>,
+    /// One-minute history per market, by the candle's UTC start.
+    minute_history: Mutex<HashMap<String, BTreeMap<NaiveDateTime, Bar>>>,
+    /// Daily history per market, by Upbit's (UTC) day.
+    day_history: Mutex<HashMap<String, BTreeMap<NaiveDate, Bar>>>,
 }
 
 pub struct FakeUpbit {
@@ -175,10 +193,14 @@ impl FakeUpbit {
             pings: AtomicUsize::new(0),
             pongs: AtomicUsize::new(0),
             push: broadcast::channel(64).0,
+            minute_history: Mutex::default(),
+            day_history: Mutex::default(),
         });
         let app = Router::new()
             .route("/v1/market/all", get(market_all))
             .route("/v1/ticker", get(ticker))
+            .route("/v1/candles/minutes/{unit}", get(minute_candles))
+            .route("/v1/candles/days", get(day_candles))
             .route("/websocket/v1", get(websocket))
             .with_state(shared.clone());
         let addr = crate::serve(app).await;
@@ -229,6 +251,32 @@ impl FakeUpbit {
             price,
             chrono::Utc::now().timestamp_millis(),
         ));
+    }
+
+    /// Gives `market` one-minute candles (UTC starts), served by `/v1/candles/minutes/1`.
+    pub fn set_minute_history(
+        &self,
+        market: &str,
+        bars: impl IntoIterator<Item = (NaiveDateTime, Bar)>,
+    ) {
+        self.shared
+            .minute_history
+            .lock()
+            .unwrap()
+            .entry(market.into())
+            .or_default()
+            .extend(bars);
+    }
+
+    /// Gives `market` daily candles (Upbit's UTC days), served by `/v1/candles/days`.
+    pub fn set_day_history(&self, market: &str, bars: impl IntoIterator<Item = (NaiveDate, Bar)>) {
+        self.shared
+            .day_history
+            .lock()
+            .unwrap()
+            .entry(market.into())
+            .or_default()
+            .extend(bars);
     }
 
     /// Answers the next `n` REST requests with 429 and Upbit's (plain-text) complaint.
@@ -394,6 +442,122 @@ async fn ticker(
     (
         rate_headers(&shared, "ticker"),
         format!("[{}]", objects.join(",")),
+    )
+        .into_response()
+}
+
+/// Upbit's error body for a request it will not serve.
+fn validation_error(message: &str) -> Response {
+    let body = serde_json::json!({"error": {"name": "validation_error", "message": message}});
+    (StatusCode::BAD_REQUEST, body.to_string()).into_response()
+}
+
+/// The `to` and `count` of a candle request: `to` is exclusive, UTC unless it carries an offset,
+/// and defaults to now; `count` defaults to 1 and may not exceed 200.
+fn candle_window(query: &HashMap<String, String>) -> Result<(NaiveDateTime, usize), &'static str> {
+    let count = match query.get("count") {
+        None => 1,
+        Some(text) => match text.parse::<usize>() {
+            Ok(count @ 1..=MAX_CANDLES_PER_REQUEST) => count,
+            _ => return Err("count must be between 1 and 200"),
+        },
+    };
+    let to = match query.get("to") {
+        None => chrono::Utc::now().naive_utc(),
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .map(|at| at.naive_utc())
+            .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S"))
+            .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S"))
+            .map_err(|_| "to is not a time")?,
+    };
+    Ok((to, count))
+}
+
+fn candle_json(market: &str, start: NaiveDateTime, bar: &Bar, extra: &str) -> String {
+    let kst = start + chrono::Duration::hours(9);
+    format!(
+        r#"{{"market":"{market}","candle_date_time_utc":"{}","candle_date_time_kst":"{}","opening_price":{},"high_price":{},"low_price":{},"trade_price":{},"timestamp":{},"candle_acc_trade_price":0.00000000,"candle_acc_trade_volume":{}{extra}}}"#,
+        start.format("%Y-%m-%dT%H:%M:%S"),
+        kst.format("%Y-%m-%dT%H:%M:%S"),
+        bar.open,
+        bar.high,
+        bar.low,
+        bar.close,
+        start.and_utc().timestamp_millis(),
+        bar.volume,
+    )
+}
+
+async fn minute_candles(
+    State(shared): State<Arc<Shared>>,
+    Path(unit): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let market = query.get("market").cloned().unwrap_or_default();
+    let path = format!(
+        "/v1/candles/minutes/{unit}?market={market}&to={}&count={}",
+        query.get("to").cloned().unwrap_or_default(),
+        query.get("count").cloned().unwrap_or_default()
+    );
+    if let Some(throttled) = admit(&shared, path) {
+        return throttled;
+    }
+    if unit != "1" {
+        return validation_error("this stand-in serves one-minute candles only");
+    }
+    let (to, count) = match candle_window(&query) {
+        Ok(window) => window,
+        Err(refusal) => return validation_error(refusal),
+    };
+    let history = shared.minute_history.lock().unwrap();
+    let candles: Vec<String> = history
+        .get(&market)
+        .into_iter()
+        .flat_map(|bars| bars.range(..to).rev().take(count))
+        .map(|(start, bar)| candle_json(&market, *start, bar, r#","unit":1"#))
+        .collect();
+    (
+        rate_headers(&shared, "candles"),
+        format!("[{}]", candles.join(",")),
+    )
+        .into_response()
+}
+
+async fn day_candles(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let market = query.get("market").cloned().unwrap_or_default();
+    let path = format!(
+        "/v1/candles/days?market={market}&to={}&count={}",
+        query.get("to").cloned().unwrap_or_default(),
+        query.get("count").cloned().unwrap_or_default()
+    );
+    if let Some(throttled) = admit(&shared, path) {
+        return throttled;
+    }
+    let (to, count) = match candle_window(&query) {
+        Ok(window) => window,
+        Err(refusal) => return validation_error(refusal),
+    };
+    let history = shared.day_history.lock().unwrap();
+    let candles: Vec<String> = history
+        .get(&market)
+        .into_iter()
+        .flat_map(|bars| {
+            bars.iter()
+                .rev()
+                .filter(move |(day, _)| day.and_hms_opt(0, 0, 0).is_some_and(|start| start < to))
+                .take(count)
+        })
+        .map(|(day, bar)| {
+            let start = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+            candle_json(&market, start, bar, "")
+        })
+        .collect();
+    (
+        rate_headers(&shared, "candles"),
+        format!("[{}]", candles.join(",")),
     )
         .into_response()
 }
