@@ -61,6 +61,14 @@ impl Exchange {
     }
 }
 
+impl Market {
+    /// The time zone a market's trading days are counted in: the exchange's own, and UTC for
+    /// Upbit, whose days (and daily candles) run from 00:00 UTC (09:00 KST).
+    pub fn time_zone(self) -> Tz {
+        Exchange::of(self).map_or(chrono_tz::UTC, Exchange::zone)
+    }
+}
+
 impl fmt::Display for Exchange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
@@ -212,9 +220,9 @@ impl MarketCalendar {
         SessionState::Closed { next_open }
     }
 
-    /// The day's session, `None` when the exchange does not trade that day. A special session
-    /// is the exchange saying it trades, even on a weekend or a listed holiday.
-    fn hours_on(&self, exchange: Exchange, day: NaiveDate) -> Option<SessionHours> {
+    /// The day's session (local times), `None` when the exchange does not trade that day. A
+    /// special session is the exchange saying it trades, even on a weekend or a listed holiday.
+    pub fn hours_on(&self, exchange: Exchange, day: NaiveDate) -> Option<SessionHours> {
         if let Some(special) = self
             .special_sessions
             .get(&exchange)

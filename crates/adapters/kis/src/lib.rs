@@ -4,9 +4,11 @@
 //! trades over the KIS WebSocket, up to the registrations KIS allows per session; the rest are
 //! polled over REST within the per-second budget, except while their market is closed (see
 //! [`signal_domain::MarketCalendar`]): a price that cannot move is fetched once. Access tokens are
-//! shared between instances through the [`SharedCache`], because KIS issues them sparingly.
+//! shared between instances through the [`SharedCache`], because KIS issues them sparingly. The
+//! feed also answers for KIS's chart history ([`signal_ports::CandleHistory`]).
 
 mod auth;
+mod chart;
 mod frame;
 mod plan;
 mod rest;

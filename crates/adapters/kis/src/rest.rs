@@ -1,7 +1,7 @@
-//! Current prices over REST, for instruments without a stream and for the snapshot that covers
-//! a reconnect gap. KIS meters REST calls per second per app key and answers excess with
-//! EGW00201 (usually as HTTP 500), so every call passes one token bucket and that answer is
-//! retried after a back-off rather than treated as a failure.
+//! KIS's REST calls: current prices (for instruments without a stream and for the snapshot that
+//! covers a reconnect gap) and the chart history. KIS meters REST calls per second per app key
+//! and answers excess with EGW00201 (usually as HTTP 500), so every call passes one token bucket
+//! and that answer is retried after a back-off rather than treated as a failure.
 
 use crate::auth::Auth;
 use crate::venue::{rest_query, venue_of};
@@ -41,7 +41,6 @@ struct Reply {
     error_code: String,
     #[serde(default)]
     error_description: String,
-    output: Option<Map<String, Value>>,
 }
 
 impl Rest {
@@ -69,9 +68,37 @@ impl Rest {
         }
     }
 
-    /// The current price of `id`. An expired or invalid token is replaced once per call.
+    /// The current price of `id`.
     pub async fn quote(&self, id: &InstrumentId) -> Result<Tick, KisError> {
         let venue = venue_of(id.market()).ok_or_else(|| KisError::NotServed(id.clone()))?;
+        let reply = self
+            .call(venue.rest_path, venue.rest_tr_id, &rest_query(id))
+            .await?;
+        let output =
+            reply
+                .get("output")
+                .and_then(Value::as_object)
+                .ok_or(KisError::Incomplete {
+                    what: venue.rest_tr_id,
+                    missing: "output",
+                })?;
+        let tick = venue.rest.tick(
+            id.clone(),
+            |key| output.get(key).and_then(Value::as_str),
+            Utc::now(),
+        )?;
+        Ok(tick)
+    }
+
+    /// GETs `path` as `tr_id` with `query`, within the per-second budget, and returns the whole
+    /// successful reply (`rt_cd` "0"). EGW00201 (too many calls this second) is waited out with a
+    /// doubling back-off; an expired or invalid token is replaced once per call.
+    pub async fn call(
+        &self,
+        path: &str,
+        tr_id: &'static str,
+        query: &[(&'static str, String)],
+    ) -> Result<Map<String, Value>, KisError> {
         let mut token_replaced = false;
         let mut busy = 0;
         loop {
@@ -79,22 +106,21 @@ impl Rest {
             let token = self.auth.access_token().await?;
             let response = self
                 .http
-                .get(format!("{}{}", self.rest_url, venue.rest_path))
-                .query(&rest_query(id))
+                .get(format!("{}{}", self.rest_url, path))
+                .query(query)
                 .header("content-type", "application/json; charset=utf-8")
                 .header("authorization", format!("Bearer {token}"))
                 .header("appkey", &self.credentials.app_key)
                 .header("appsecret", &self.credentials.app_secret)
-                .header("tr_id", venue.rest_tr_id)
+                .header("tr_id", tr_id)
                 .header("custtype", &self.custtype)
                 .send()
                 .await?;
+            let text = response.text().await?;
             let mut reply: Reply =
-                serde_json::from_str(&response.text().await?).map_err(|source| {
-                    KisError::Unreadable {
-                        what: venue.rest_tr_id,
-                        source,
-                    }
+                serde_json::from_str(&text).map_err(|source| KisError::Unreadable {
+                    what: tr_id,
+                    source,
                 })?;
             if reply.msg_cd.is_empty() {
                 reply.msg_cd = std::mem::take(&mut reply.error_code);
@@ -120,16 +146,10 @@ impl Rest {
                     message: reply.msg1,
                 });
             }
-            let output = reply.output.ok_or(KisError::Incomplete {
-                what: venue.rest_tr_id,
-                missing: "output",
-            })?;
-            let tick = venue.rest.tick(
-                id.clone(),
-                |key| output.get(key).and_then(Value::as_str),
-                Utc::now(),
-            )?;
-            return Ok(tick);
+            return serde_json::from_str(&text).map_err(|source| KisError::Unreadable {
+                what: tr_id,
+                source,
+            });
         }
     }
 }

@@ -163,7 +163,7 @@ pub(crate) fn venue_of(market: Market) -> Option<&'static Venue> {
     }
 }
 
-fn us_exchange_code(market: Market) -> Option<&'static str> {
+pub(crate) fn us_exchange_code(market: Market) -> Option<&'static str> {
     US_EXCHANGES
         .iter()
         .find(|(m, _, _)| *m == market)
