@@ -4,17 +4,23 @@
 
 import { signal } from '@preact/signals';
 import { get, type Alert, type AlertPage } from './api';
-import { describeAlert } from './format';
+import { describeAlert, learnNames } from './format';
 import { navigate } from './nav';
 import { sound } from './prefs';
 import { LiveSocket } from './socket';
 
-export interface Toast {
-  alert: Alert;
-  replayed: boolean;
-}
+export type Toast =
+  | { kind: 'alert'; id: string; alert: Alert; replayed: boolean }
+  /** Many alerts delivered at once after being away: one toast pointing to the history. */
+  | { kind: 'missed'; id: string; count: number };
 
 const TOAST_MS = 8_000;
+/** More replayed alerts than this in one burst become one "while you were away" toast. */
+const REPLAY_TOASTS = 3;
+/** Replayed alerts arriving within this of each other are one burst. */
+const BURST_MS = 300;
+/** Toasts on screen at once; older ones make way. */
+const MAX_TOASTS = 4;
 const PING_EVERY_MS = 25_000;
 const UNREAD_PAGE = 100;
 
@@ -41,21 +47,45 @@ export const alertSocket = new LiveSocket('/ws/socket/alert', {
   },
 });
 
+let burst: Alert[] = [];
+let burstTimer: ReturnType<typeof setTimeout> | undefined;
+
 function receive(alert: Alert, replayed: boolean) {
   // Whatever happens below, the server learns this page has it.
   alertSocket.send({ type: 'ack', id: alert.id });
   if (shown.has(alert.id)) return;
   shown.add(alert.id);
-  toasts.value = [...toasts.value, { alert, replayed }];
-  setTimeout(() => dismiss(alert.id), TOAST_MS);
-  chime();
-  notify(alert);
   alertsArrived.value += 1;
   refreshUnread();
+  void learnNames([alert.instrument]);
+  if (!replayed) {
+    show({ kind: 'alert', id: `alert-${alert.id}`, alert, replayed });
+    chime();
+    notify(alert);
+    return;
+  }
+  // What came while the page was away arrives as a backlog on connecting.
+  burst.push(alert);
+  clearTimeout(burstTimer);
+  burstTimer = setTimeout(() => {
+    const missed = burst;
+    burst = [];
+    if (missed.length > REPLAY_TOASTS) {
+      show({ kind: 'missed', id: `missed-${missed[missed.length - 1].id}`, count: missed.length });
+    } else {
+      missed.forEach((a) => show({ kind: 'alert', id: `alert-${a.id}`, alert: a, replayed: true }));
+    }
+    chime();
+  }, BURST_MS);
 }
 
-export function dismiss(id: number) {
-  toasts.value = toasts.value.filter((t) => t.alert.id !== id);
+function show(toast: Toast) {
+  toasts.value = [...toasts.value, toast].slice(-MAX_TOASTS);
+  setTimeout(() => dismiss(toast.id), TOAST_MS);
+}
+
+export function dismiss(id: string) {
+  toasts.value = toasts.value.filter((t) => t.id !== id);
 }
 
 let refreshing: ReturnType<typeof setTimeout> | undefined;
@@ -133,6 +163,8 @@ function notify(alert: Alert) {
 
 export function resetAlerts() {
   shown.clear();
+  burst = [];
+  clearTimeout(burstTimer);
   toasts.value = [];
   unread.value = { count: 0, more: false };
   clearInterval(ping);

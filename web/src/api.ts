@@ -22,7 +22,9 @@ export interface Instrument {
   currency: string;
   warning: boolean;
   quote: Quote | null;
+  /** Why there is no quote, in a sentence. */
   quoteUnavailable?: string;
+  quoteUnavailableReason?: 'not_configured' | 'switched_off' | 'waiting_for_first_price' | 'market_closed';
 }
 
 export type Condition = 'ABOVE' | 'BELOW' | 'CHANGE_UP' | 'CHANGE_DOWN';
@@ -81,11 +83,26 @@ export interface AlertPage {
 }
 
 export interface Candle {
-  time: string;
+  /** Start of the bar (RFC 3339); older answers named it `minute`. */
+  time?: string;
+  minute?: string;
   open: string;
   high: string;
   low: string;
   close: string;
+  simulated?: boolean;
+}
+
+/** Candles of one interval, oldest first; `complete: false` while the exchange backfill runs. */
+export interface CandleSeries {
+  candles: Candle[];
+  simulated?: boolean;
+  complete?: boolean;
+}
+
+/** Reads either shape of the candle answer (a bare list, or the series object). */
+export function candleSeries(answer: Candle[] | CandleSeries): CandleSeries {
+  return Array.isArray(answer) ? { candles: answer, complete: true } : answer;
 }
 
 /** A refusal from the server: its status, its error code and its message for a person. */

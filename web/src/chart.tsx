@@ -19,7 +19,7 @@ import {
   type UTCTimestamp,
 } from 'lightweight-charts';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { enc, get, type Instrument, type Rule } from './api';
+import { candleSeries, enc, get, type Candle, type CandleSeries, type Instrument, type Rule } from './api';
 import { describeRule, formatPrice } from './format';
 import { t } from './i18n';
 import { colourConvention, dark, locale } from './prefs';
@@ -33,15 +33,8 @@ const SECONDS: Record<Interval, number> = { '1m': 60, '5m': 300, '15m': 900, '1h
 /** A click this close to a rule's line (in pixels) is a click on the rule. */
 const LINE_HIT_PX = 6;
 
-interface ServerCandle {
-  time?: string;
-  minute?: string;
-  open: string;
-  high: string;
-  low: string;
-  close: string;
-  simulated?: boolean;
-}
+/** While the exchange backfill runs, the candles are asked for again this often. */
+const BACKFILL_POLL_MS = 3_000;
 
 function palette() {
   const styles = getComputedStyle(document.documentElement);
@@ -89,6 +82,9 @@ export default function Chart({
       autoSize: true,
       crosshair: { mode: CrosshairMode.Normal },
       timeScale: { timeVisible: true, secondsVisible: false },
+      // The library's logo needs an inline <style>, which the app's Content-Security-Policy
+      // refuses; the attribution its licence asks for is the link under the chart instead.
+      layout: { attributionLogo: false },
       localization: {
         locale: locale.value,
         priceFormatter: (p: number) => formatPrice(p.toFixed(decimalsOf(unit))),
@@ -147,13 +143,16 @@ export default function Chart({
     let stopped = false;
     last.current = undefined;
     series.setData([]);
+    let poll: ReturnType<typeof setTimeout> | undefined;
     const load = async () => {
       try {
-        const candles = await get<ServerCandle[]>(
-          `/api/v1/instruments/${enc(instrument.id)}/candles?interval=${interval}&limit=500`,
+        const series = candleSeries(
+          await get<Candle[] | CandleSeries>(
+            `/api/v1/instruments/${enc(instrument.id)}/candles?interval=${interval}&limit=500`,
+          ),
         );
         if (stopped) return;
-        const data = candles
+        const data = series.candles
           .map((c) => ({
             time: (Date.parse(c.time ?? c.minute ?? '') / 1000) as UTCTimestamp,
             open: Number(c.open),
@@ -163,11 +162,15 @@ export default function Chart({
           }))
           .filter((c) => Number.isFinite(c.time))
           .sort((a, b) => a.time - b.time);
-        series.setData(data);
-        last.current = data[data.length - 1];
+        // Live prices may have grown a newer bar than the history holds.
+        const live = last.current;
+        if (live && data.length && (live.time as number) > data[data.length - 1].time) data.push(live as (typeof data)[number]);
+        seriesRef.current?.setData(data);
+        last.current = data[data.length - 1] ?? live;
         setEmpty(data.length === 0);
-        setSimulatedHistory(candles.some((c) => c.simulated));
+        setSimulatedHistory(Boolean(series.simulated) || series.candles.some((c) => c.simulated));
         chartRef.current?.timeScale().scrollToRealTime();
+        if (series.complete === false) poll = setTimeout(load, BACKFILL_POLL_MS);
       } catch {
         if (!stopped) setEmpty(true);
       }
@@ -191,6 +194,7 @@ export default function Chart({
     });
     return () => {
       stopped = true;
+      clearTimeout(poll);
       stopLive();
     };
   }, [instrument.id, interval]);
@@ -230,6 +234,12 @@ export default function Chart({
       />
       {empty && <p class="chart-empty muted">{t('chart.empty')}</p>}
       {simulatedHistory && <p class="tag tag-simulated chart-tag">{t('chart.simulatedHistory')}</p>}
+      <p class="attribution">
+        {t('chart.attribution')}{' '}
+        <a href="https://www.tradingview.com/" target="_blank" rel="noopener noreferrer">
+          TradingView Lightweight Charts™
+        </a>
+      </p>
     </div>
   );
 }

@@ -1,23 +1,35 @@
 // How numbers, times and alerts read: exact decimal prices grouped by the reader's locale
 // (never through binary floating point), signed percentages, and an alert as one sentence.
 
-import type { Alert, Instrument, Rule } from './api';
+import { signal } from '@preact/signals';
+import { get, type Alert, type Instrument, type Rule } from './api';
 import { t } from './i18n';
 import { language, locale } from './prefs';
 
 /** Names of instruments met so far, so an alert can say "삼성전자" rather than "005930". */
 const names = new Map<string, { ko: string; en: string }>();
+/** Bumped when names are learnt, so what shows a bare symbol meanwhile shows the name. */
+const learnt = signal(0);
 
 export function remember(instruments: Instrument[]) {
   for (const i of instruments) names.set(i.id, { ko: i.koreanName, en: i.englishName });
+  if (instruments.length) learnt.value += 1;
 }
 
-export function known(id: string): boolean {
-  return names.has(id);
+const asked = new Set<string>();
+/** Looks up the names of instruments not met yet (each asked once). */
+export async function learnNames(ids: string[]) {
+  const missing = [...new Set(ids)].filter((id) => !names.has(id) && !asked.has(id));
+  missing.forEach((id) => asked.add(id));
+  const found = await Promise.all(
+    missing.map((id) => get<Instrument>(`/api/v1/instruments/${encodeURIComponent(id)}`).catch(() => undefined)),
+  );
+  remember(found.filter((i): i is Instrument => Boolean(i)));
 }
 
 export function nameOf(instrument: Instrument | string): string {
   const id = typeof instrument === 'string' ? instrument : instrument.id;
+  void learnt.value;
   const known = typeof instrument === 'string' ? names.get(id) : { ko: instrument.koreanName, en: instrument.englishName };
   const symbol = id.split(':').pop() ?? id;
   if (!known) return symbol;

@@ -38,7 +38,7 @@ export async function move(instrument: Instrument, offset: number) {
   items.splice(to, 0, ...items.splice(from, 1));
   watchlist.value = items;
   try {
-    await put('/api/v1/watchlist', { instruments: items.map((i) => i.id) });
+    await put('/api/v1/watchlist', { order: items.map((i) => i.id) });
   } catch (e) {
     await loadWatchlist();
     throw e;

@@ -4,7 +4,14 @@
 import type { Instrument } from '../api';
 import { direction, formatPercent, formatPrice } from '../format';
 import { t } from '../i18n';
+import { language } from '../prefs';
 import { quoteOf } from '../quotes';
+
+/** Why there is no price: the server's sentence, or its reason in the reader's language. */
+export function unavailableReason(instrument: Instrument): string | undefined {
+  const code = instrument.quoteUnavailableReason;
+  return language.value === 'en' || !code ? instrument.quoteUnavailable : t(`unavailable.${code}`);
+}
 
 export function SimulatedTag() {
   return (
@@ -20,7 +27,7 @@ export function Price({ instrument, large = false }: { instrument: Instrument; l
     return (
       <span class="price price-missing">
         <span class="muted">{t('noPrice')}</span>
-        {instrument.quoteUnavailable && <span class="reason">{instrument.quoteUnavailable}</span>}
+        {instrument.quoteUnavailable && <span class="reason">{unavailableReason(instrument)}</span>}
       </span>
     );
   }

@@ -42,7 +42,7 @@ export function RuleList({
         const state = stateOf(rule);
         const label = `${showInstrument ? nameOf(rule.instrument) + ' ' : ''}${describeRule(rule)}`;
         return (
-          <li class={`rule state-${state}`} key={rule.id} data-rule={rule.id}>
+          <li class={`rule rule-${state}`} key={rule.id} data-rule={rule.id}>
             <div class="rule-main">
               <p class="rule-title">
                 {showInstrument && (

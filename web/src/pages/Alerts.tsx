@@ -8,7 +8,7 @@ import { announce } from '../components/Announcer';
 import { Icon } from '../components/Icon';
 import { instrumentHref } from '../components/InstrumentTable';
 import { SimulatedTag } from '../components/Price';
-import { describeAlert, formatTime, nameOf } from '../format';
+import { describeAlert, formatTime, learnNames, nameOf } from '../format';
 import { t } from '../i18n';
 
 const PAGE = 30;
@@ -60,6 +60,7 @@ export function Alerts() {
       setItems((current) => (before ? [...(current ?? []), ...page.items] : page.items));
       setNext(page.nextBefore ?? null);
       setInstruments((known) => [...new Set([...known, ...page.items.map((a) => a.instrument)])]);
+      void learnNames(page.items.map((a) => a.instrument));
     } catch (e) {
       announce(e instanceof Error ? e.message : String(e), 'error');
     } finally {

@@ -5,6 +5,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { get, type Instrument } from '../api';
 import { InstrumentSearch, received } from '../components/InstrumentSearch';
 import { InstrumentTable } from '../components/InstrumentTable';
+import { unavailableReason } from '../components/Price';
 import { WatchButton } from '../components/WatchButton';
 import { t } from '../i18n';
 
@@ -38,6 +39,26 @@ function useMovers() {
     };
   }, []);
   return movers;
+}
+
+/** An instrument of each market whose missing quote says why the market has no prices. */
+const FLAGSHIP: Record<Tab, string> = { KRX: 'KRX:005930', US: 'NASDAQ:AAPL', CRYPTO: 'UPBIT:KRW-BTC' };
+
+/** Why a market shows no movers, in the server's words ("KIS is not configured"). */
+function NoPrices({ tab }: { tab: Tab }) {
+  const [reason, setReason] = useState<string>();
+  useEffect(() => {
+    setReason(undefined);
+    get<Instrument>(`/api/v1/instruments/${encodeURIComponent(FLAGSHIP[tab])}`)
+      .then((i) => setReason(unavailableReason(i)))
+      .catch(() => undefined);
+  }, [tab]);
+  return (
+    <div class="no-prices">
+      <p class="muted">{t('movers.none')}</p>
+      {reason && <p class="reason">{reason}</p>}
+    </div>
+  );
 }
 
 function Tabs({ tab, setTab }: { tab: Tab; setTab: (tab: Tab) => void }) {
@@ -91,7 +112,7 @@ export function Markets() {
           {inTab === undefined ? (
             <p class="muted">{t('loading')}</p>
           ) : inTab.length === 0 ? (
-            <p class="muted">{t('movers.none')}</p>
+            <NoPrices tab={tab} />
           ) : (
             <InstrumentTable caption={`${t('movers.title')}: ${t(`tab.${tab}`)}`} instruments={inTab} actions={actions} />
           )}

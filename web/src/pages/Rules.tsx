@@ -8,18 +8,9 @@ import { announce } from '../components/Announcer';
 import { Dialog } from '../components/Dialog';
 import { RuleForm } from '../components/RuleForm';
 import { RuleList } from '../components/RuleList';
-import { known, nameOf, remember } from '../format';
+import { learnNames, nameOf } from '../format';
 import { t } from '../i18n';
 import { loadRules } from '../rules';
-
-/** Names for the instruments of `rules` the page has not met yet. */
-async function learnNames(rules: Rule[]) {
-  const missing = [...new Set(rules.map((r) => r.instrument))].filter((id) => !known(id));
-  const found = await Promise.all(
-    missing.map((id) => get<Instrument>(`/api/v1/instruments/${enc(id)}`).catch(() => undefined)),
-  );
-  remember(found.filter((i): i is Instrument => Boolean(i)));
-}
 
 export function Rules() {
   const [rules, setRules] = useState<Rule[]>();
@@ -28,8 +19,8 @@ export function Rules() {
   const refresh = useCallback(async () => {
     try {
       const list = await loadRules();
-      await learnNames(list);
       setRules(list);
+      void learnNames(list.map((r) => r.instrument));
     } catch (e) {
       announce(e instanceof Error ? e.message : String(e), 'error');
     }

@@ -2,7 +2,7 @@
 // reorder.
 
 import { useEffect } from 'preact/hooks';
-import { enc, get, type Candle, type Instrument } from '../api';
+import { candleSeries, enc, get, type Candle, type CandleSeries, type Instrument } from '../api';
 import { announce } from '../components/Announcer';
 import { Icon } from '../components/Icon';
 import { InstrumentSearch } from '../components/InstrumentSearch';
@@ -20,7 +20,9 @@ async function seedSparkline(instrument: Instrument) {
   if (sparklinesSeeded.has(instrument.id)) return;
   sparklinesSeeded.add(instrument.id);
   try {
-    const candles = await get<Candle[]>(`/api/v1/instruments/${enc(instrument.id)}/candles?interval=1m&limit=60`);
+    const { candles } = candleSeries(
+      await get<Candle[] | CandleSeries>(`/api/v1/instruments/${enc(instrument.id)}/candles?interval=1m&limit=60`),
+    );
     seedHistory(instrument.id, candles.map((c) => Number(c.close)).filter(Number.isFinite));
   } catch {
     sparklinesSeeded.delete(instrument.id);

@@ -69,6 +69,21 @@ pub fn domestic_record(code: &str, price: &str) -> String {
     with_fields(DOMESTIC_RECORD, &[(0, code), (2, price)])
 }
 
+/// A domestic trade record of `code` at `price` traded at `at` (its KST date and time fields),
+/// otherwise the real one: for tests whose trades must read as happening now.
+pub fn domestic_record_at(code: &str, price: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    // Korea keeps UTC+9 all year.
+    let kst = at.naive_utc() + chrono::TimeDelta::hours(9);
+    let (date, time) = (
+        kst.format("%Y%m%d").to_string(),
+        kst.format("%H%M%S").to_string(),
+    );
+    with_fields(
+        DOMESTIC_RECORD,
+        &[(0, code), (1, &time), (2, price), (33, &date)],
+    )
+}
+
 /// An overseas trade record of `tr_key` (DNASAAPL) at `price`, otherwise the real one.
 pub fn overseas_record(tr_key: &str, price: &str) -> String {
     with_fields(OVERSEAS_RECORD, &[(0, tr_key), (11, price)])

@@ -1,0 +1,399 @@
+// The web app in real Chromium, as people use it. Run by crates/signal/tests/browser.rs, which
+// starts the whole system over local stand-ins for KIS and Upbit and passes:
+//   DONTOUCH_APP_URL      the one origin (web app and both services)
+//   DONTOUCH_CONTROL_URL  the test's control server: trades on the KIS stand-in, stop and start
+//   DONTOUCH_SCREENSHOTS  (optional) a folder for screenshots of the main pages
+// It prints what it measured (first-load bytes, alert-to-toast time) and exits non-zero on the
+// first expectation that does not hold.
+
+'use strict';
+
+const { chromium } = require('playwright-core');
+const fs = require('node:fs');
+const path = require('node:path');
+const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+const APP = process.env.DONTOUCH_APP_URL;
+const CONTROL = process.env.DONTOUCH_CONTROL_URL;
+const SCREENSHOTS = process.env.DONTOUCH_SCREENSHOTS;
+const SAMSUNG = 'KRX:005930';
+const STRONG_PASSWORD = 'correct horse battery staple';
+/** Long enough for anything that is coming to arrive on a loaded machine; not a speed bound. */
+const ARRIVES = 20_000;
+/** How long to watch for something that must not come. */
+const QUIET = 1_500;
+const FIRST_LOAD_BUDGET = 300 * 1024;
+
+const DESKTOP = { viewport: { width: 1280, height: 860 } };
+const PHONE = { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+function step(name) {
+  console.log(`-- ${name}`);
+}
+
+async function control(route, body) {
+  const response = await fetch(`${CONTROL}${route}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body ?? {}),
+  });
+  check(response.ok, `control ${route} answered ${response.status}: ${await response.text()}`);
+}
+
+/** A trade of 삼성전자 on the KIS stand-in's stream (and its REST price). */
+const trade = (price) => control('/kis/trade', { code: '005930', price: String(price) });
+
+// ---- pages -----------------------------------------------------------------------------------
+
+/** Console errors other than the browser's note of a 4xx answer the test provoked on purpose. */
+const consoleErrors = [];
+
+async function newPage(browser, name, options) {
+  const context = await browser.newContext({ ...options, timezoneId: 'Asia/Seoul' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(ARRIVES);
+  page.on('console', (message) => {
+    if (message.type() !== 'error') return;
+    const text = message.text();
+    if (/Failed to load resource: the server responded with a status of 4\d\d/.test(text)) return;
+    consoleErrors.push(`${name}: ${text}`);
+  });
+  page.on('pageerror', (error) => consoleErrors.push(`${name}: uncaught ${error.message}`));
+  page.on('dialog', (dialog) => dialog.accept());
+  return page;
+}
+
+/** axe-core on the page as it is: no serious or critical violation. */
+async function accessible(page, what) {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() =>
+    window.axe.run(document, { resultTypes: ['violations'] }).then((r) =>
+      r.violations
+        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+        .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),
+    ),
+  );
+  check(result.length === 0, `axe on ${what}:\n  ${result.join('\n  ')}`);
+}
+
+async function screenshot(page, name) {
+  if (!SCREENSHOTS) return;
+  await page.waitForTimeout(400); // let the last price tick and fonts settle for the picture
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
+}
+
+async function text(locator) {
+  return (await locator.textContent())?.trim() ?? '';
+}
+
+/** Waits until `read()` gives a value `accept` takes, and returns it. */
+async function until(what, read, accept = Boolean, timeout = ARRIVES) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    last = await read();
+    if (accept(last)) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what}: still ${JSON.stringify(last)} after ${timeout} ms`);
+}
+
+async function signUp(page, email) {
+  await page.goto(`${APP}/signup`);
+  await page.locator('#email').fill(email);
+  await page.locator('#password').fill(STRONG_PASSWORD);
+  await page.locator('form button[type=submit]').click();
+  await page.locator('[data-connection]').waitFor();
+}
+
+async function signIn(page, email) {
+  await page.goto(`${APP}/signin`);
+  await page.locator('#email').fill(email);
+  await page.locator('#password').fill(STRONG_PASSWORD);
+  await page.locator('form button[type=submit]').click();
+  await page.locator('[data-connection]').waitFor();
+}
+
+/** Submits `form` and returns the server's refusal and the problem shown under `field`. */
+async function refused(page, submit, problemSelector) {
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() !== 'GET' && r.url().includes('/api/v1/')),
+    submit.click(),
+  ]);
+  check(response.status() >= 400 && response.status() < 500, `expected a refusal, got ${response.status()}`);
+  const body = await response.json();
+  const problem = page.locator(problemSelector);
+  await problem.waitFor();
+  const shown = await text(problem);
+  check(shown === body.message, `the page shows "${shown}" under ${problemSelector}, the server said "${body.message}"`);
+  return shown;
+}
+
+const toastsOf = (page, id) => page.locator(`.toast[data-alert="${id}"]`);
+
+// ---- the scenarios -------------------------------------------------------------------------------
+
+async function firstLoad(browser) {
+  step('first load of the app stays within its budget');
+  const page = await newPage(browser, 'first load', DESKTOP);
+  await page.goto(APP, { waitUntil: 'networkidle' });
+  const bytes = await page.evaluate(() =>
+    [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]
+      .filter((e) => !e.name.includes('/api/'))
+      .reduce((sum, e) => sum + e.transferSize, 0),
+  );
+  console.log(`MEASURED first-load bytes (compressed, over the wire, headers included): ${bytes}`);
+  check(bytes > 0 && bytes <= FIRST_LOAD_BUDGET, `first load ${bytes} bytes, budget ${FIRST_LOAD_BUDGET}`);
+  await page.context().close();
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+  const run = Date.now().toString(36);
+  const alice = `alice-${run}@example.com`;
+  const bob = `bob-${run}@example.com`;
+  try {
+    await firstLoad(browser);
+
+    step('a new person signs up; every problem shows next to its field');
+    const desk = await newPage(browser, 'alice desktop', { ...DESKTOP, locale: 'en-US' });
+    await desk.goto(APP);
+    await desk.waitForURL(/\/signin/);
+    await accessible(desk, 'sign-in');
+    await screenshot(desk, 'desktop-signin');
+    await desk.getByRole('link', { name: 'Create account' }).click();
+    await desk.waitForURL(/\/signup/);
+    const submit = desk.locator('form button[type=submit]');
+    await refused(desk, submit, '[data-field-problem]');
+    await desk.locator('#email').fill('not-an-email');
+    await desk.locator('#password').fill(STRONG_PASSWORD);
+    await refused(desk, submit, '#email-problem');
+    await desk.locator('#email').fill(alice);
+    await desk.locator('#password').fill('password1234');
+    await refused(desk, submit, '#password-problem');
+    await accessible(desk, 'sign-up with problems');
+    await desk.locator('#password').fill(STRONG_PASSWORD);
+    await submit.click();
+    await desk.waitForURL(`${APP}/`);
+    await desk.locator('[data-connection="live"]').waitFor();
+    await accessible(desk, 'markets');
+
+    step('they search 삼성전자 and add it to the watchlist');
+    await desk.locator('#search').fill('삼성전자');
+    const result = desk.locator(`.results tr[data-instrument="${SAMSUNG}"]`);
+    await result.waitFor();
+    await result.locator('button.star').click();
+    await until('the star turns on', () => result.locator('button.star.on').count(), (n) => n === 1);
+    await accessible(desk, 'search results');
+    await screenshot(desk, 'desktop-markets');
+
+    step('the watchlist shows its price changing live');
+    await desk.getByRole('link', { name: 'Watchlist' }).first().click();
+    const row = desk.locator(`tr[data-instrument="${SAMSUNG}"]`);
+    await row.waitFor();
+    for (const price of [70100, 70300]) {
+      await trade(price);
+      await until(`the watchlist shows ${price}`, () => row.locator('.value').getAttribute('data-price'), (p) => p === String(price));
+    }
+    await accessible(desk, 'watchlist');
+    await screenshot(desk, 'desktop-watchlist');
+
+    step('on its chart they create an ABOVE rule by clicking a level');
+    await row.locator('a.instrument-name').click();
+    await desk.waitForURL(/\/i\//);
+    const chart = desk.locator('[data-chart]');
+    await chart.locator('canvas').first().waitFor();
+    for (const price of [70500, 70200]) await trade(price);
+    await until('the page shows 70200', () => desk.locator('.instrument-price .value').getAttribute('data-price'), (p) => p === '70200');
+    const box = await chart.boundingBox();
+    await desk.mouse.click(box.x + box.width * 0.45, box.y + box.height * 0.08);
+    const above = desk.locator('dialog[open] button', { hasText: 'When it reaches' });
+    await above.waitFor();
+    const level = Number((await text(above)).replace(/[^0-9.]/g, ''));
+    check(level > 70200, `the level clicked near the top of the chart (${level}) is above the price`);
+    await accessible(desk, 'level dialog');
+    await above.click();
+    const rule = desk.locator('li[data-rule]', { hasText: `≥ ${level.toLocaleString('en-US')}` });
+    await rule.waitFor();
+    await accessible(desk, 'instrument page');
+    await screenshot(desk, 'desktop-instrument');
+
+    step('bad input in the rule form: the server says what is wrong, next to the field');
+    await desk.getByRole('button', { name: 'New alert' }).click();
+    const form = desk.locator('dialog[open] form');
+    const create = form.locator('button[type=submit]');
+    for (const bad of ['', '-5', 'abc', '1234567890123456789012345678901']) {
+      await form.locator('#rule-level').fill(bad);
+      await refused(desk, create, '#rule-level-problem');
+    }
+    await form.locator('#rule-level').fill('80000');
+    await form.locator('#rule-expires').fill('2020-01-01T09:00');
+    await refused(desk, create, '#rule-expires-problem');
+    await form.locator('#rule-expires').fill('');
+    await form.locator('input[name=repeat][value=every]').check();
+    for (const bad of ['-1', 'soon']) {
+      await form.locator('#rule-cooldown').fill(bad);
+      await refused(desk, create, '#rule-cooldown-problem');
+    }
+    await form.locator('#rule-cooldown').fill('60');
+    await form.locator('#rule-band').fill('-3');
+    await refused(desk, create, '#rule-band-problem');
+    await form.locator('#rule-condition').selectOption('CHANGE_DOWN');
+    for (const bad of ['', '150']) {
+      await form.locator('#rule-percent').fill(bad);
+      await refused(desk, create, '#rule-percent-problem');
+    }
+    await accessible(desk, 'rule form with problems');
+    await desk.keyboard.press('Escape');
+    await form.waitFor({ state: 'detached' });
+
+    step('a second context of the same person at phone size, and another person');
+    const phone = await newPage(browser, 'alice phone', { ...PHONE, locale: 'ko-KR' });
+    await signIn(phone, alice);
+    await phone.locator('[data-connection="live"]').waitFor();
+    await accessible(phone, 'phone markets');
+    await screenshot(phone, 'phone-markets');
+    const other = await newPage(browser, 'bob', { ...DESKTOP, locale: 'en-US' });
+    await signUp(other, bob);
+    await other.locator('[data-connection="live"]').waitFor();
+
+    step('the feed crosses the level: a toast on both of her screens, nothing on his');
+    const crossed = Date.now();
+    await trade(level + 100);
+    const toast = desk.locator('.toast', { hasText: 'Samsung Electronics' });
+    await toast.waitFor();
+    console.log(`MEASURED alert toast on screen ${Date.now() - crossed} ms after the trade was sent to the KIS stand-in`);
+    const alertId = await toast.getAttribute('data-alert');
+    await toastsOf(phone, alertId).waitFor();
+    await screenshot(desk, 'desktop-toast');
+    await screenshot(phone, 'phone-toast');
+    await phone.waitForTimeout(QUIET);
+    check((await toastsOf(phone, alertId).count()) === 1, 'the phone shows the alert once');
+    check((await toastsOf(desk, alertId).count()) === 1, 'the desktop shows the alert once');
+    check((await other.locator('.toast').count()) === 0, 'another person sees no toast');
+    await other.goto(`${APP}/alerts`);
+    await other.getByText('No alerts here.').waitFor();
+
+    step('the alert is in the history, unread, and stays read after a reload');
+    await desk.getByRole('link', { name: /Alerts/ }).first().click();
+    const item = desk.locator(`li[data-alert="${alertId}"]`);
+    await until('the history lists it as unread', () => item.getAttribute('data-read'), (r) => r === 'false');
+    await desk.locator('[data-unread="1"]').waitFor();
+    await accessible(desk, 'alerts');
+    await screenshot(desk, 'desktop-alerts');
+    await item.getByRole('button', { name: /Mark the alert on .* read/ }).click();
+    await until('it is marked read', () => item.getAttribute('data-read'), (r) => r === 'true');
+    await desk.reload();
+    await until('after a reload it is still read', () => item.getAttribute('data-read'), (r) => r === 'true');
+    await desk.waitForTimeout(QUIET);
+    check((await desk.locator('.toast').count()) === 0, 'nothing already seen comes back as new after a reload');
+    await phone.reload();
+    await phone.locator('[data-connection="live"]').waitFor();
+    await phone.waitForTimeout(QUIET);
+    check((await phone.locator('.toast').count()) === 0, 'the phone shows nothing already seen after a reload');
+    await phone.goto(`${APP}/alerts`);
+    await phone.locator(`li[data-alert="${alertId}"][data-read="true"]`).waitFor();
+    await screenshot(phone, 'phone-alerts');
+
+    step('rules page: state, count, pause and resume');
+    await desk.getByRole('link', { name: 'Rules' }).first().click();
+    const spent = desk.locator('li[data-rule]', { hasText: `≥ ${level.toLocaleString('en-US')}` });
+    await spent.locator('.state-triggered').waitFor();
+    check((await text(spent)).includes('Fired 1 times'), 'the rule says it fired once');
+    await accessible(desk, 'rules');
+    await screenshot(desk, 'desktop-rules');
+
+    step('the server restarts while the page is open; an alert raised meanwhile arrives');
+    await desk.getByRole('link', { name: 'Watchlist' }).first().click();
+    await row.waitFor();
+    const gapLevel = level + 2000;
+    const created = await desk.evaluate(async ({ instrument, gapLevel }) => {
+      const csrf = document.cookie.split('; ').find((c) => c.startsWith('signal_csrf='))?.split('=')[1];
+      const response = await fetch('/api/v1/rules', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': decodeURIComponent(csrf ?? '') },
+        body: JSON.stringify({ instrument, condition: 'ABOVE', level: String(gapLevel) }),
+      });
+      return response.status;
+    }, { instrument: SAMSUNG, gapLevel });
+    check(created === 201, `the second rule is created (${created})`);
+    await control('/system/stop');
+    await desk.locator('[data-connection="reconnecting"]').waitFor();
+    await screenshot(desk, 'desktop-reconnecting');
+    // While the system is down the price moves past the level; the restarted system reads it.
+    await control('/kis/price', { code: '005930', price: String(gapLevel + 100) });
+    await control('/system/start');
+    await desk.locator('[data-connection="live"]').waitFor();
+    await desk.locator('.toast', { hasText: (gapLevel + 100).toLocaleString('en-US') }).waitFor();
+    await trade(gapLevel + 300);
+    await until('live prices resume', () => row.locator('.value').getAttribute('data-price'), (p) => p === String(gapLevel + 300));
+
+    step('settings: language, theme and colours; everything usable in dark');
+    await desk.getByRole('link', { name: 'Settings' }).first().click();
+    await desk.getByLabel('한국어').check();
+    await desk.getByRole('link', { name: '마켓' }).first().waitFor();
+    await desk.getByLabel('어둡게').check();
+    await until('the dark theme applies', () => desk.evaluate(() => document.documentElement.dataset.theme), (t) => t === 'dark');
+    await desk.getByLabel(/상승 초록/).check();
+    await until('green rises', () => desk.evaluate(() => document.documentElement.dataset.colours), (c) => c === 'intl');
+    await accessible(desk, 'settings in Korean, dark');
+    await screenshot(desk, 'desktop-settings-dark');
+    await desk.goto(`${APP}/watchlist`);
+    await row.waitFor();
+    await accessible(desk, 'watchlist in Korean, dark');
+    await desk.goto(`${APP}/settings`);
+    await desk.getByLabel('English').check();
+    await desk.getByLabel('Like the system').check();
+    await desk.getByLabel('By language').check();
+
+    step('bad input in the password form');
+    await desk.locator('#current-password').fill('not my password at all');
+    await desk.locator('#new-password').fill(STRONG_PASSWORD + ' again');
+    await refused(desk, desk.locator('.password-form button[type=submit]'), '#current-password-problem');
+
+    step('keyboard only: find an instrument and add it to the watchlist');
+    await desk.goto(APP);
+    await desk.locator('[data-connection="live"]').waitFor();
+    await until('Tab reaches the search field', async () => {
+      await desk.keyboard.press('Tab');
+      return desk.evaluate(() => document.activeElement?.id);
+    }, (id) => id === 'search');
+    await desk.keyboard.type('AAPL');
+    const apple = desk.locator('.results tr[data-instrument="NASDAQ:AAPL"] button.star');
+    await apple.waitFor();
+    await until('Tab reaches the star of the result', async () => {
+      await desk.keyboard.press('Tab');
+      return desk.evaluate(() => document.activeElement?.classList.contains('star') && document.activeElement.closest('tr')?.dataset.instrument);
+    }, (id) => id === 'NASDAQ:AAPL');
+    await desk.keyboard.press('Enter');
+    await desk.locator('.results tr[data-instrument="NASDAQ:AAPL"] button.star.on').waitFor();
+
+    step('phone pages');
+    await phone.goto(`${APP}/watchlist`);
+    await phone.locator(`tr[data-instrument="${SAMSUNG}"]`).waitFor();
+    await accessible(phone, 'phone watchlist');
+    await screenshot(phone, 'phone-watchlist');
+    await phone.goto(`${APP}/i/${encodeURIComponent(SAMSUNG)}`);
+    await phone.locator('[data-chart] canvas').first().waitFor();
+    await accessible(phone, 'phone instrument page');
+    await screenshot(phone, 'phone-instrument');
+
+    check(consoleErrors.length === 0, `console errors:\n  ${consoleErrors.join('\n  ')}`);
+    console.log('browser: every scenario passed');
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((error) => {
+  console.error(error.stack ?? String(error));
+  if (consoleErrors.length) console.error(`console errors so far:\n  ${consoleErrors.join('\n  ')}`);
+  process.exit(1);
+});
