@@ -127,7 +127,9 @@ async function refused(page, submit, problemSelector) {
   check(response.status() >= 400 && response.status() < 500, `expected a refusal, got ${response.status()}`);
   const body = await response.json();
   const problem = page.locator(problemSelector);
-  await problem.waitFor();
+  await problem.waitFor().catch((error) => {
+    throw new Error(`the refusal ${JSON.stringify(body)} is not shown at ${problemSelector}: ${error.message}`);
+  });
   const shown = await text(problem);
   check(shown === body.message, `the page shows "${shown}" under ${problemSelector}, the server said "${body.message}"`);
   return shown;

@@ -20,28 +20,39 @@ const FIELD_WORDS: Record<string, RegExp> = {
   condition: /condition/i,
 };
 
-/** Which of `fields` a refusal is about: the one the server names, else the one it mentions. */
-export function fieldOf(error: ApiError, fields: readonly string[]): string | undefined {
-  if (error.field && fields.includes(error.field)) return error.field;
-  // The most specific mention wins (`currentPassword` before `password`).
-  const mentioned = fields.filter((f) => FIELD_WORDS[f]?.test(error.message) || error.message.includes(`\`${f}\``));
-  return mentioned.sort((a, b) => b.length - a.length)[0];
+/** Where in `message` field `f` is mentioned, if it is. */
+function mention(message: string, f: string): number {
+  const found = FIELD_WORDS[f]?.exec(message)?.index ?? message.indexOf(`\`${f}\``);
+  return found ?? -1;
 }
 
-/** Problems by field, plus one for the whole form when no field fits. */
+/**
+ * Which of the form's `fields` (those on screen) a refusal is about: the one the server names,
+ * else the one its message mentions first (the longer name first at one place: `current
+ * password` before `password`).
+ */
+export function fieldOf(error: ApiError, fields: readonly string[]): string | undefined {
+  if (error.field) return fields.includes(error.field) ? error.field : undefined;
+  return fields
+    .map((f) => ({ f, at: mention(error.message, f) }))
+    .filter(({ at }) => at >= 0)
+    .sort((a, b) => a.at - b.at || b.f.length - a.f.length)[0]?.f;
+}
+
+type Problems<F extends string> = Partial<Record<F | 'form', string>>;
+
+/** Problems by field, plus one for the whole form when no field on screen fits. */
 export function useProblems<F extends string>(fields: readonly F[]) {
-  const [problems, setProblems] = useState<Partial<Record<F | 'form', string>>>({});
+  const [problems, setProblems] = useState<Problems<F>>({});
   return {
     problems,
     clear: () => setProblems({}),
-    show(error: unknown) {
-      if (error instanceof ApiError) {
-        if (error.status === 0) return setProblems({ form: t('networkError') } as never);
-        const field = fieldOf(error, fields) as F | undefined;
-        setProblems({ [field ?? 'form']: error.message } as never);
-      } else {
-        setProblems({ form: String(error) } as never);
-      }
+    /** Shows a refusal next to the field it is about, among `shown` (default: all fields). */
+    show(error: unknown, shown: readonly F[] = fields) {
+      const problem = (at: F | 'form', message: string): Problems<F> => ({ [at]: message }) as Problems<F>;
+      if (!(error instanceof ApiError)) return setProblems(problem('form', String(error)));
+      if (error.status === 0) return setProblems(problem('form', t('networkError')));
+      setProblems(problem((fieldOf(error, shown) as F | undefined) ?? 'form', error.message));
     },
   };
 }

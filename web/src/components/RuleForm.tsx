@@ -70,7 +70,13 @@ export function RuleForm({
         : await post<Rule>('/api/v1/rules', request);
       onSaved(saved);
     } catch (error) {
-      show(error);
+      show(error, [
+        'condition',
+        byLevel ? 'level' : 'percent',
+        ...(repeat === 'every' ? (['cooldownSeconds', 'rearmBand'] as const) : []),
+        'expiresAt',
+        'note',
+      ]);
     } finally {
       setBusy(false);
     }
