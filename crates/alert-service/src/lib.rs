@@ -95,6 +95,7 @@ pub async fn start(
         metrics,
         accounts,
         trusted_proxies: deps.trusted_proxies,
+        shutdown: shutdown.clone(),
     };
     let router = http::router(state).merge(ops_router(
         registry.clone(),

@@ -50,12 +50,13 @@ pub async fn start(
     registry: &Registry,
     shutdown: CancellationToken,
 ) -> Result<AssetService, StartError> {
-    let core = asset_core::start(deps, settings, registry, shutdown).await?;
+    let core = asset_core::start(deps, settings, registry, shutdown.clone()).await?;
     let state = http::AssetState {
         assets: core.assets,
         verifier,
         metrics: core.metrics,
         feed_description: feed_description.into(),
+        shutdown,
     };
     let readiness = Arc::new(EngineRunning(core.engine_running));
     let router = http::router(state).merge(ops_router(registry.clone(), readiness));

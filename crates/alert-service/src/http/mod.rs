@@ -14,6 +14,7 @@ use signal_domain::{Failure, FailureKind};
 use signal_ports::AlertHistoryStore;
 use signal_web::{JwtVerifier, TrustedProxies};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::AlertMetrics;
 use crate::sessions::SessionHub;
@@ -27,6 +28,8 @@ pub struct AlertState {
     /// None when accounts are switched off.
     pub accounts: Option<Arc<AccountsEdge>>,
     pub trusted_proxies: TrustedProxies,
+    /// Cancelled when the service stops: its sockets close.
+    pub shutdown: CancellationToken,
 }
 
 impl FromRef<AlertState> for Arc<JwtVerifier> {

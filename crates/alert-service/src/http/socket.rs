@@ -6,7 +6,7 @@
 //! Messages keep the original push's fields (`symbol, targetPrice, currentPrice, condition,
 //! timestamp`) and add the alert's id and exact values.
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
@@ -93,6 +93,15 @@ async fn session(mut ws: WebSocket, user: UserId, state: AlertState) {
                 // gets its backlog.
                 None => open = false,
             },
+            // A stopping service closes its sockets ("going away"), so clients reconnect at
+            // once, to this instance once it is back or to another, and get their backlog.
+            () = state.shutdown.cancelled() => {
+                let _ = ws.send(Message::Close(Some(CloseFrame {
+                    code: close_code::AWAY,
+                    reason: "the service is stopping".into(),
+                }))).await;
+                return state.metrics.alert_sockets_open.dec();
+            }
         }
     }
     let _ = ws.send(Message::Close(None)).await;

@@ -11,6 +11,7 @@ use axum::extract::FromRef;
 use axum::Router;
 use signal_web::JwtVerifier;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 use asset_core::{AssetMetrics, Assets};
 
@@ -21,6 +22,8 @@ pub struct AssetState {
     pub metrics: AssetMetrics,
     /// Shown when an instrument has no quote yet, so a user knows why.
     pub feed_description: Arc<str>,
+    /// Cancelled when the service stops: its sockets close.
+    pub shutdown: CancellationToken,
 }
 
 impl FromRef<AssetState> for Arc<JwtVerifier> {

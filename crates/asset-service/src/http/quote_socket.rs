@@ -5,7 +5,7 @@
 //! Each subscription is a `watch` receiver, so the socket holds at most one pending quote per
 //! instrument: a slow client gets the latest price, never a backlog.
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
@@ -101,6 +101,15 @@ async fn session(ws: WebSocket, state: AssetState) {
                 if socket.send_json(&price_update(&quote)).await.is_err() {
                     break;
                 }
+            }
+            // A stopping service closes its sockets ("going away"), so clients reconnect at
+            // once, to this instance once it is back or to another.
+            () = state.shutdown.cancelled() => {
+                let _ = socket.ws.send(Message::Close(Some(CloseFrame {
+                    code: close_code::AWAY,
+                    reason: "the service is stopping".into(),
+                }))).await;
+                break;
             }
         }
     }
