@@ -26,6 +26,9 @@ const result = await esbuild.build({
   charset: 'utf8',
   legalComments: 'eof',
   metafile: true,
+  // Paths (and so the chunks' hashed names) stay under node_modules/ even when it is a link to a
+  // shared cache, so the build is the same wherever the clone is.
+  preserveSymlinks: true,
   logLevel: 'warning',
 });
 
