@@ -29,14 +29,20 @@ function mention(message: string, f: string): number {
 /**
  * Which of the form's `fields` (those on screen) a refusal is about: the one the server names,
  * else the one its message mentions first (the longer name first at one place: `current
- * password` before `password`).
+ * password` before `password`), else the one whose value, as typed in `values`, the message
+ * quotes (a body the server could not read says "`abc` is not a number").
  */
-export function fieldOf(error: ApiError, fields: readonly string[]): string | undefined {
+export function fieldOf(
+  error: ApiError,
+  fields: readonly string[],
+  values: Partial<Record<string, string>> = {},
+): string | undefined {
   if (error.field) return fields.includes(error.field) ? error.field : undefined;
-  return fields
+  const mentioned = fields
     .map((f) => ({ f, at: mention(error.message, f) }))
     .filter(({ at }) => at >= 0)
     .sort((a, b) => a.at - b.at || b.f.length - a.f.length)[0]?.f;
+  return mentioned ?? fields.find((f) => values[f]?.trim() && error.message.includes(`\`${values[f]?.trim()}\``));
 }
 
 type Problems<F extends string> = Partial<Record<F | 'form', string>>;
@@ -47,12 +53,15 @@ export function useProblems<F extends string>(fields: readonly F[]) {
   return {
     problems,
     clear: () => setProblems({}),
-    /** Shows a refusal next to the field it is about, among `shown` (default: all fields). */
-    show(error: unknown, shown: readonly F[] = fields) {
+    /**
+     * Shows a refusal next to the field it is about, among `shown` (default: all fields), whose
+     * values as typed are `values`.
+     */
+    show(error: unknown, shown: readonly F[] = fields, values: Partial<Record<F, string>> = {}) {
       const problem = (at: F | 'form', message: string): Problems<F> => ({ [at]: message }) as Problems<F>;
       if (!(error instanceof ApiError)) return setProblems(problem('form', String(error)));
       if (error.status === 0) return setProblems(problem('form', t('networkError')));
-      setProblems(problem((fieldOf(error, shown) as F | undefined) ?? 'form', error.message));
+      setProblems(problem((fieldOf(error, shown, values) as F | undefined) ?? 'form', error.message));
     },
   };
 }

@@ -70,13 +70,17 @@ export function RuleForm({
         : await post<Rule>('/api/v1/rules', request);
       onSaved(saved);
     } catch (error) {
-      show(error, [
-        'condition',
-        byLevel ? 'level' : 'percent',
-        ...(repeat === 'every' ? (['cooldownSeconds', 'rearmBand'] as const) : []),
-        'expiresAt',
-        'note',
-      ]);
+      show(
+        error,
+        [
+          'condition',
+          byLevel ? 'level' : 'percent',
+          ...(repeat === 'every' ? (['cooldownSeconds', 'rearmBand'] as const) : []),
+          'expiresAt',
+          'note',
+        ],
+        { level, percent, cooldownSeconds: cooldown, rearmBand: band, expiresAt: expires, note },
+      );
     } finally {
       setBusy(false);
     }
