@@ -1,5 +1,6 @@
 // A WebSocket that stays connected: it reconnects with jittered exponential back-off after any
 // close, waits for the browser to be online again, and lets its owner resubscribe on every open.
+// The app's sockets share one origin: once one of them is back, the others stop waiting.
 
 import { signal } from '@preact/signals';
 
@@ -15,6 +16,8 @@ export interface SocketHandlers {
 }
 
 export class LiveSocket {
+  /** Every socket of the page, so one that gets back in can wake the others. */
+  private static readonly all: LiveSocket[] = [];
   readonly state = signal<Connection>('connecting');
   private socket?: WebSocket;
   private attempt = 0;
@@ -26,6 +29,7 @@ export class LiveSocket {
     private readonly path: string,
     private readonly handlers: SocketHandlers,
   ) {
+    LiveSocket.all.push(this);
     window.addEventListener('online', () => this.running && this.reconnectNow());
     window.addEventListener('offline', () => {
       if (this.running) this.state.value = 'offline';
@@ -71,6 +75,10 @@ export class LiveSocket {
       this.everOpened = true;
       this.state.value = 'live';
       this.handlers.opened((m) => socket.send(JSON.stringify(m)));
+      // The server is back: a socket of this page still backing off tries again now.
+      for (const other of LiveSocket.all) {
+        if (other !== this && other.running && !other.socket) other.reconnectNow();
+      }
     };
     socket.onmessage = (event) => {
       try {
