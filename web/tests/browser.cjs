@@ -87,6 +87,7 @@ async function accessible(page, what) {
 
 async function screenshot(page, name) {
   if (!SCREENSHOTS) return;
+  await page.evaluate(() => window.scrollTo(0, 0)); // the page from its top, as it opens
   await page.waitForTimeout(400); // let the last price tick and fonts settle for the picture
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
 }
