@@ -27,29 +27,93 @@ export interface Instrument {
   quoteUnavailableReason?: 'not_configured' | 'switched_off' | 'waiting_for_first_price' | 'market_closed';
 }
 
-export type Condition = 'ABOVE' | 'BELOW' | 'CHANGE_UP' | 'CHANGE_DOWN';
+/** Every kind of condition the server knows (docs/api.md). */
+export const CONDITIONS = [
+  'ABOVE',
+  'BELOW',
+  'CHANGE_UP',
+  'CHANGE_DOWN',
+  'CROSS_UP',
+  'CROSS_DOWN',
+  'CROSSING',
+  'CHANNEL_ENTER',
+  'CHANNEL_EXIT',
+  'MOVE_UP',
+  'MOVE_DOWN',
+  'VOLUME_SPIKE',
+  'DAY_VOLUME',
+  'MA_CROSS_UP',
+  'MA_CROSS_DOWN',
+  'RSI_ABOVE',
+  'RSI_BELOW',
+  'GOLDEN_CROSS',
+  'DEAD_CROSS',
+] as const;
+export type Condition = (typeof CONDITIONS)[number];
 export type RuleState = 'armed' | 'cooling' | 'triggered' | 'expired' | 'paused';
+export type Repeat = 'once' | 'every' | 'once_per_bar' | 'once_per_bar_close';
 
-export interface RuleRequest {
-  instrument: string;
-  condition: Condition;
+export interface Average {
+  average: 'SMA' | 'EMA';
+  bars: number;
+}
+
+/** A condition's parameters, named as the API names them beside `condition`. */
+export interface ConditionParams {
   level?: string;
   percent?: string;
-  repeat: 'once' | 'every';
+  amount?: string;
+  windowSeconds?: number | string;
+  low?: string;
+  high?: string;
+  interval?: string;
+  bars?: number;
+  factor?: string;
+  volume?: string;
+  average?: 'SMA' | 'EMA';
+  fast?: Average;
+  slow?: Average;
+}
+
+const PARAMS: readonly (keyof ConditionParams)[] = [
+  'level',
+  'percent',
+  'amount',
+  'windowSeconds',
+  'low',
+  'high',
+  'interval',
+  'bars',
+  'factor',
+  'volume',
+  'average',
+  'fast',
+  'slow',
+];
+
+/** The condition's parameters of a rule (without the rule's other fields). */
+export function paramsOf(rule: ConditionParams): ConditionParams {
+  const params: Record<string, unknown> = {};
+  for (const key of PARAMS) if (rule[key] != null) params[key] = rule[key];
+  return params as ConditionParams;
+}
+
+export interface RuleRequest extends ConditionParams {
+  instrument: string;
+  condition: Condition;
+  repeat: Repeat;
   cooldownSeconds?: number | string;
   rearmBand?: string;
   expiresAt?: string;
   note?: string;
 }
 
-export interface Rule {
+export interface Rule extends ConditionParams {
   id: number;
   instrument: string;
   symbol: string;
   condition: Condition;
-  level?: string;
-  percent?: string;
-  repeat: 'once' | 'every';
+  repeat: Repeat;
   cooldownSeconds?: number;
   rearmBand?: string;
   expiresAt: string | null;

@@ -42,12 +42,27 @@ function palette() {
   return { up: read('--up'), down: read('--down'), text: read('--muted'), grid: read('--line'), accent: read('--accent') };
 }
 
-/** The level a rule watches, for its line: its own, or the one its percentage gives today. */
+/**
+ * The price a rule watches, for its line: its level, or the one its percentage of the previous
+ * close gives today; none for conditions that watch no one price (moves, volume, indicators).
+ */
 export function ruleLevel(rule: Rule, prevClose: number | undefined): number | undefined {
-  if (rule.level) return Number(rule.level);
-  if (!rule.percent || !prevClose) return undefined;
-  const factor = Number(rule.percent) / 100;
-  return rule.condition === 'CHANGE_UP' ? prevClose * (1 + factor) : prevClose * (1 - factor);
+  switch (rule.condition) {
+    case 'ABOVE':
+    case 'BELOW':
+    case 'CROSS_UP':
+    case 'CROSS_DOWN':
+    case 'CROSSING':
+      return rule.level ? Number(rule.level) : undefined;
+    case 'CHANGE_UP':
+    case 'CHANGE_DOWN': {
+      if (!rule.percent || !prevClose) return undefined;
+      const factor = Number(rule.percent) / 100;
+      return rule.condition === 'CHANGE_UP' ? prevClose * (1 + factor) : prevClose * (1 - factor);
+    }
+    default:
+      return undefined;
+  }
 }
 
 export default function Chart({

@@ -2,7 +2,7 @@
 // (never through binary floating point), signed percentages, and an alert as one sentence.
 
 import { signal } from '@preact/signals';
-import { get, type Alert, type Instrument, type Rule } from './api';
+import { get, type Alert, type Average, type Instrument, type Rule } from './api';
 import { t } from './i18n';
 import { language, locale } from './prefs';
 
@@ -86,17 +86,30 @@ export function formatTime(iso: string | number | null | undefined): string {
 /** An alert in one sentence: "삼성전자 71,900 도달 (71,900 이상 알림)". */
 export function describeAlert(alert: Alert): { title: string; body: string } {
   const name = nameOf(alert.instrument);
-  const body = t(`alert.${alert.condition}`, {
+  const vars = {
     name,
     price: formatPrice(alert.price),
     level: formatPrice(alert.level),
     percent: alert.percent ?? '',
-  });
-  return { title: name, body };
+    condition: t(`cond.${alert.condition}`),
+  };
+  switch (alert.condition) {
+    case 'ABOVE':
+    case 'BELOW':
+    case 'CHANGE_UP':
+    case 'CHANGE_DOWN':
+      return { title: name, body: t(`alert.${alert.condition}`, vars) };
+    default:
+      return { title: name, body: t('alert.other', vars) };
+  }
 }
 
-/** A rule in a few words, for buttons' labels: "≥ 71,900". */
+const average = (a: Average | undefined) => (a ? `${a.average}${a.bars}` : '');
+
+/** A rule in a few words, for buttons' labels and chart lines: "≥ 71,900", "RSI14 1h ≥ 70". */
 export function describeRule(rule: Rule): string {
+  const per = rule.interval ? ` ${rule.interval}` : '';
+  const move = rule.percent ? `${rule.percent}%` : formatPrice(rule.amount);
   switch (rule.condition) {
     case 'ABOVE':
       return `≥ ${formatPrice(rule.level)}`;
@@ -106,5 +119,35 @@ export function describeRule(rule: Rule): string {
       return `+${rule.percent}%`;
     case 'CHANGE_DOWN':
       return `−${rule.percent}%`;
+    case 'CROSS_UP':
+      return `↗ ${formatPrice(rule.level)}`;
+    case 'CROSS_DOWN':
+      return `↘ ${formatPrice(rule.level)}`;
+    case 'CROSSING':
+      return `↕ ${formatPrice(rule.level)}`;
+    case 'CHANNEL_ENTER':
+      return `∈ [${formatPrice(rule.low)}, ${formatPrice(rule.high)}]`;
+    case 'CHANNEL_EXIT':
+      return `∉ [${formatPrice(rule.low)}, ${formatPrice(rule.high)}]`;
+    case 'MOVE_UP':
+      return `▲ ${move} / ${rule.windowSeconds}s`;
+    case 'MOVE_DOWN':
+      return `▼ ${move} / ${rule.windowSeconds}s`;
+    case 'VOLUME_SPIKE':
+      return `Vol × ${rule.factor} (${rule.bars}${per})`;
+    case 'DAY_VOLUME':
+      return `Vol ≥ ${formatPrice(rule.volume)}`;
+    case 'MA_CROSS_UP':
+      return `↗ ${rule.average ?? 'SMA'}${rule.bars}${per}`;
+    case 'MA_CROSS_DOWN':
+      return `↘ ${rule.average ?? 'SMA'}${rule.bars}${per}`;
+    case 'RSI_ABOVE':
+      return `RSI${rule.bars}${per} ≥ ${rule.level}`;
+    case 'RSI_BELOW':
+      return `RSI${rule.bars}${per} ≤ ${rule.level}`;
+    case 'GOLDEN_CROSS':
+      return `${average(rule.fast)} ↗ ${average(rule.slow)}${per}`;
+    case 'DEAD_CROSS':
+      return `${average(rule.fast)} ↘ ${average(rule.slow)}${per}`;
   }
 }

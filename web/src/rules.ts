@@ -1,6 +1,6 @@
 // The person's alert rules and what can be done to one.
 
-import { del, get, post, put, type Rule, type RuleRequest } from './api';
+import { del, get, paramsOf, post, put, type Rule, type RuleRequest } from './api';
 
 export function loadRules(): Promise<Rule[]> {
   return get<Rule[]>('/api/v1/rules');
@@ -23,8 +23,7 @@ export function rearmRule(rule: Rule): Promise<Rule> {
   const request: RuleRequest = {
     instrument: rule.instrument,
     condition: rule.condition,
-    level: rule.level,
-    percent: rule.percent,
+    ...paramsOf(rule),
     repeat: rule.repeat,
     note: rule.note ?? undefined,
   };

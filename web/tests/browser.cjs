@@ -258,9 +258,22 @@ async function main() {
       await form.locator('#rule-percent').fill(bad);
       await refused(desk, create, '#rule-percent-problem');
     }
+    await form.locator('#rule-condition').selectOption('MOVE_DOWN');
+    await form.locator('#rule-percent').fill('2');
+    for (const bad of ['0', 'an hour']) {
+      await form.locator('#rule-window').fill(bad);
+      await refused(desk, create, '#rule-window-problem');
+    }
     await accessible(desk, 'rule form with problems');
-    await desk.keyboard.press('Escape');
+
+    step('a rule of a newer kind through the form: leaving a price band');
+    await form.locator('input[name=repeat][value=once]').check();
+    await form.locator('#rule-condition').selectOption('CHANNEL_EXIT');
+    await form.locator('#rule-low').fill('60000');
+    await form.locator('#rule-high').fill('900000');
+    await create.click();
     await form.waitFor({ state: 'detached' });
+    await desk.locator('li[data-rule]', { hasText: '∉ [60,000, 900,000]' }).waitFor();
 
     step('a second context of the same person at phone size, and another person');
     const phone = await newPage(browser, 'alice phone', { ...PHONE, locale: 'ko-KR' });

@@ -30,7 +30,8 @@ function mention(message: string, f: string): number {
  * Which of the form's `fields` (those on screen) a refusal is about: the one the server names,
  * else the one its message mentions first (the longer name first at one place: `current
  * password` before `password`), else the one whose value, as typed in `values`, the message
- * quotes (a body the server could not read says "`abc` is not a number").
+ * quotes (a body the server could not read says "`abc` is not a number" or `invalid type:
+ * string "an hour"`).
  */
 export function fieldOf(
   error: ApiError,
@@ -42,7 +43,8 @@ export function fieldOf(
     .map((f) => ({ f, at: mention(error.message, f) }))
     .filter(({ at }) => at >= 0)
     .sort((a, b) => a.at - b.at || b.f.length - a.f.length)[0]?.f;
-  return mentioned ?? fields.find((f) => values[f]?.trim() && error.message.includes(`\`${values[f]?.trim()}\``));
+  const quotes = (value: string) => error.message.includes(`\`${value}\``) || error.message.includes(`"${value}"`);
+  return mentioned ?? fields.find((f) => values[f]?.trim() && quotes(values[f]!.trim()));
 }
 
 type Problems<F extends string> = Partial<Record<F | 'form', string>>;
