@@ -50,7 +50,7 @@ export const CONDITIONS = [
   'DEAD_CROSS',
 ] as const;
 export type Condition = (typeof CONDITIONS)[number];
-export type RuleState = 'armed' | 'cooling' | 'triggered' | 'expired' | 'paused';
+export type RuleState = 'armed' | 'cooling' | 'triggered' | 'expired';
 export type Repeat = 'once' | 'every' | 'once_per_bar' | 'once_per_bar_close';
 
 export interface Average {
@@ -119,7 +119,6 @@ export interface Rule extends ConditionParams {
   expiresAt: string | null;
   note: string | null;
   state: RuleState;
-  paused?: boolean;
   coolingUntil?: string;
   triggerCount: number;
   lastTriggeredAt: string | null;

@@ -24,7 +24,6 @@ import { describeRule, formatPrice } from './format';
 import { t } from './i18n';
 import { colourConvention, dark, locale } from './prefs';
 import { quoteOf } from './quotes';
-import { isPaused } from './rules';
 import { decimalsOf, priceUnit } from './ticks';
 
 export type Interval = '1m' | '5m' | '15m' | '1h' | '1d';
@@ -222,7 +221,7 @@ export default function Chart({
     const prevClose = Number(instrument.quote?.prevClose) || undefined;
     const accent = palette().accent;
     lines.current = rules
-      .filter((r) => r.state === 'armed' || r.state === 'cooling' || isPaused(r))
+      .filter((r) => r.state === 'armed' || r.state === 'cooling')
       .flatMap((rule) => {
         const level = ruleLevel(rule, prevClose);
         if (level === undefined) return [];
@@ -230,7 +229,7 @@ export default function Chart({
           price: level,
           color: accent,
           lineWidth: 2,
-          lineStyle: isPaused(rule) ? LineStyle.Dotted : LineStyle.Dashed,
+          lineStyle: LineStyle.Dashed,
           axisLabelVisible: true,
           title: describeRule(rule),
         });

@@ -1,6 +1,6 @@
 // The person's alert rules and what can be done to one.
 
-import { del, get, paramsOf, post, put, type Rule, type RuleRequest } from './api';
+import { del, get, paramsOf, put, type Rule, type RuleRequest } from './api';
 
 export function loadRules(): Promise<Rule[]> {
   return get<Rule[]>('/api/v1/rules');
@@ -8,14 +8,6 @@ export function loadRules(): Promise<Rule[]> {
 
 export function deleteRule(rule: Rule): Promise<void> {
   return del(`/api/v1/rules/${rule.id}`);
-}
-
-export function pauseRule(rule: Rule): Promise<Rule> {
-  return post<Rule>(`/api/v1/rules/${rule.id}/pause`);
-}
-
-export function resumeRule(rule: Rule): Promise<Rule> {
-  return post<Rule>(`/api/v1/rules/${rule.id}/resume`);
 }
 
 /** Saving a rule unchanged arms it again (after it fired or expired). */
@@ -34,8 +26,4 @@ export function rearmRule(rule: Rule): Promise<Rule> {
   // An expiry already past would refuse the re-arm; a re-armed rule starts without it.
   if (rule.expiresAt && Date.parse(rule.expiresAt) > Date.now()) request.expiresAt = rule.expiresAt;
   return put<Rule>(`/api/v1/rules/${rule.id}`, request);
-}
-
-export function isPaused(rule: Rule): boolean {
-  return rule.state === 'paused' || Boolean(rule.paused);
 }

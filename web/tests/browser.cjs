@@ -323,13 +323,17 @@ async function main() {
     await phone.locator(`li[data-alert="${alertId}"][data-read="true"]`).waitFor();
     await screenshot(phone, 'phone-alerts');
 
-    step('rules page: state, count, pause and resume');
+    step('rules page: state and count; a fired rule re-armed, then deleted');
     await desk.getByRole('link', { name: 'Rules' }).first().click();
     const spent = desk.locator('li[data-rule]', { hasText: `≥ ${level.toLocaleString('en-US')}` });
     await spent.locator('.state-triggered').waitFor();
     check((await text(spent)).includes('Fired 1 times'), 'the rule says it fired once');
     await accessible(desk, 'rules');
     await screenshot(desk, 'desktop-rules');
+    await spent.getByRole('button', { name: /^Re-arm alert/ }).click();
+    await spent.locator('.state-armed').waitFor();
+    await spent.getByRole('button', { name: /^Delete alert/ }).click();
+    await spent.waitFor({ state: 'detached' });
 
     step('the server restarts while the page is open; an alert raised meanwhile arrives');
     await desk.getByRole('link', { name: 'Watchlist' }).first().click();

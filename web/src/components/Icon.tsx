@@ -13,8 +13,6 @@ const paths = {
   edit: 'M4 20h4L19 9l-4-4L4 16zM13 7l4 4',
   close: 'M6 6l12 12M18 6L6 18',
   check: 'M5 12l5 5 9-9',
-  pause: 'M9 5v14M15 5v14',
-  play: 'M7 5l12 7-12 7z',
   rearm: 'M4 12a8 8 0 0114-5.3L20 9M20 4v5h-5M20 12a8 8 0 01-14 5.3L4 15M4 20v-5h5',
   search: 'M11 18a7 7 0 100-14 7 7 0 000 14zM21 21l-5-5',
   plus: 'M12 5v14M5 12h14',

@@ -1,17 +1,13 @@
-// Rules with their state (armed, cooling, triggered, expired, paused), how often and when they
-// last fired, and what can be done to each: edit, pause or resume, re-arm, delete.
+// Rules with their state (armed, cooling, triggered, expired), how often and when they last
+// fired, and what can be done to each: edit, re-arm, delete.
 
 import type { Rule } from '../api';
 import { describeRule, formatTime, nameOf } from '../format';
 import { t } from '../i18n';
-import { deleteRule, isPaused, pauseRule, rearmRule, resumeRule } from '../rules';
+import { deleteRule, rearmRule } from '../rules';
 import { announce } from './Announcer';
 import { Icon } from './Icon';
 import { instrumentHref } from './InstrumentTable';
-
-function stateOf(rule: Rule) {
-  return isPaused(rule) ? 'paused' : rule.state;
-}
 
 export function RuleList({
   rules,
@@ -39,7 +35,7 @@ export function RuleList({
   return (
     <ul class="rules">
       {rules.map((rule) => {
-        const state = stateOf(rule);
+        const { state } = rule;
         const label = `${showInstrument ? nameOf(rule.instrument) + ' ' : ''}${describeRule(rule)}`;
         return (
           <li class={`rule rule-${state}`} key={rule.id} data-rule={rule.id}>
@@ -67,16 +63,6 @@ export function RuleList({
               {(state === 'triggered' || state === 'expired') && (
                 <button type="button" class="small" aria-label={t('action.rearmRule', { rule: label })} onClick={() => act(() => rearmRule(rule))}>
                   <Icon name="rearm" /> <span>{t('action.rearm')}</span>
-                </button>
-              )}
-              {(state === 'armed' || state === 'cooling') && (
-                <button type="button" class="small" aria-label={t('action.pauseRule', { rule: label })} onClick={() => act(() => pauseRule(rule))}>
-                  <Icon name="pause" /> <span>{t('action.pause')}</span>
-                </button>
-              )}
-              {state === 'paused' && (
-                <button type="button" class="small" aria-label={t('action.resumeRule', { rule: label })} onClick={() => act(() => resumeRule(rule))}>
-                  <Icon name="play" /> <span>{t('action.resume')}</span>
                 </button>
               )}
               <button type="button" class="icon-button" aria-label={t('action.editRule', { rule: label })} onClick={() => onEdit(rule)}>

@@ -1,5 +1,5 @@
-// Every alert rule of the person, with its state, trigger count and last firing; re-arm, pause,
-// resume, edit and delete.
+// Every alert rule of the person, with its state, trigger count and last firing; re-arm, edit
+// and delete.
 
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { enc, get, type Instrument, type Rule } from '../api';
