@@ -3,6 +3,7 @@
 //! requests, calls the use cases and shapes their answers.
 
 mod http;
+mod sources;
 
 use axum::Router;
 use prometheus::Registry;
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 pub use asset_core::{AssetDeps, AssetMetrics, AssetSettings, CoreError, StartError};
 use signal_catalog::Catalog;
 use signal_ports::{Interest, TickSink};
+pub use sources::{PriceSource, PriceSources, Unavailable};
 
 /// A started service: its routes, where feeds deliver ticks, which instruments need them, and
 /// its background tasks.
@@ -40,22 +42,24 @@ impl Readiness for EngineRunning {
     }
 }
 
-/// Starts the core and serves it. `feed_description` says in a few words how the service gets
-/// prices ("simulated market"), shown when an instrument has no quote yet.
+/// Starts the core and serves it. `sources` says where each market's prices come from, so an
+/// instrument without a quote says why.
 pub async fn start(
     deps: AssetDeps,
     settings: AssetSettings,
-    feed_description: String,
+    sources: PriceSources,
     verifier: Arc<JwtVerifier>,
     registry: &Registry,
     shutdown: CancellationToken,
 ) -> Result<AssetService, StartError> {
+    let calendar = Arc::new(settings.calendar.clone());
     let core = asset_core::start(deps, settings, registry, shutdown.clone()).await?;
     let state = http::AssetState {
         assets: core.assets,
         verifier,
         metrics: core.metrics,
-        feed_description: feed_description.into(),
+        sources: Arc::new(sources),
+        calendar,
         shutdown,
     };
     let readiness = Arc::new(EngineRunning(core.engine_running));

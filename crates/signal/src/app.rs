@@ -4,11 +4,12 @@
 
 use crate::gateway;
 use anyhow::Context;
+use asset_service::{PriceSource, PriceSources};
 use axum::Router;
 use prometheus::Registry;
 use signal_accounts::{Accounts, AccountsConfig, EndedSessions, PasswordPolicy, SignInLimit};
 use signal_catalog::Catalog;
-use signal_domain::ErrorChain;
+use signal_domain::{ErrorChain, Market};
 use signal_feed_metrics::FeedMetrics;
 use signal_kis::KisFeed;
 use signal_memory::in_process_bus;
@@ -291,6 +292,47 @@ fn feeds(
     Ok(feeds)
 }
 
+/// Where each market's prices come from: the given feeds when they are the simulated market or
+/// a test's own (they serve every market), else Upbit and KIS as the settings have them.
+fn price_sources(settings: &Settings, feeds: &[Arc<dyn QuoteFeed>]) -> PriceSources {
+    let live = |name: &'static str| feeds.iter().any(|f| f.name() == name);
+    if let [feed] = feeds {
+        if !matches!(feed.name(), "upbit" | "kis") {
+            return PriceSources::new(
+                Market::ALL.map(|market| (market, PriceSource::Feed(feed.name()))),
+                settings.demo,
+            );
+        }
+    }
+    let upbit = if live("upbit") {
+        PriceSource::Feed("upbit")
+    } else {
+        PriceSource::SwitchedOff {
+            feed: "Upbit",
+            setting: "SIGNAL_FEEDS__UPBIT=false",
+        }
+    };
+    let kis = if live("kis") {
+        PriceSource::Feed("kis")
+    } else {
+        PriceSource::NotConfigured {
+            feed: "KIS",
+            setting: "SIGNAL_KIS__APP_KEY and SIGNAL_KIS__APP_SECRET",
+        }
+    };
+    PriceSources::new(
+        Market::ALL.map(|market| {
+            let source = if market == Market::Upbit {
+                &upbit
+            } else {
+                &kis
+            };
+            (market, source.clone())
+        }),
+        settings.demo,
+    )
+}
+
 /// Starts the Asset Service and its feeds: `feed` when given, else those the settings choose.
 async fn launch_asset(
     settings: &Settings,
@@ -307,13 +349,7 @@ async fn launch_asset(
         Some(feed) => vec![feed],
         None => feeds(settings, shared, &registry)?,
     };
-    let feed_description = match feeds.iter().map(|f| f.name()).collect::<Vec<_>>() {
-        names if names.is_empty() => {
-            "no live feed is configured; run with --demo for the simulated market".to_string()
-        }
-        names if settings.demo => format!("{} market (demo)", names.join(", ")),
-        names => format!("live data from {}", names.join(", ")),
-    };
+    let sources = price_sources(settings, &feeds);
     let asset = asset_service::start(
         asset_service::AssetDeps {
             rules: store.clone(),
@@ -334,7 +370,7 @@ async fn launch_asset(
                 settings.bus.market_data_interval_ms,
             ),
         },
-        feed_description.clone(),
+        sources,
         verifier,
         &registry,
         shutdown.clone(),
@@ -349,8 +385,10 @@ async fn launch_asset(
     .await?;
     let mut handles = asset.tasks;
     handles.push(server);
+    let feed_names: Vec<&str> = feeds.iter().map(|f| f.name()).collect();
+    tracing::info!(feeds = ?feed_names, "market data");
     if feeds.is_empty() {
-        tracing::warn!("{feed_description}");
+        tracing::warn!("no live feed is configured; run with --demo for the simulated market");
     }
     for feed in feeds {
         let context = FeedContext {
@@ -366,7 +404,6 @@ async fn launch_asset(
             }
         }));
     }
-    tracing::info!(feed = %feed_description, "market data");
     Ok(LaunchedAsset {
         addr,
         router: asset.router,

@@ -226,10 +226,23 @@ async fn search_watchlist_and_live_quotes() {
         .await;
     assert_eq!(found[0]["id"], "NASDAQ:AAPL");
     assert!(found[0]["quote"].is_null());
-    assert!(found[0]["quoteUnavailable"]
+    // Without KIS credentials a US stock says so, and what to set, rather than "no price".
+    assert_eq!(found[0]["quoteUnavailableReason"], "not_configured");
+    let why = found[0]["quoteUnavailable"].as_str().unwrap();
+    assert!(why.starts_with("KIS is not configured"), "{why}");
+    assert!(why.contains("SIGNAL_KIS__APP_KEY"), "{why}");
+    // This test turns Upbit off: its markets say that instead.
+    let bitcoin: Value = app
+        .get_json(
+            format!("{}/api/v1/instruments/UPBIT:KRW-BTC", app.asset),
+            "alice",
+        )
+        .await;
+    assert_eq!(bitcoin["quoteUnavailableReason"], "switched_off");
+    assert!(bitcoin["quoteUnavailable"]
         .as_str()
         .unwrap()
-        .contains("no live feed"));
+        .starts_with("Upbit is switched off"));
 
     let add = format!("{}/asset/favorite?symbol=KRW-BTC", app.asset);
     assert_eq!(

@@ -14,6 +14,7 @@ use signal_web::{ApiError, ApiJson, ApiPath, ApiQuery, AuthUser};
 use std::collections::BTreeMap;
 
 use super::AssetState;
+use crate::Unavailable;
 use asset_core::Listing;
 
 pub fn routes() -> Router<AssetState> {
@@ -41,13 +42,26 @@ struct InstrumentView {
     currency: &'static str,
     warning: bool,
     quote: Option<Quote>,
-    /// Why `quote` is null, when it is.
+    /// Why `quote` is null, when it is: a sentence for a person...
     #[serde(skip_serializing_if = "Option::is_none")]
     quote_unavailable: Option<String>,
+    /// ...and the same reason as a code for a client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quote_unavailable_reason: Option<Unavailable>,
 }
 
 fn view(listing: Listing, state: &AssetState) -> InstrumentView {
     let id = listing.entry.instrument.id.clone();
+    let (quote_unavailable_reason, quote_unavailable) = match listing.quote {
+        Some(_) => (None, None),
+        None => {
+            let (reason, sentence) =
+                state
+                    .sources
+                    .why_no_quote(id.market(), &state.calendar, chrono::Utc::now());
+            (Some(reason), Some(sentence))
+        }
+    };
     InstrumentView {
         market: id.market(),
         symbol: id.symbol().to_string(),
@@ -55,10 +69,8 @@ fn view(listing: Listing, state: &AssetState) -> InstrumentView {
         korean_name: listing.entry.instrument.korean_name,
         english_name: listing.entry.instrument.english_name,
         warning: listing.entry.instrument.warning,
-        quote_unavailable: listing
-            .quote
-            .is_none()
-            .then(|| format!("no price received yet ({})", state.feed_description)),
+        quote_unavailable,
+        quote_unavailable_reason,
         quote: listing.quote,
         id,
     }

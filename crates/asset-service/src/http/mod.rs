@@ -14,14 +14,18 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use asset_core::{AssetMetrics, Assets};
+use signal_domain::MarketCalendar;
+
+use crate::PriceSources;
 
 #[derive(Clone)]
 pub struct AssetState {
     pub assets: Arc<Assets>,
     pub verifier: Arc<JwtVerifier>,
     pub metrics: AssetMetrics,
-    /// Shown when an instrument has no quote yet, so a user knows why.
-    pub feed_description: Arc<str>,
+    /// Where each market's prices come from, to say why an instrument has no quote.
+    pub sources: Arc<PriceSources>,
+    pub calendar: Arc<MarketCalendar>,
     /// Cancelled when the service stops: its sockets close.
     pub shutdown: CancellationToken,
 }
