@@ -35,7 +35,7 @@ use signal_catalog::Catalog;
 use signal_ownership::Ownership;
 use signal_ports::{
     AlertPublisher, Broadcast, BroadcastError, CandleStore, Interest, MarketDataPublisher,
-    QuoteCache, RuleStore, SharedCache, StoreError, TickSink, WatchlistStore,
+    OutboxStore, QuoteCache, RuleStore, SharedCache, StoreError, TickSink, WatchlistStore,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -50,10 +50,13 @@ use engine::{Engine, EngineDeps, EngineHandle};
 use interest::InterestTracker;
 use market::conflated::{CacheOutlet, ConflatedQuotes, MarketDataOutlet, QuoteOutlet};
 use market::{MarketStage, QuoteBook};
+use relay::Relay;
 
 /// The adapters the core runs on.
 pub struct AssetDeps {
     pub rules: Arc<dyn RuleStore>,
+    /// The relay's side of the outbox the rule store writes to.
+    pub outbox: Arc<dyn OutboxStore>,
     pub watchlist: Arc<dyn WatchlistStore>,
     /// Where the minute candles built from the ticks go, and are read from.
     pub candles: Arc<dyn CandleStore>,
@@ -76,6 +79,8 @@ pub struct AssetSettings {
     pub calendar: signal_domain::MarketCalendar,
     /// Each instrument's market data is published at most once per this interval.
     pub market_data_interval: Duration,
+    /// How long sent events stay in the outbox before they are deleted.
+    pub outbox_retention: Duration,
 }
 
 /// Why the core could not start.
@@ -221,11 +226,16 @@ pub async fn start(
         .run(tick_queue, shutdown.clone()),
     ));
 
-    // Stage 3: the relay.
-    tasks.push(tokio::spawn(relay::run_relay(
-        deps.rules.clone(),
-        deps.publisher,
-        outbox_ready,
+    // Stage 3: the relay, and the deletion of what it sent long ago.
+    let relay = Relay {
+        outbox: deps.outbox.clone(),
+        publisher: deps.publisher,
+        metrics: metrics.clone(),
+    };
+    tasks.push(tokio::spawn(relay.run(outbox_ready, shutdown.clone())));
+    tasks.push(tokio::spawn(relay::delete_sent_periodically(
+        deps.outbox,
+        settings.outbox_retention,
         metrics.clone(),
         shutdown,
     )));

@@ -9,6 +9,8 @@ pub struct AssetMetrics {
     pub alerts_fired: IntCounter,
     pub quote_sockets_open: IntGauge,
     pub outbox_published: IntCounter,
+    pub outbox_dead_lettered: IntCounter,
+    pub outbox_deleted: IntCounter,
     pub owned_shards: IntGauge,
 }
 
@@ -35,6 +37,14 @@ impl AssetMetrics {
                 "signal_outbox_published_total",
                 "Events the outbox relay handed to the bus",
             )?,
+            outbox_dead_lettered: IntCounter::new(
+                "signal_outbox_dead_lettered_total",
+                "Events the relay set aside for good (unreadable, or refused by the bus as invalid)",
+            )?,
+            outbox_deleted: IntCounter::new(
+                "signal_outbox_deleted_total",
+                "Sent events deleted from the outbox after their retention",
+            )?,
             owned_shards: IntGauge::new(
                 "signal_owned_shards",
                 "Shards of instruments whose rules this instance evaluates (of 64)",
@@ -46,6 +56,8 @@ impl AssetMetrics {
         registry.register(Box::new(metrics.alerts_fired.clone()))?;
         registry.register(Box::new(metrics.quote_sockets_open.clone()))?;
         registry.register(Box::new(metrics.outbox_published.clone()))?;
+        registry.register(Box::new(metrics.outbox_dead_lettered.clone()))?;
+        registry.register(Box::new(metrics.outbox_deleted.clone()))?;
         Ok(metrics)
     }
 }

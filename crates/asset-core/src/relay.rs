@@ -1,9 +1,13 @@
-//! The outbox relay: publishes events the pipeline stored and marks them sent. An event leaves the
-//! outbox only after the bus has taken it durably, so a bus outage delays alerts but loses none.
+//! The outbox relay, the last stage: publishes the events the engine stored and marks them sent.
+//! An event leaves the outbox only after the bus has taken it durably, so a bus outage delays
+//! alerts but loses none. An event that can never be published (its stored form cannot be read,
+//! or the bus refuses it as invalid) is set aside as a dead letter with its reason, logged and
+//! counted, and the relay goes on with the next: one bad row must not stop every alert. Sent
+//! events are deleted after a retention, in batches.
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use signal_domain::ErrorChain;
-use signal_ports::{AlertPublisher, BusError, RuleStore, StoreError};
+use signal_domain::{ErrorChain, TriggeredAlert};
+use signal_ports::{AlertPublisher, BusError, OutboxStore, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -14,66 +18,164 @@ use crate::metrics::AssetMetrics;
 const BATCH: usize = 256;
 /// Also poll now and then: a notification can be missed across a restart of the relay.
 const IDLE_POLL: Duration = Duration::from_secs(2);
-
-pub async fn run_relay(
-    store: Arc<dyn RuleStore>,
-    publisher: Arc<dyn AlertPublisher>,
-    ready: Arc<Notify>,
-    metrics: AssetMetrics,
-    shutdown: CancellationToken,
-) {
-    let backoff_policy = ExponentialBuilder::default().with_max_delay(Duration::from_secs(30));
-    let mut backoff = backoff_policy.build();
-    loop {
-        match relay_batch(store.as_ref(), publisher.as_ref(), &metrics).await {
-            Ok(sent) => {
-                backoff = backoff_policy.build();
-                if sent > 0 && !shutdown.is_cancelled() {
-                    continue;
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = ready.notified() => {}
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
-                }
-            }
-            Err(error) => {
-                let wait = backoff.next().unwrap_or(Duration::from_secs(30));
-                tracing::warn!(error = %ErrorChain(&error), retry_in = ?wait, "outbox relay could not publish; events stay pending");
-                // New events must not cut the back-off short while the bus is down.
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
-        }
-    }
-}
+/// How often sent events past their retention are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(300);
+/// Sent events deleted per statement, so a large backlog never holds the table long.
+const DELETE_BATCH: usize = 1_000;
 
 /// Why a batch did not go out.
 #[derive(Debug, thiserror::Error)]
-enum RelayError {
+pub(crate) enum RelayError {
     #[error("the outbox cannot be read or updated")]
     Store(#[from] StoreError),
     #[error("the bus did not take the events")]
     Bus(#[from] BusError),
 }
 
-/// Publishes one batch; returns how many events went out.
-async fn relay_batch(
-    store: &dyn RuleStore,
-    publisher: &dyn AlertPublisher,
-    metrics: &AssetMetrics,
-) -> Result<usize, RelayError> {
-    let pending = store.pending_outbox(BATCH).await?;
-    if pending.is_empty() {
-        return Ok(0);
-    }
-    let events: Vec<_> = pending.iter().map(|entry| entry.event.clone()).collect();
-    publisher.publish(&events).await?;
-    let ids: Vec<i64> = pending.iter().map(|entry| entry.id).collect();
-    // If this fails the events are published again later; the consumer deduplicates them.
-    store.mark_outbox_sent(&ids, chrono::Utc::now()).await?;
-    metrics.outbox_published.inc_by(ids.len() as u64);
-    Ok(ids.len())
+pub(crate) struct Relay {
+    pub outbox: Arc<dyn OutboxStore>,
+    pub publisher: Arc<dyn AlertPublisher>,
+    pub metrics: AssetMetrics,
 }
+
+impl Relay {
+    /// Publishes until `shutdown`, woken by `ready` whenever the engine stored events.
+    pub(crate) async fn run(self, ready: Arc<Notify>, shutdown: CancellationToken) {
+        let backoff_policy = ExponentialBuilder::default().with_max_delay(Duration::from_secs(30));
+        let mut backoff = backoff_policy.build();
+        loop {
+            match self.relay_batch().await {
+                Ok(handled) => {
+                    backoff = backoff_policy.build();
+                    if handled > 0 && !shutdown.is_cancelled() {
+                        continue;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = ready.notified() => {}
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                    }
+                }
+                Err(error) => {
+                    let wait = backoff.next().unwrap_or(Duration::from_secs(30));
+                    tracing::warn!(error = %ErrorChain(&error), retry_in = ?wait, "outbox relay could not publish; events stay pending");
+                    // New events must not cut the back-off short while the bus is down.
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes one batch in order; returns how many events left the pending set (sent or set
+    /// aside).
+    pub(crate) async fn relay_batch(&self) -> Result<usize, RelayError> {
+        let pending = self.outbox.pending_outbox(BATCH).await?;
+        let mut handled = 0;
+        let mut ids = Vec::with_capacity(pending.len());
+        let mut events: Vec<TriggeredAlert> = Vec::with_capacity(pending.len());
+        for entry in pending {
+            match entry.event {
+                Ok(event) => {
+                    ids.push(entry.id);
+                    events.push(event);
+                }
+                Err(unreadable) => {
+                    let reason = ErrorChain(&unreadable).to_string();
+                    self.set_aside(entry.id, reason).await?;
+                    handled += 1;
+                }
+            }
+        }
+        if events.is_empty() {
+            return Ok(handled);
+        }
+        // If marking fails the events are published again later; the consumer deduplicates.
+        match self.publisher.publish(&events).await {
+            Ok(()) => {
+                self.mark_sent(&ids).await?;
+                Ok(handled + ids.len())
+            }
+            Err(BusError::Refused { index, source }) if index < ids.len() => {
+                self.mark_sent(&ids[..index]).await?;
+                let reason = ErrorChain(source.as_ref()).to_string();
+                self.set_aside(ids[index], reason).await?;
+                // The events after it go out with the next batch.
+                Ok(handled + index + 1)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn mark_sent(&self, ids: &[i64]) -> Result<(), StoreError> {
+        self.outbox
+            .mark_outbox_sent(ids, chrono::Utc::now())
+            .await?;
+        self.metrics.outbox_published.inc_by(ids.len() as u64);
+        Ok(())
+    }
+
+    /// Makes the event a dead letter: it can never be published, and must not hold up the others.
+    async fn set_aside(&self, id: i64, reason: String) -> Result<(), StoreError> {
+        tracing::error!(outbox_id = id, %reason, "an outbox event can never be published; it is now a dead letter");
+        self.outbox
+            .dead_letter(id, &reason, chrono::Utc::now())
+            .await?;
+        self.metrics.outbox_dead_lettered.inc();
+        Ok(())
+    }
+}
+
+/// Every [`SWEEP_EVERY`], deletes the events sent more than `retention` ago, a batch at a time.
+pub(crate) async fn delete_sent_periodically(
+    outbox: Arc<dyn OutboxStore>,
+    retention: Duration,
+    metrics: AssetMetrics,
+    shutdown: CancellationToken,
+) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let before = chrono::Utc::now()
+            - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        if let Err(error) = delete_sent(outbox.as_ref(), before, &metrics, &shutdown).await {
+            tracing::warn!(error = %ErrorChain(&error), "deleting sent outbox events failed; trying again later");
+        }
+    }
+}
+
+/// Deletes every event sent before `before`, in batches; returns how many went.
+pub(crate) async fn delete_sent(
+    outbox: &dyn OutboxStore,
+    before: signal_domain::Timestamp,
+    metrics: &AssetMetrics,
+    shutdown: &CancellationToken,
+) -> Result<u64, StoreError> {
+    let mut total = 0;
+    while !shutdown.is_cancelled() {
+        let deleted = outbox.delete_sent(before, DELETE_BATCH).await?;
+        total += deleted;
+        metrics.outbox_deleted.inc_by(deleted);
+        if deleted < DELETE_BATCH as u64 {
+            break;
+        }
+        // Other statements get their turn between batches.
+        tokio::task::yield_now().await;
+    }
+    if total > 0 {
+        tracing::info!(
+            deleted = total,
+            "deleted sent outbox events past their retention"
+        );
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests;

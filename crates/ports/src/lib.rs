@@ -15,6 +15,7 @@ pub use feed::{FeedContext, FeedError, Interest, Need, QuoteFeed, TickSink};
 pub use history::{CandleHistory, HistoryError};
 pub use state::{Broadcast, QuoteCache, SharedCache};
 pub use store::{
-    AlertHistoryStore, AlertRecord, Candle, CandleStore, Capped, DailyCandle, HistoryPage,
-    HistoryQuery, OutboxEntry, RuleChange, RuleStore, WatchlistStore,
+    AlertHistoryStore, AlertRecord, Candle, CandleStore, Capped, DailyCandle, DeadLetter,
+    HistoryPage, HistoryQuery, OutboxEntry, OutboxStore, RuleChange, RuleStore, UnreadableEvent,
+    WatchlistStore,
 };

@@ -9,7 +9,7 @@ use signal_domain::{
 };
 use uuid::Uuid;
 
-use crate::error::StoreError;
+use crate::error::{BoxError, StoreError};
 
 /// What a write that must keep a user under their active-rule limit did.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,15 +93,48 @@ pub trait RuleStore: Send + Sync + 'static {
         changes: &[RuleChange],
         events: &[TriggeredAlert],
     ) -> Result<(), StoreError>;
-    /// Oldest pending outbox events, at most `limit`.
-    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
-    async fn mark_outbox_sent(&self, ids: &[i64], at: Timestamp) -> Result<(), StoreError>;
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// One event in the outbox, waiting for the relay.
+#[derive(Debug)]
 pub struct OutboxEntry {
     pub id: i64,
-    pub event: TriggeredAlert,
+    /// The event, unless what is stored cannot be read back as one.
+    pub event: Result<TriggeredAlert, UnreadableEvent>,
+}
+
+/// A stored event that cannot be read back: it can never be published.
+#[derive(Debug, thiserror::Error)]
+#[error("the stored event cannot be read")]
+pub struct UnreadableEvent(#[source] pub BoxError);
+
+/// An event the relay set aside for good, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub event_id: String,
+    /// The event as stored.
+    pub payload: String,
+    pub reason: String,
+    pub created_at: Timestamp,
+    pub dead_at: Timestamp,
+}
+
+/// The relay's side of the outbox: the events [`RuleStore::apply_changes`] stored, from pending
+/// to sent (and deleted after a while), or to dead letters an operator can look at.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
+    /// The oldest pending events, at most `limit`, in the order they were stored.
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    async fn mark_outbox_sent(&self, ids: &[i64], at: Timestamp) -> Result<(), StoreError>;
+    /// Sets the event aside for good, with the reason: it is no longer pending.
+    async fn dead_letter(&self, id: i64, reason: &str, at: Timestamp) -> Result<(), StoreError>;
+    /// Dead letters, newest first, at most `limit`.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError>;
+    /// Puts a dead letter back in line for the relay; false when there is no such dead letter.
+    async fn requeue_dead_letter(&self, id: i64) -> Result<bool, StoreError>;
+    /// Deletes at most `limit` events sent before `before`; returns how many went.
+    async fn delete_sent(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError>;
 }
 
 /// One alert in a user's history.

@@ -49,6 +49,8 @@ pub struct AssetSettings {
     /// Defaults to a SQLite file in the data directory.
     pub database_url: Option<String>,
     pub max_active_rules_per_user: usize,
+    /// How long published alert events stay in the outbox before they are deleted.
+    pub outbox_retention_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -232,6 +234,7 @@ impl Default for AssetSettings {
             bind: SocketAddr::from(([0, 0, 0, 0], 8082)),
             database_url: None,
             max_active_rules_per_user: 200,
+            outbox_retention_hours: 24,
         }
     }
 }

@@ -353,6 +353,7 @@ async fn launch_asset(
     let asset = asset_service::start(
         asset_service::AssetDeps {
             rules: store.clone(),
+            outbox: store.clone(),
             watchlist: store,
             candles,
             quote_cache: shared.quotes.clone(),
@@ -368,6 +369,9 @@ async fn launch_asset(
             calendar: signal_domain::MarketCalendar::new(&settings.calendar),
             market_data_interval: std::time::Duration::from_millis(
                 settings.bus.market_data_interval_ms,
+            ),
+            outbox_retention: std::time::Duration::from_secs(
+                settings.asset.outbox_retention_hours.saturating_mul(3600),
             ),
         },
         sources,

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod gateway;
 pub mod listen;
+pub mod outbox;
 pub mod standalone;
 
 pub use app::{start, RunningApp};

@@ -48,6 +48,12 @@ enum Command {
         #[arg(long)]
         alert_url: Option<String>,
     },
+    /// Alert events the outbox relay could not publish (dead letters): list them, or put one
+    /// back in line.
+    Outbox {
+        #[command(subcommand)]
+        command: dontouch_signal::outbox::OutboxCommand,
+    },
 }
 
 #[tokio::main]
@@ -80,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
             });
             dontouch_signal::listen::listen(&alert_url, &token).await
         }
+        Command::Outbox { command } => dontouch_signal::outbox::run(&settings, command).await,
     }
 }
 

@@ -5,13 +5,13 @@ use signal_domain::{
     AlertRule, Condition, ConditionParams, InstrumentId, Repeat, RuleId, RuleSpec, RuleState,
     Timestamp, TriggeredAlert, UserId,
 };
-use signal_ports::{Capped, OutboxEntry, RuleChange, RuleStore, StoreError, WatchlistStore};
+use signal_ports::{Capped, RuleChange, RuleStore, StoreError, WatchlistStore};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Executor, Row};
 
 use crate::codec::{
-    corrupt, decimal, from_micros, instrument, micros, opt_from_micros, store_error, user,
-    UnexpectedValue,
+    corrupt, decimal, from_micros, instrument, micros, opt_from_micros, placeholders, store_error,
+    user, UnexpectedValue,
 };
 
 const RULE_COLUMNS: &str = "id, user_id, instrument, condition, value, params, repeat_mode, \
@@ -32,6 +32,10 @@ pub struct SqlAssetStore {
 impl SqlAssetStore {
     pub fn new(pool: AnyPool) -> Self {
         Self { pool }
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 }
 
@@ -213,11 +217,9 @@ async fn delete_rules<'e>(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // Placeholders are numbered by hand: `$n` is understood by both backends.
-    let placeholders: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
     let sql = format!(
         "DELETE FROM alert_rule WHERE user_id = $1 AND id IN ({}) RETURNING id",
-        placeholders.join(", ")
+        placeholders(2, ids.len())
     );
     let mut statement = sqlx::query(&sql).bind(user.as_str());
     for id in ids {
@@ -442,48 +444,15 @@ impl RuleStore for SqlAssetStore {
                 serde_json::to_string(event).map_err(|e| StoreError::Failed(Box::new(e)))?;
             // Another instance may have stored this very firing already.
             sqlx::query(
-                "INSERT INTO outbox (event_id, event_key, payload, created_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
+                "INSERT INTO outbox (event_id, payload, created_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING",
             )
             .bind(event.event_id.to_string())
-            .bind(event.user_id.as_str())
             .bind(payload)
             .bind(micros(event.triggered_at))
             .execute(&mut *tx)
             .await
             .map_err(store_error)?;
-        }
-        tx.commit().await.map_err(store_error)
-    }
-
-    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, payload FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
-        )
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
-        rows.iter()
-            .map(|row| {
-                let payload: String = row.try_get("payload").map_err(store_error)?;
-                Ok(OutboxEntry {
-                    id: row.try_get("id").map_err(store_error)?,
-                    event: serde_json::from_str(&payload).map_err(|e| corrupt("outbox", e))?,
-                })
-            })
-            .collect()
-    }
-
-    async fn mark_outbox_sent(&self, ids: &[i64], at: Timestamp) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        for id in ids {
-            sqlx::query("UPDATE outbox SET sent_at = $1 WHERE id = $2")
-                .bind(micros(at))
-                .bind(*id)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
         }
         tx.commit().await.map_err(store_error)
     }

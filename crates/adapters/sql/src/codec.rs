@@ -45,6 +45,15 @@ pub(crate) fn corrupt(what: &'static str, source: impl Into<BoxError>) -> StoreE
 #[error("unexpected value `{0}`")]
 pub(crate) struct UnexpectedValue(pub String);
 
+/// `$first, $first+1, ...`: `count` placeholders, numbered by hand because `$n` is what both
+/// backends understand.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) fn micros(at: Timestamp) -> i64 {
     at.timestamp_micros()
 }

@@ -8,6 +8,7 @@ mod asset;
 mod candles;
 mod codec;
 mod connect;
+mod outbox;
 
 pub use accounts::SqlAccountStore;
 pub use alert::SqlAlertStore;

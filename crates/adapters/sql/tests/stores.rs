@@ -12,8 +12,8 @@ use signal_domain::{
     TriggeredAlert, UserId, TRIGGERED_ALERT_SCHEMA_VERSION,
 };
 use signal_ports::{
-    AlertHistoryStore, Candle, CandleStore, Capped, HistoryQuery, RuleChange, RuleStore,
-    WatchlistStore,
+    AlertHistoryStore, Candle, CandleStore, Capped, HistoryQuery, OutboxStore, RuleChange,
+    RuleStore, WatchlistStore,
 };
 use signal_store_sql::{
     connect, Schema, SqlAccountStore, SqlAlertStore, SqlAssetStore, SqlCandleStore,
@@ -252,7 +252,7 @@ async fn every_kind_stored_whole(store: SqlAssetStore) {
 }
 
 #[tokio::test]
-async fn outbox_entries_leave_the_pending_set_once_sent() {
+async fn outbox_entries_leave_the_pending_set_once_sent_or_set_aside_and_go_after_retention() {
     let dir = tempfile::tempdir().unwrap();
     for (_, store) in asset_stores(&dir).await {
         outbox_round_trip(store).await;
@@ -267,20 +267,50 @@ async fn outbox_round_trip(store: SqlAssetStore) {
             .await
             .unwrap(),
     );
-    let events = [event(&bob, rule.id, "10"), event(&bob, rule.id, "11")];
+    let events = [
+        event(&bob, rule.id, "10"),
+        event(&bob, rule.id, "11"),
+        event(&bob, rule.id, "12"),
+    ];
     store.apply_changes(&[], &events).await.unwrap();
     let pending = store.pending_outbox(10).await.unwrap();
-    assert_eq!(
-        pending.iter().map(|e| e.event.clone()).collect::<Vec<_>>(),
-        events.to_vec()
-    );
+    let ids: Vec<i64> = pending.iter().map(|entry| entry.id).collect();
+    let read: Vec<_> = pending
+        .into_iter()
+        .map(|entry| entry.event.unwrap())
+        .collect();
+    assert_eq!(read, events.to_vec());
+
+    let long_ago = Utc::now() - chrono::Duration::hours(25);
+    store.mark_outbox_sent(&ids[..1], long_ago).await.unwrap();
     store
-        .mark_outbox_sent(&[pending[0].id], Utc::now())
+        .dead_letter(ids[1], "refused: message too large", Utc::now())
         .await
         .unwrap();
     let rest = store.pending_outbox(10).await.unwrap();
     assert_eq!(rest.len(), 1);
-    assert_eq!(rest[0].event.event_id, events[1].event_id);
+    assert_eq!(rest[0].event.as_ref().unwrap().event_id, events[2].event_id);
+
+    let letters = store.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].event_id, events[1].event_id.to_string());
+    assert_eq!(letters[0].reason, "refused: message too large");
+    assert!(store.requeue_dead_letter(ids[1]).await.unwrap());
+    assert!(
+        !store.requeue_dead_letter(ids[1]).await.unwrap(),
+        "pending again"
+    );
+    assert_eq!(store.pending_outbox(10).await.unwrap().len(), 2);
+
+    // Sent a day ago goes; sent just now and pending stay.
+    store
+        .mark_outbox_sent(&ids[1..2], Utc::now())
+        .await
+        .unwrap();
+    let cutoff = Utc::now() - chrono::Duration::hours(24);
+    assert_eq!(store.delete_sent(cutoff, 100).await.unwrap(), 1);
+    assert_eq!(store.delete_sent(cutoff, 100).await.unwrap(), 0);
+    assert_eq!(store.pending_outbox(10).await.unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use signal_domain::{
 use signal_memory::MemoryQuoteCache;
 use signal_ownership::{handshake, shard_of, Assigner, ShardSet};
 use signal_ports::{
-    Capped, OutboxEntry, QuoteCache, RuleChange, RuleStore, StoreError, WatchlistStore,
+    Capped, OutboxEntry, OutboxStore, QuoteCache, RuleChange, RuleStore, StoreError, WatchlistStore,
 };
 use signal_store_sql::{connect, Schema, SqlAssetStore};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,9 +79,12 @@ async fn create(store: &dyn RuleStore, spec: &RuleSpec, at: Timestamp) -> AlertR
     }
 }
 
-async fn outbox(store: &dyn RuleStore) -> Vec<TriggeredAlert> {
+async fn outbox(store: &dyn OutboxStore) -> Vec<TriggeredAlert> {
     let entries: Vec<OutboxEntry> = store.pending_outbox(100).await.unwrap();
-    entries.into_iter().map(|entry| entry.event).collect()
+    entries
+        .into_iter()
+        .map(|entry| entry.event.unwrap())
+        .collect()
 }
 
 /// An engine the test steps by hand, with the handover task running beside it.
@@ -226,12 +229,6 @@ impl RuleStore for SlowFirstLoad {
         events: &[TriggeredAlert],
     ) -> Result<(), StoreError> {
         self.inner.apply_changes(changes, events).await
-    }
-    async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.inner.pending_outbox(limit).await
-    }
-    async fn mark_outbox_sent(&self, ids: &[i64], at: Timestamp) -> Result<(), StoreError> {
-        self.inner.mark_outbox_sent(ids, at).await
     }
 }
 
