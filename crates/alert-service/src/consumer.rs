@@ -84,11 +84,13 @@ async fn announce(broadcast: &dyn Broadcast, record: &AlertRecord) {
     }
 }
 
-/// Pushes every announced alert to the sessions of its user open on this instance.
+/// Pushes every announced alert to the sessions of its user open on this instance, and wakes the
+/// delivery workers for its other channels.
 pub async fn run_pusher(
     mut announcements: BoxStream<'static, Vec<u8>>,
     hub: Arc<SessionHub>,
     metrics: AlertMetrics,
+    stored: tokio::sync::watch::Sender<u64>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -99,6 +101,7 @@ pub async fn run_pusher(
         let Some(message) = message else { break };
         match AlertStored::decode(&message) {
             Ok(announced) => {
+                stored.send_modify(|count| *count = count.wrapping_add(1));
                 let triggered_at = announced.triggered_at;
                 if hub.push(Arc::new(announced.into_record())) > 0 {
                     let latency = chrono::Utc::now() - triggered_at;

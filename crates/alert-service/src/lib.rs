@@ -10,7 +10,7 @@ mod sessions;
 
 use axum::Router;
 use prometheus::Registry;
-use signal_ports::{AlertHistoryStore, AlertInbox, Broadcast};
+use signal_ports::{AlertHistoryStore, AlertInbox, Broadcast, SharedCache};
 use signal_web::{ops_router, JwtVerifier, NotReady, Readiness, TrustedProxies};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,6 +33,12 @@ pub struct AlertDeps {
     pub accounts: Option<AccountsEdge>,
     /// Proxies whose `X-Forwarded-For` names the client (for per-address sign-in limits).
     pub trusted_proxies: TrustedProxies,
+    /// Notification channels beyond the socket, and their delivery workers.
+    pub channels: signal_channels::Channels,
+    /// Claims shared by the instances (one reads the Telegram bot's updates at a time).
+    pub leases: Arc<dyn SharedCache>,
+    /// This instance's name among the others.
+    pub instance: String,
 }
 
 pub struct AlertService {
@@ -59,7 +65,10 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<AlertService> {
     let metrics = AlertMetrics::register(registry)?;
+    let delivery_metrics = signal_channels::DeliveryMetrics::register(registry)?;
     let hub = Arc::new(sessions::SessionHub::default());
+    // Bumped for every stored alert, so the delivery workers look for its deliveries at once.
+    let (stored, wake) = tokio::sync::watch::channel(0u64);
     let running = Arc::new(AtomicBool::new(true));
     // Subscribed before the consumer starts, so no announcement can go unheard.
     let announcements = deps.broadcast.subscribe().await?;
@@ -67,8 +76,18 @@ pub async fn start(
         announcements,
         hub.clone(),
         metrics.clone(),
+        stored,
         shutdown.clone(),
     ));
+    let channels = deps.channels.service.clone();
+    let deliveries = deps.channels.start(
+        deps.history.clone(),
+        delivery_metrics,
+        wake,
+        deps.leases,
+        deps.instance,
+        shutdown.clone(),
+    );
     let consumer = tokio::spawn(consumer::run_consumer(
         deps.inbox,
         deps.history.clone(),
@@ -96,11 +115,13 @@ pub async fn start(
         accounts,
         trusted_proxies: deps.trusted_proxies,
         shutdown: shutdown.clone(),
+        channels,
     };
     let router = http::router(state).merge(ops_router(
         registry.clone(),
         Arc::new(ConsumerRunning(running)),
     ));
+    tasks.extend(deliveries);
     Ok(AlertService { router, tasks })
 }
 

@@ -27,6 +27,13 @@ async fn a_redelivered_event_is_stored_once_and_pushed_once() {
     let (publisher, inbox) = in_process_bus(16);
     let registry = prometheus::Registry::new();
     let shutdown = tokio_util::sync::CancellationToken::new();
+    let channels = signal_channels::Channels::new(
+        &signal_channels::ChannelsConfig::default(),
+        dir.path(),
+        store.clone(),
+        store.clone(),
+    )
+    .unwrap();
     let service = alert_service::start(
         alert_service::AlertDeps {
             history: store,
@@ -34,6 +41,9 @@ async fn a_redelivered_event_is_stored_once_and_pushed_once() {
             broadcast: Arc::new(signal_memory::MemoryBroadcast::default()),
             accounts: None,
             trusted_proxies: Default::default(),
+            channels,
+            leases: Arc::new(signal_memory::MemorySharedCache::default()),
+            instance: "test".into(),
         },
         Arc::new(JwtVerifier::new(&jwt)),
         &registry,

@@ -6,6 +6,7 @@ pub mod bus;
 pub mod error;
 pub mod feed;
 pub mod history;
+pub mod notify;
 pub mod state;
 pub mod store;
 
@@ -13,6 +14,11 @@ pub use bus::{AlertInbox, AlertPublisher, Delivery, DeliveryAck, MarketDataPubli
 pub use error::{BoxError, BroadcastError, BusError, CacheError, StoreError};
 pub use feed::{FeedContext, FeedError, Interest, Need, QuoteFeed, TickSink};
 pub use history::{CandleHistory, HistoryError};
+pub use notify::{
+    ChannelKind, ChannelRecord, ChannelState, ChannelStore, ChannelTarget, DeliveryAttempt,
+    DeliveryOutcome, DeliveryQuery, DeliveryRecord, DeliveryStatus, DeliveryStore, Language,
+    NewChannel, PendingCode, QuietHours, UnknownName, UserSettings,
+};
 pub use state::{Broadcast, QuoteCache, SharedCache};
 pub use store::{
     AlertHistoryStore, AlertRecord, Candle, CandleStore, Capped, DailyCandle, DeadLetter,

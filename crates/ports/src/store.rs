@@ -177,8 +177,9 @@ pub struct HistoryPage {
 
 #[async_trait]
 pub trait AlertHistoryStore: Send + Sync + 'static {
-    /// Stores the alert unless one with the same event id exists. Returns the new record, or None
-    /// for a redelivery.
+    /// Stores the alert unless one with the same event id exists, and, in the same transaction,
+    /// one pending delivery for each of the user's active notification channels. Returns the new
+    /// record, or None for a redelivery (which creates nothing).
     async fn insert_if_absent(
         &self,
         event: &TriggeredAlert,

@@ -33,6 +33,8 @@ pub struct Settings {
     pub upbit: signal_upbit::UpbitConfig,
     /// KIS Open API credentials and limits; KIS data is on when this section is set.
     pub kis: Option<signal_kis::KisConfig>,
+    /// Notification channels beyond the socket: web push, webhooks, Telegram, email.
+    pub channels: signal_channels::ChannelsConfig,
     /// Origins allowed to call the APIs from a browser; empty allows none.
     pub cors_allowed_origins: Vec<String>,
     /// Networks of the reverse proxies in front of the services (`10.0.0.2/32`,
@@ -221,6 +223,7 @@ impl Default for Settings {
             calendar: signal_domain::CalendarConfig::default(),
             upbit: signal_upbit::UpbitConfig::default(),
             kis: None,
+            channels: signal_channels::ChannelsConfig::default(),
             cors_allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             log_format: "text".into(),

@@ -456,6 +456,13 @@ async fn launch_alert(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<LaunchedAlert> {
     let store = adapters::alert_store(settings).await?;
+    let channels = signal_channels::Channels::new(
+        &settings.channels,
+        &settings.data_dir,
+        store.clone(),
+        store.clone(),
+    )
+    .context("setting up notification channels")?;
     let registry = Registry::new();
     let alert = alert_service::start(
         alert_service::AlertDeps {
@@ -464,6 +471,9 @@ async fn launch_alert(
             broadcast: shared.alert_pushes.clone(),
             accounts: accounts(settings, shared, may_generate_secret).await?,
             trusted_proxies: TrustedProxies::new(settings.trusted_proxies.iter().copied()),
+            channels,
+            leases: shared.cache.clone(),
+            instance: uuid::Uuid::new_v4().to_string(),
         },
         verifier,
         &registry,

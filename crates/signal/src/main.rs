@@ -1,4 +1,5 @@
-//! `dontouch-signal`: run the whole system in one process, or print a token for a user.
+//! `dontouch-signal`: run the whole system in one process, or print a token for a user or web
+//! push keys.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -41,6 +42,10 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         days: i64,
     },
+    /// Print a new VAPID key pair for web push. Give the private key to every Alert Service
+    /// instance as SIGNAL_CHANNELS__WEB_PUSH__VAPID_PRIVATE_KEY (by default one instance
+    /// generates its own into the data directory).
+    VapidKeys,
     /// Connect to the alert socket as USER and print each alert as it arrives.
     Listen {
         user: String,
@@ -74,6 +79,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Token { user, days } => {
             anyhow::ensure!(days > 0, "--days must be positive");
             println!("{}", sign(&settings, user, chrono::Duration::days(days))?);
+            Ok(())
+        }
+        Command::VapidKeys => {
+            let keys = signal_channels::push::VapidKeys::generate();
+            println!("private key (secret): {}", keys.private_key());
+            println!("public key:           {}", keys.public_key());
             Ok(())
         }
         Command::Listen { user, alert_url } => {

@@ -6,6 +6,8 @@ use signal_ports::{AlertHistoryStore, AlertRecord, HistoryPage, HistoryQuery, St
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
+use crate::connect::Backend;
+
 use crate::codec::{
     corrupt, decimal, from_micros, instrument, micros, opt_from_micros, price, store_error, user,
 };
@@ -15,12 +17,17 @@ const COLUMNS: &str = "id, event_id, user_id, rule_id, instrument, condition, le
 
 #[derive(Clone)]
 pub struct SqlAlertStore {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
+    /// Decides how deliveries are claimed (PostgreSQL skips rows another claim holds).
+    pub(crate) backend: Backend,
 }
 
 impl SqlAlertStore {
     pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+        // The pool was opened from a URL `connect` accepted, so its scheme is one of the two.
+        let backend = Backend::of_url(pool.connect_options().database_url.as_str())
+            .unwrap_or(Backend::Sqlite);
+        Self { pool, backend }
     }
 }
 
@@ -71,6 +78,7 @@ impl AlertHistoryStore for SqlAlertStore {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (event_id) DO NOTHING RETURNING {COLUMNS}"
         );
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
         let row = sqlx::query(&sql)
             .bind(event.event_id.to_string())
             .bind(event.user_id.as_str())
@@ -85,10 +93,17 @@ impl AlertHistoryStore for SqlAlertStore {
             .bind(micros(at))
             .bind(event.note.clone())
             .bind(i64::from(event.simulated))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(store_error)?;
-        row.as_ref().map(record_from_row).transpose()
+        let Some(row) = row else {
+            // A redelivery: its deliveries were created with it the first time.
+            return Ok(None);
+        };
+        let record = record_from_row(&row)?;
+        crate::channels::create_deliveries(&mut tx, &record, at).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(Some(record))
     }
 
     async fn list(&self, user: &UserId, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {

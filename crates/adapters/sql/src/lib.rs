@@ -6,6 +6,7 @@ mod accounts;
 mod alert;
 mod asset;
 mod candles;
+mod channels;
 mod codec;
 mod connect;
 mod outbox;

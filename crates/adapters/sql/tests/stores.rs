@@ -12,12 +12,14 @@ use signal_domain::{
     TriggeredAlert, UserId, TRIGGERED_ALERT_SCHEMA_VERSION,
 };
 use signal_ports::{
-    AlertHistoryStore, Candle, CandleStore, Capped, HistoryQuery, OutboxStore, RuleChange,
-    RuleStore, WatchlistStore,
+    AlertHistoryStore, Candle, CandleStore, Capped, ChannelKind, ChannelRecord, ChannelState,
+    ChannelStore, ChannelTarget, DeliveryAttempt, DeliveryOutcome, DeliveryQuery, DeliveryStatus,
+    DeliveryStore, HistoryQuery, NewChannel, OutboxStore, RuleChange, RuleStore, WatchlistStore,
 };
 use signal_store_sql::{
     connect, Schema, SqlAccountStore, SqlAlertStore, SqlAssetStore, SqlCandleStore,
 };
+use std::collections::BTreeSet;
 
 /// A fresh, empty database of each backend.
 async fn fresh_databases(dir: &tempfile::TempDir, schema: Schema) -> Vec<String> {
@@ -784,5 +786,336 @@ async fn account_guarantees(store: SqlAccountStore) {
     assert_eq!(
         store.delete_sessions_expired_before(later).await.unwrap(),
         4
+    );
+}
+
+fn webhook_target(url: &str) -> ChannelTarget {
+    ChannelTarget::Webhook {
+        url: url.into(),
+        template: None,
+        secret: "whsec_c2VjcmV0".into(),
+        previous_secret: None,
+        previous_secret_expires_at: None,
+    }
+}
+
+async fn add_channel(
+    store: &SqlAlertStore,
+    user: &UserId,
+    target: ChannelTarget,
+    state: ChannelState,
+) -> ChannelRecord {
+    store
+        .create_channel(
+            &NewChannel {
+                user: user.clone(),
+                name: "test".into(),
+                target,
+                state,
+                pending_code: None,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_alert_is_stored_with_one_delivery_per_active_channel_in_one_go() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in alert_stores(&dir).await {
+        deliveries_come_with_their_alert(store).await;
+    }
+}
+
+async fn deliveries_come_with_their_alert(store: SqlAlertStore) {
+    let alice = UserId::new("alice").unwrap();
+    let bob = UserId::new("bob").unwrap();
+    let active = add_channel(
+        &store,
+        &alice,
+        webhook_target("https://a.example/"),
+        ChannelState::Active,
+    )
+    .await;
+    add_channel(
+        &store,
+        &alice,
+        ChannelTarget::Telegram { chat_id: None },
+        ChannelState::Pending,
+    )
+    .await;
+    add_channel(
+        &store,
+        &alice,
+        webhook_target("https://b.example/"),
+        ChannelState::Disabled,
+    )
+    .await;
+    add_channel(
+        &store,
+        &bob,
+        webhook_target("https://c.example/"),
+        ChannelState::Active,
+    )
+    .await;
+
+    let fired = event(&alice, signal_domain::RuleId(1), "71900");
+    let record = store
+        .insert_if_absent(&fired, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let mine = store
+        .deliveries(
+            &alice,
+            &DeliveryQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1, "only the active channel: {mine:?}");
+    assert_eq!(mine[0].channel_id, active.id);
+    assert_eq!(mine[0].alert_id, Some(record.id));
+    assert_eq!(mine[0].event_id, fired.event_id);
+    assert_eq!(mine[0].status, DeliveryStatus::Pending);
+    // A redelivered event creates nothing.
+    assert!(store
+        .insert_if_absent(&fired, Utc::now())
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .deliveries(
+                &alice,
+                &DeliveryQuery {
+                    limit: 10,
+                    ..Default::default()
+                }
+            )
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let bobs = store
+        .deliveries(
+            &bob,
+            &DeliveryQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(bobs.is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_claims_never_take_the_same_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in alert_stores(&dir).await {
+        claims_are_exclusive(store).await;
+    }
+}
+
+async fn claims_are_exclusive(store: SqlAlertStore) {
+    let store = std::sync::Arc::new(store);
+    // Forty users with a channel each, two alerts each.
+    let mut expected = BTreeSet::new();
+    for n in 0..40 {
+        let user = UserId::new(format!("user{n}")).unwrap();
+        add_channel(
+            &store,
+            &user,
+            webhook_target("https://hooks.example/"),
+            ChannelState::Active,
+        )
+        .await;
+        for _ in 0..2 {
+            let record = store
+                .insert_if_absent(&event(&user, signal_domain::RuleId(n), "71900"), Utc::now())
+                .await
+                .unwrap()
+                .unwrap();
+            expected.insert(record.id);
+        }
+    }
+    let now = Utc::now();
+    let until = now + chrono::Duration::seconds(30);
+    let claimers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut batches = Vec::new();
+                loop {
+                    let batch = store
+                        .claim_due(ChannelKind::Webhook, now, until, 3)
+                        .await
+                        .unwrap();
+                    if batch.is_empty() {
+                        return batches;
+                    }
+                    batches.push(batch);
+                }
+            })
+        })
+        .collect();
+    let mut batches = Vec::new();
+    for claimer in claimers {
+        batches.extend(claimer.await.unwrap());
+    }
+    // Each channel was claimed once, by one claim, with all its due deliveries.
+    let mut claimed_by: std::collections::BTreeMap<i64, usize> = Default::default();
+    for (n, batch) in batches.iter().enumerate() {
+        for delivery in batch {
+            let owner = *claimed_by.entry(delivery.channel_id).or_insert(n);
+            assert_eq!(owner, n, "channel {} in two claims", delivery.channel_id);
+        }
+    }
+    assert_eq!(claimed_by.len(), 40);
+    let claimed: BTreeSet<i64> = batches
+        .iter()
+        .flatten()
+        .filter_map(|d| d.alert_id)
+        .collect();
+    assert_eq!(claimed, expected, "every due delivery, once");
+    assert!(store
+        .claim_due(ChannelKind::Webhook, now, until, 100)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Given back, a channel can be claimed again; so can one whose claim lapsed (its worker died).
+    let first_channel = batches[0][0].channel_id;
+    store.release_claim(&[first_channel]).await.unwrap();
+    let again = store
+        .claim_due(ChannelKind::Webhook, now, until, 100)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|d| d.channel_id == first_channel));
+    let later = until + chrono::Duration::seconds(1);
+    let retaken = store
+        .claim_due(
+            ChannelKind::Webhook,
+            later,
+            later + chrono::Duration::seconds(30),
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(retaken.len(), 80);
+}
+
+#[tokio::test]
+async fn attempts_outcomes_and_disabling_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in alert_stores(&dir).await {
+        outcomes_are_recorded(store).await;
+    }
+}
+
+async fn outcomes_are_recorded(store: SqlAlertStore) {
+    let alice = UserId::new("alice").unwrap();
+    let channel = add_channel(
+        &store,
+        &alice,
+        webhook_target("https://a.example/"),
+        ChannelState::Active,
+    )
+    .await;
+    for _ in 0..2 {
+        store
+            .insert_if_absent(
+                &event(&alice, signal_domain::RuleId(1), "71900"),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+    let now = Utc::now();
+    let claimed = store
+        .claim_due(
+            ChannelKind::Webhook,
+            now,
+            now + chrono::Duration::seconds(30),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    store.release_claim(&[channel.id]).await.unwrap();
+    let (first, second) = (claimed[0].id, claimed[1].id);
+    let failed = DeliveryAttempt {
+        at: now,
+        ok: false,
+        status: Some(503),
+        error: Some("the receiver answered HTTP 503".into()),
+        duration_ms: 12,
+    };
+    let retry_at = now + chrono::Duration::seconds(5);
+    store
+        .record_attempt(&[first], &failed, &DeliveryOutcome::Retry { at: retry_at })
+        .await
+        .unwrap();
+    let retrying = store.delivery(&alice, first).await.unwrap().unwrap();
+    assert_eq!(retrying.status, DeliveryStatus::Pending);
+    assert_eq!(retrying.attempts, 1);
+    assert_eq!(retrying.last_status, Some(503));
+    assert_eq!(
+        retrying.next_attempt_at.timestamp_micros(),
+        retry_at.timestamp_micros()
+    );
+    // Not due before its retry time; due after.
+    assert!(store
+        .claim_due(ChannelKind::Webhook, now, now, 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|d| d.id != first));
+    let ok = DeliveryAttempt {
+        at: retry_at,
+        ok: true,
+        status: Some(200),
+        error: None,
+        duration_ms: 8,
+    };
+    store
+        .record_attempt(&[first], &ok, &DeliveryOutcome::Delivered { at: retry_at })
+        .await
+        .unwrap();
+    let delivered = store.delivery(&alice, first).await.unwrap().unwrap();
+    assert_eq!(delivered.status, DeliveryStatus::Delivered);
+    assert_eq!(delivered.attempts, 2);
+    assert!(delivered.latency_ms.unwrap() >= 0);
+    let log = store.attempts(first).await.unwrap();
+    assert_eq!(log.len(), 2);
+    assert!(!log[0].ok && log[1].ok);
+    assert_eq!(
+        store
+            .sent_since(channel.id, now - chrono::Duration::minutes(1))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Disabling the channel skips what was still waiting, and says why.
+    store
+        .disable_channel(channel.id, "the receiver is gone: HTTP 410", now)
+        .await
+        .unwrap();
+    let skipped = store.delivery(&alice, second).await.unwrap().unwrap();
+    assert_eq!(skipped.status, DeliveryStatus::Skipped);
+    assert!(skipped.last_error.unwrap().contains("HTTP 410"));
+    let disabled = store.channel(&alice, channel.id).await.unwrap().unwrap();
+    assert_eq!(disabled.state, ChannelState::Disabled);
+    assert_eq!(
+        disabled.disabled_reason.as_deref(),
+        Some("the receiver is gone: HTTP 410")
     );
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod api;
+mod channels;
 mod legacy;
 mod socket;
 
@@ -30,6 +31,7 @@ pub struct AlertState {
     pub trusted_proxies: TrustedProxies,
     /// Cancelled when the service stops: its sockets close.
     pub shutdown: CancellationToken,
+    pub channels: Arc<signal_channels::ChannelService>,
 }
 
 impl FromRef<AlertState> for Arc<JwtVerifier> {
@@ -60,6 +62,7 @@ pub fn router(state: AlertState) -> Router {
         .merge(accounts::routes())
         .merge(legacy::routes())
         .merge(api::routes())
+        .merge(channels::routes())
         .merge(socket::routes())
         .with_state(state)
 }

@@ -1,0 +1,293 @@
+//! What a notification says, in the user's language and time zone: one alert, a digest of
+//! several, or a test. Every channel builds its message from these words, so an alert reads the
+//! same in a push, a Telegram chat and an email.
+
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde_json::json;
+use signal_catalog::Catalog;
+use signal_domain::{ConditionKind, Timestamp};
+use signal_ports::{AlertRecord, Language, UserSettings};
+use uuid::Uuid;
+
+use crate::template::TemplateValues;
+
+/// The user's language and time zone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Locale {
+    pub language: Language,
+    pub zone: Tz,
+}
+
+impl Locale {
+    /// The settings' locale; a time zone that no longer parses falls back to Seoul's.
+    pub fn of(settings: &UserSettings) -> Self {
+        Self {
+            language: settings.language,
+            zone: settings.time_zone.parse().unwrap_or(chrono_tz::Asia::Seoul),
+        }
+    }
+
+    fn pick<'a>(&self, ko: &'a str, en: &'a str) -> &'a str {
+        match self.language {
+            Language::Ko => ko,
+            Language::En => en,
+        }
+    }
+
+    /// `2026-12-02 10:26:16 KST`.
+    pub fn time(&self, at: Timestamp) -> String {
+        at.with_timezone(&self.zone)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string()
+    }
+}
+
+/// `71900` as `71,900`; decimals keep every digit they have.
+pub fn group_thousands(value: Decimal) -> String {
+    let text = value.normalize().to_string();
+    let (sign, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", text.as_str()),
+    };
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (unsigned, None),
+    };
+    let mut grouped = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    match fraction {
+        Some(fraction) => format!("{sign}{grouped}.{fraction}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+/// One alert, with the instrument's name in the user's language.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertNotice {
+    pub alert: AlertRecord,
+    pub name: String,
+}
+
+impl AlertNotice {
+    pub fn new(alert: AlertRecord, catalog: &Catalog, language: Language) -> Self {
+        let name = catalog
+            .get(&alert.instrument)
+            .map(|entry| match language {
+                Language::Ko if !entry.instrument.korean_name.is_empty() => {
+                    entry.instrument.korean_name.clone()
+                }
+                _ => entry.instrument.english_name.clone(),
+            })
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| alert.instrument.symbol().to_string());
+        Self { alert, name }
+    }
+
+    /// What the rule asked for, e.g. `at or above 71,900`.
+    pub fn condition(&self, locale: &Locale) -> String {
+        let level = group_thousands(self.alert.level.value());
+        let percent = self
+            .alert
+            .percent
+            .map(|p| p.value().normalize().to_string())
+            .unwrap_or_default();
+        match self.alert.condition {
+            ConditionKind::Above => match locale.language {
+                Language::Ko => format!("{level} 이상"),
+                Language::En => format!("at or above {level}"),
+            },
+            ConditionKind::Below => match locale.language {
+                Language::Ko => format!("{level} 이하"),
+                Language::En => format!("at or below {level}"),
+            },
+            ConditionKind::ChangeUp => match locale.language {
+                Language::Ko => format!("전일 대비 {percent}% 상승 ({level})"),
+                Language::En => format!("up {percent}% on the previous close ({level})"),
+            },
+            ConditionKind::ChangeDown => match locale.language {
+                Language::Ko => format!("전일 대비 {percent}% 하락 ({level})"),
+                Language::En => format!("down {percent}% on the previous close ({level})"),
+            },
+        }
+    }
+
+    /// `삼성전자 71,900 이상` / `Samsung Electronics: at or above 71,900`.
+    pub fn title(&self, locale: &Locale) -> String {
+        let simulated = if self.alert.simulated {
+            locale.pick("[모의] ", "[simulated] ")
+        } else {
+            ""
+        };
+        match locale.language {
+            Language::Ko => format!("{simulated}{} {}", self.name, self.condition(locale)),
+            Language::En => format!("{simulated}{}: {}", self.name, self.condition(locale)),
+        }
+    }
+
+    /// The price and time, then the rule's note.
+    pub fn body(&self, locale: &Locale) -> String {
+        let price = group_thousands(self.alert.price.value());
+        let time = locale.time(self.alert.exchange_time);
+        let mut body = match locale.language {
+            Language::Ko => format!("체결가 {price} · {time}"),
+            Language::En => format!("Traded at {price} at {time}"),
+        };
+        if let Some(note) = self.alert.note.as_deref().filter(|n| !n.is_empty()) {
+            body.push('\n');
+            body.push_str(locale.pick("메모: ", "Note: "));
+            body.push_str(note);
+        }
+        body
+    }
+
+    pub fn template_values(&self, locale: &Locale) -> TemplateValues {
+        let alert = &self.alert;
+        let mut values = TemplateValues::default();
+        values
+            .set("symbol", alert.instrument.symbol())
+            .set("name", self.name.clone())
+            .set("instrument", alert.instrument.to_string())
+            .set("price", alert.price.to_string())
+            .set("level", alert.level.to_string())
+            .set("condition", alert.condition.as_str())
+            .set(
+                "percent",
+                alert.percent.map(|p| p.to_string()).unwrap_or_default(),
+            )
+            .set(
+                "time",
+                alert.exchange_time.with_timezone(&locale.zone).to_rfc3339(),
+            )
+            .set("note", alert.note.clone().unwrap_or_default())
+            .set("rule_id", alert.rule_id.0.to_string())
+            .set("alert_id", alert.id.to_string())
+            .set("event_id", alert.event_id.to_string());
+        values
+    }
+
+    /// The alert as JSON, in the field names of the alert API.
+    pub fn json(&self) -> serde_json::Value {
+        let alert = &self.alert;
+        json!({
+            "id": alert.id,
+            "eventId": alert.event_id,
+            "ruleId": alert.rule_id.0,
+            "instrument": alert.instrument,
+            "symbol": alert.instrument.symbol(),
+            "name": self.name,
+            "condition": alert.condition.as_str(),
+            "level": alert.level,
+            "percent": alert.percent,
+            "price": alert.price,
+            "exchangeTime": alert.exchange_time,
+            "triggeredAt": alert.triggered_at,
+            "note": alert.note,
+            "simulated": alert.simulated,
+        })
+    }
+}
+
+/// What one message carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    Alert(Box<AlertNotice>),
+    /// Several alerts gathered into one message (over the cap, after quiet hours).
+    Digest(Vec<AlertNotice>),
+    /// The "send test" action.
+    Test,
+}
+
+/// One message to one channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// Stable across retries: the alert's event id, or the digest's or test's own id.
+    pub message_id: Uuid,
+    pub locale: Locale,
+    pub content: Content,
+    /// The web app's address, for links back to it.
+    pub app_url: String,
+}
+
+impl Notification {
+    pub fn title(&self) -> String {
+        let locale = &self.locale;
+        match &self.content {
+            Content::Alert(notice) => notice.title(locale),
+            Content::Digest(notices) => match locale.language {
+                Language::Ko => format!("가격 알림 {}건", notices.len()),
+                Language::En => format!("{} price alerts", notices.len()),
+            },
+            Content::Test => locale
+                .pick("DonTouch Signal 테스트 알림", "DonTouch Signal test")
+                .to_string(),
+        }
+    }
+
+    /// The message's text below its title.
+    pub fn body(&self) -> String {
+        let locale = &self.locale;
+        match &self.content {
+            Content::Alert(notice) => notice.body(locale),
+            Content::Digest(notices) => notices
+                .iter()
+                .map(|n| {
+                    let price = group_thousands(n.alert.price.value());
+                    let time = n
+                        .alert
+                        .exchange_time
+                        .with_timezone(&locale.zone)
+                        .format("%H:%M:%S");
+                    format!("• {} · {price} · {time}", n.title(locale))
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Content::Test => locale
+                .pick(
+                    "이 채널이 작동합니다. 알림이 여기로 전달됩니다.",
+                    "This channel works: your alerts will arrive here.",
+                )
+                .to_string(),
+        }
+    }
+
+    /// Where a click on the message leads: the instrument's page for one alert, the alert
+    /// history otherwise.
+    pub fn link(&self) -> String {
+        let base = self.app_url.trim_end_matches('/');
+        match &self.content {
+            Content::Alert(notice) => format!("{base}/instruments/{}", notice.alert.instrument),
+            Content::Digest(_) | Content::Test => format!("{base}/alerts"),
+        }
+    }
+
+    /// The alerts the message carries.
+    pub fn notices(&self) -> &[AlertNotice] {
+        match &self.content {
+            Content::Alert(notice) => std::slice::from_ref(notice.as_ref()),
+            Content::Digest(notices) => notices,
+            Content::Test => &[],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn groups_thousands_and_keeps_decimals() {
+        assert_eq!(group_thousands(dec!(71900)), "71,900");
+        assert_eq!(group_thousands(dec!(161000000)), "161,000,000");
+        assert_eq!(group_thousands(dec!(999)), "999");
+        assert_eq!(group_thousands(dec!(1234.50)), "1,234.5");
+        assert_eq!(group_thousands(dec!(0.000123)), "0.000123");
+        assert_eq!(group_thousands(dec!(-1234567)), "-1,234,567");
+    }
+}
