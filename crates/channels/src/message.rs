@@ -261,7 +261,7 @@ impl Notification {
     pub fn link(&self) -> String {
         let base = self.app_url.trim_end_matches('/');
         match &self.content {
-            Content::Alert(notice) => format!("{base}/instruments/{}", notice.alert.instrument),
+            Content::Alert(notice) => format!("{base}/i/{}", notice.alert.instrument),
             Content::Digest(_) | Content::Test => format!("{base}/alerts"),
         }
     }

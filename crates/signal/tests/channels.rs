@@ -665,7 +665,7 @@ async fn web_push_reaches_the_push_service_signed_and_encrypted() {
             .starts_with("체결가 72,000"),
         "{payload}"
     );
-    assert_eq!(payload["url"], "http://app.example/instruments/KRX:005930");
+    assert_eq!(payload["url"], "http://app.example/i/KRX:005930");
     assert_eq!(payload["tag"], alert["eventId"]);
     assert_eq!(payload["alert"]["instrument"], "KRX:005930");
     assert_eq!(payload["alert"]["id"], alert["id"]);
@@ -766,7 +766,7 @@ async fn telegram_links_by_deep_link_and_delivers_within_its_limits() {
         ),
         "{text}"
     );
-    assert!(text.contains("<a href=\"http://app.example/instruments/KRX:005930\">"));
+    assert!(text.contains("<a href=\"http://app.example/i/KRX:005930\">"));
 
     // 429: the retry waits at least the retry_after Telegram asked for.
     bot.control(

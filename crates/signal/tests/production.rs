@@ -8,7 +8,9 @@ mod support;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::{free_port, metric, token, topology_env, with, Broker, FakeUpbit, ServiceProcess};
+use support::{
+    create_rules, free_port, metric, token, topology_env, with, Broker, FakeUpbit, ServiceProcess,
+};
 use tokio_tungstenite::tungstenite::Message;
 
 const ARRIVES_WITHIN: Duration = Duration::from_secs(30);
@@ -122,25 +124,6 @@ async fn an_upbit_trade_fires_a_rule_across_both_services_over_kafka() {
         .unwrap();
     assert_eq!(history["items"].as_array().unwrap().len(), 1, "{history}");
     drop(alert);
-}
-
-/// Creates `count` ABOVE rules at `level` on KRW-BTC for `user`.
-async fn create_rules(asset_port: u16, user: &str, level: &str, count: usize) {
-    let http = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{asset_port}/api/v1/rules");
-    let token = token(user);
-    let created = futures::stream::iter(0..count)
-        .map(|_| {
-            http.post(&url)
-                .bearer_auth(&token)
-                .json(&json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": level}))
-                .send()
-        })
-        .buffer_unordered(16)
-        .filter(|r| futures::future::ready(matches!(r, Ok(r) if r.status() == 201)))
-        .count()
-        .await;
-    assert_eq!(created, count);
 }
 
 /// Every alert of `user` in history, by paging through it.

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+use futures::StreamExt;
+use serde_json::json;
 pub use signal_exchange_fakes::FakeUpbit;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -226,4 +228,23 @@ pub fn token(user: &str) -> String {
         chrono::Duration::hours(1),
     )
     .unwrap()
+}
+
+/// Creates `count` ABOVE rules at `level` on KRW-BTC for `user`.
+pub async fn create_rules(asset_port: u16, user: &str, level: &str, count: usize) {
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{asset_port}/api/v1/rules");
+    let token = token(user);
+    let created = futures::stream::iter(0..count)
+        .map(|_| {
+            http.post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": level}))
+                .send()
+        })
+        .buffer_unordered(16)
+        .filter(|r| futures::future::ready(matches!(r, Ok(r) if r.status() == 201)))
+        .count()
+        .await;
+    assert_eq!(created, count);
 }
