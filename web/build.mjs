@@ -1,5 +1,6 @@
 // Builds the web app from src/ into dist/ (or the folder given as the first argument):
-// index.html, and under assets/ the bundled JavaScript and CSS with content-hashed names.
+// index.html, and under assets/ the bundled JavaScript and CSS with content-hashed names; the
+// service worker as sw.js at the root (its scope is the whole app, and its name cannot change).
 // The output is deterministic, so CI rebuilds it and compares it with the committed dist/.
 import * as esbuild from 'esbuild';
 import { mkdir, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
@@ -48,3 +49,13 @@ const html = template
   );
 await writeFile(join(outdir, 'index.html'), html);
 await copyFile('src/icon.svg', join(outdir, 'icon.svg'));
+await esbuild.build({
+  entryPoints: ['src/worker/sw.ts'],
+  bundle: true,
+  format: 'iife',
+  minify: true,
+  target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
+  outfile: join(outdir, 'sw.js'),
+  charset: 'utf8',
+  logLevel: 'warning',
+});

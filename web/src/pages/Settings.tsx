@@ -1,10 +1,12 @@
 // Settings: language, theme, the colours of rises and falls, sound and system notifications,
-// and the account (password, sign-out).
+// where alerts reach the person besides this tab (channels), and the account (password,
+// sign-out).
 
 import { useState } from 'preact/hooks';
 import { post } from '../api';
 import { askNotificationPermission, notificationPermission } from '../alerts';
 import { announce } from '../components/Announcer';
+import { ChannelSettings } from '../components/ChannelSettings';
 import { FormProblem, TextField, useProblems } from '../components/Field';
 import { t, type Key } from '../i18n';
 import { colours, language, sound, theme, type Colours, type Language, type Theme } from '../prefs';
@@ -146,6 +148,7 @@ export function Settings() {
           )}
         </div>
       </section>
+      {account && <ChannelSettings />}
       {account && (
         <section class="card" aria-labelledby="account-title">
           <h2 id="account-title">{t('settings.account')}</h2>
