@@ -28,7 +28,7 @@ impl Locale {
         }
     }
 
-    fn pick<'a>(&self, ko: &'a str, en: &'a str) -> &'a str {
+    fn pick<T>(&self, ko: T, en: T) -> T {
         match self.language {
             Language::Ko => ko,
             Language::En => en,
@@ -114,6 +114,18 @@ impl AlertNotice {
                 Language::Ko => format!("전일 대비 {percent}% 하락 ({level})"),
                 Language::En => format!("down {percent}% on the previous close ({level})"),
             },
+            ConditionKind::CrossUp => locale.pick(
+                format!("{level} 상향 돌파"),
+                format!("crossed {level} upward"),
+            ),
+            ConditionKind::CrossDown => locale.pick(
+                format!("{level} 하향 돌파"),
+                format!("crossed {level} downward"),
+            ),
+            ConditionKind::Crossing => {
+                locale.pick(format!("{level} 돌파"), format!("crossed {level}"))
+            }
+            kind => locale.pick(ko_kind(kind), en_kind(kind)).to_string(),
         }
     }
 
@@ -190,6 +202,44 @@ impl AlertNotice {
             "note": alert.note,
             "simulated": alert.simulated,
         })
+    }
+}
+
+/// The Korean name of a condition kind that has no level of its own to show.
+fn ko_kind(kind: ConditionKind) -> &'static str {
+    match kind {
+        ConditionKind::ChannelEnter => "가격 구간 진입",
+        ConditionKind::ChannelExit => "가격 구간 이탈",
+        ConditionKind::MoveUp => "일정 시간 안에 상승",
+        ConditionKind::MoveDown => "일정 시간 안에 하락",
+        ConditionKind::VolumeSpike => "거래량 급증",
+        ConditionKind::DayVolume => "당일 거래량 도달",
+        ConditionKind::MaCrossUp => "이동평균선 상향 돌파",
+        ConditionKind::MaCrossDown => "이동평균선 하향 돌파",
+        ConditionKind::RsiAbove => "RSI 기준 이상",
+        ConditionKind::RsiBelow => "RSI 기준 이하",
+        ConditionKind::GoldenCross => "골든 크로스",
+        ConditionKind::DeadCross => "데드 크로스",
+        other => other.as_str(),
+    }
+}
+
+/// The English name of a condition kind that has no level of its own to show.
+fn en_kind(kind: ConditionKind) -> &'static str {
+    match kind {
+        ConditionKind::ChannelEnter => "entered its price band",
+        ConditionKind::ChannelExit => "left its price band",
+        ConditionKind::MoveUp => "rose within its time window",
+        ConditionKind::MoveDown => "fell within its time window",
+        ConditionKind::VolumeSpike => "volume spike",
+        ConditionKind::DayVolume => "day's volume reached",
+        ConditionKind::MaCrossUp => "crossed its moving average upward",
+        ConditionKind::MaCrossDown => "crossed its moving average downward",
+        ConditionKind::RsiAbove => "RSI at or above its level",
+        ConditionKind::RsiBelow => "RSI at or below its level",
+        ConditionKind::GoldenCross => "golden cross",
+        ConditionKind::DeadCross => "dead cross",
+        other => other.as_str(),
     }
 }
 
