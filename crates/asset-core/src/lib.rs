@@ -163,6 +163,7 @@ pub async fn start(
     let engine = Engine::load(
         EngineDeps {
             store: deps.rules.clone(),
+            candles: deps.candles.clone(),
             book: book.clone(),
             outbox_ready: outbox_ready.clone(),
             metrics: metrics.clone(),

@@ -169,3 +169,71 @@ async fn new_kinds_with_bad_parameters_get_a_422_naming_the_field() {
     }
     app.app.stop().await;
 }
+
+/// Trades of one share, one a minute, in the minutes before this one, closing at `closes`.
+async fn minutes_before(app: &TestApp, instrument: &str, closes: &[i64]) {
+    use chrono::{DurationRound, TimeDelta, Utc};
+    let this_minute = Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap();
+    let count = i32::try_from(closes.len()).unwrap();
+    for (minute, close) in (0..count).zip(closes) {
+        let at =
+            this_minute - TimeDelta::minutes(i64::from(count - minute)) + TimeDelta::seconds(30);
+        let tick = signal_domain::Tick {
+            instrument: instrument.parse().unwrap(),
+            price: close.to_string().parse().unwrap(),
+            trade_volume: Some(1.into()),
+            cumulative_volume: None,
+            prev_close: None,
+            exchange_time: at,
+            received_at: Utc::now(),
+            source: signal_domain::QuoteSource::Simulated,
+        };
+        app.app.ticks.send(tick).await.unwrap();
+    }
+    // The candles reach the store every few seconds: wait until the last one is there.
+    let from = this_minute - TimeDelta::minutes(i64::from(count));
+    let url = format!(
+        "{}/api/v1/instruments/{instrument}/candles?from={}&to={}",
+        app.asset,
+        from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        this_minute.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    for _ in 0..100 {
+        let stored: Vec<Value> = app.get_json(&url, "jin").await;
+        if stored.len() == closes.len() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the candles of {instrument} never reached the store");
+}
+
+#[tokio::test]
+async fn an_rsi_rule_is_warmed_up_from_stored_candles_and_does_not_fire_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let mut socket = app.alert_socket("jin").await;
+    // Fifteen minutes of steady falls: RSI(2) on 1m bars is 0.
+    let falling: Vec<i64> = (0..15).map(|minute| 1000 - minute * 10).collect();
+    minutes_before(&app, "UPBIT:KRW-XRP", &falling).await;
+    let rsi = |instrument: &str| {
+        json!({"instrument": instrument, "condition": "RSI_ABOVE", "interval": "1m",
+               "bars": 2, "level": 80})
+    };
+    create(&app, "jin", rsi("UPBIT:KRW-XRP")).await;
+    // No stored bars for this one: its RSI has no value, whatever the price does.
+    create(&app, "jin", rsi("UPBIT:KRW-SOL")).await;
+    app.tick("UPBIT:KRW-SOL", "1000").await;
+    app.tick("UPBIT:KRW-SOL", "2000").await;
+    socket.assert_no_alert().await;
+
+    // A small rise does not lift RSI(2) past 80; a jump does.
+    app.tick("UPBIT:KRW-XRP", "862").await;
+    socket.assert_no_alert().await;
+    app.tick("UPBIT:KRW-XRP", "910").await;
+    let alert = socket.next_of("alert").await;
+    assert_eq!(alert["condition"], "RSI_ABOVE");
+    assert_eq!(alert["instrument"], "UPBIT:KRW-XRP");
+    assert_eq!(alert["price"], "910");
+    app.app.stop().await;
+}

@@ -6,9 +6,11 @@
 //! - [`run`]: the run loop: commands before quotes, each owned quote evaluated, each firing
 //!   stored with its events in one transaction;
 //! - [`firing`]: pure: the transitions of one evaluation in, the state changes and events out;
+//! - [`bars`]: the bars indicators and once-per-bar-close rules move on, and their warm-up;
 //! - [`replica`]: keeping this instance's rules in step with the others' changes;
 //! - [`handover`]: taking over and letting go of shards of instruments.
 
+mod bars;
 pub(crate) mod command;
 mod firing;
 pub(crate) mod handover;
@@ -18,9 +20,11 @@ mod run;
 mod tests;
 
 use backon::ExponentialBuilder;
-use signal_domain::{AlertRule, Condition, InstrumentId, Price, RuleId, Timestamp, UserId};
+use signal_domain::{
+    AlertRule, Condition, ErrorChain, InstrumentId, Interval, Price, RuleId, Timestamp, UserId,
+};
 use signal_ownership::ShardSet;
-use signal_ports::{RuleStore, StoreError};
+use signal_ports::{CandleStore, RuleStore, StoreError};
 use signal_trigger_engine::{EngineRule, RuleEngine, Transition, TriggerEngine};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,6 +53,8 @@ pub(crate) struct RuleFacts {
 /// What the engine reads and where its results go.
 pub(crate) struct EngineDeps {
     pub store: Arc<dyn RuleStore>,
+    /// The minute candles indicators are warmed up with.
+    pub candles: Arc<dyn CandleStore>,
     /// The latest quote of every instrument this instance hears: what a taken-over instrument
     /// is evaluated on, beside the one the previous owner shared.
     pub book: Arc<QuoteBook>,
@@ -62,6 +68,7 @@ pub(crate) struct Engine {
     triggers: TriggerEngine,
     rules: HashMap<RuleId, RuleFacts>,
     references: HashMap<InstrumentId, Price>,
+    bars: bars::BarClock,
     /// The shards whose instruments this engine evaluates.
     owned: ShardSet,
     /// Rules this engine let go (fired for good, expired, deleted), and when.
@@ -79,13 +86,25 @@ impl Engine {
             triggers: TriggerEngine::default(),
             rules: HashMap::new(),
             references: HashMap::new(),
+            bars: bars::BarClock::default(),
             owned,
             ended: HashMap::new(),
             transitions: Vec::new(),
             deps,
         };
+        // One warm-up per instrument and interval, as long as its longest indicator wants.
+        let mut wanted: HashMap<(InstrumentId, Interval), usize> = HashMap::new();
         for rule in active {
+            if let Some((interval, bars)) = rule.spec.condition.history_wanted() {
+                let entry = wanted
+                    .entry((rule.spec.instrument.clone(), interval))
+                    .or_default();
+                *entry = (*entry).max(bars);
+            }
             engine.upsert(rule);
+        }
+        for ((instrument, interval), bars) in wanted {
+            engine.warm_up(&instrument, interval, bars).await;
         }
         tracing::info!(rules = engine.triggers.len(), "trigger engine loaded");
         engine.deps.metrics.owned_shards.set(i64::from(owned.len()));
@@ -101,6 +120,9 @@ impl Engine {
         self.deps
             .interest
             .rule_active(rule.id, &rule.spec.instrument);
+        if rule.spec.condition.interval().is_some() || rule.spec.repeat.interval().is_some() {
+            self.bars.follow(&rule.spec.instrument);
+        }
         self.rules.insert(
             rule.id,
             RuleFacts {
@@ -123,6 +145,22 @@ impl Engine {
             state: rule.state,
         });
         self.count_rules();
+    }
+
+    /// Offers the instrument's new indicators of `interval` the last `bars` finished bars from
+    /// the stored candles. Without them an indicator starts from the bars that close from now on.
+    async fn warm_up(&mut self, instrument: &InstrumentId, interval: Interval, bars: usize) {
+        let now = chrono::Utc::now();
+        match bars::history(&*self.deps.candles, instrument, interval, bars, now).await {
+            Ok(history) => {
+                let key = self.triggers.key(instrument);
+                self.triggers.warm_up(key, interval, &history);
+            }
+            Err(error) => tracing::warn!(
+                error = %ErrorChain(&error), %instrument, %interval,
+                "no stored bars to warm indicators up with"
+            ),
+        }
     }
 
     fn forget(&mut self, rule: RuleId) {

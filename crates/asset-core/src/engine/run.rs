@@ -33,7 +33,11 @@ impl Engine {
                 _ = shutdown.cancelled() => break,
                 Some(command) = commands.recv() => self.apply(command).await,
                 Some(quote) = quotes.recv() => self.on_quote(&quote).await,
-                _ = expiry.tick() => self.expire(chrono::Utc::now()).await,
+                _ = expiry.tick() => {
+                    let now = chrono::Utc::now();
+                    self.close_bars(now).await;
+                    self.expire(now).await;
+                }
                 else => break,
             }
         }
@@ -42,7 +46,15 @@ impl Engine {
     pub(super) async fn apply(&mut self, command: EngineCommand) {
         match command {
             EngineCommand::Upsert(rule, done) => {
+                let history = rule
+                    .spec
+                    .condition
+                    .history_wanted()
+                    .map(|(interval, bars)| (rule.spec.instrument.clone(), interval, bars));
                 self.upsert(rule);
+                if let Some((instrument, interval, bars)) = history {
+                    self.warm_up(&instrument, interval, bars).await;
+                }
                 // The caller may have gone; the rule is held either way.
                 let _ = done.send(());
             }
@@ -84,9 +96,16 @@ impl Engine {
             }
         }
         let mut transitions = std::mem::take(&mut self.transitions);
+        // The bars this trade ends close first: once-per-bar-close rules are evaluated on them.
+        let mut closed = Vec::new();
+        let volume = self.bars.on_trade(quote, now, &mut closed);
+        for (interval, bar) in closed {
+            self.triggers
+                .on_bar_close(key, interval, &bar, &mut transitions);
+        }
         let trade = Trade {
             price: quote.price,
-            volume: rust_decimal::Decimal::ZERO,
+            volume,
             at: now,
         };
         self.triggers.on_trade(key, trade, &mut transitions);
@@ -95,6 +114,25 @@ impl Engine {
         }
         transitions.clear();
         self.transitions = transitions;
+    }
+
+    /// Closes the bars of quiet instruments whose time is up, evaluating what they close on.
+    async fn close_bars(&mut self, now: Timestamp) {
+        for (instrument, interval, bar) in self.bars.close_due(now) {
+            if !self.owned.owns(&instrument) {
+                continue;
+            }
+            let key = self.triggers.key(&instrument);
+            let mut transitions = std::mem::take(&mut self.transitions);
+            self.triggers
+                .on_bar_close(key, interval, &bar, &mut transitions);
+            if !transitions.is_empty() {
+                let quote = self.deps.book.latest(&instrument);
+                self.persist(&transitions, quote.as_ref(), now).await;
+            }
+            transitions.clear();
+            self.transitions = transitions;
+        }
     }
 
     async fn expire(&mut self, now: Timestamp) {

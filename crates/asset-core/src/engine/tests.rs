@@ -72,6 +72,13 @@ async fn sqlite(dir: &tempfile::TempDir) -> Arc<SqlAssetStore> {
     ))
 }
 
+/// A candle store that holds none: these tests have no indicators to warm up.
+async fn no_candles() -> Arc<dyn signal_ports::CandleStore> {
+    Arc::new(signal_store_sql::SqlCandleStore::new(
+        connect("sqlite::memory:", Schema::Asset).await.unwrap(),
+    ))
+}
+
 async fn create(store: &dyn RuleStore, spec: &RuleSpec, at: Timestamp) -> AlertRule {
     match store.create(&alice(), spec, 100, at).await.unwrap() {
         Capped::Stored(rule) => rule,
@@ -104,6 +111,7 @@ impl Stepped {
         let engine = Engine::load(
             EngineDeps {
                 store: store.clone(),
+                candles: no_candles().await,
                 book: Arc::new(QuoteBook::default()),
                 outbox_ready: Arc::new(Notify::new()),
                 metrics: AssetMetrics::register(&prometheus::Registry::new()).unwrap(),
