@@ -23,12 +23,14 @@ mod error;
 mod interest;
 mod market;
 mod metrics;
+mod preview;
 mod relay;
 
 pub use assets::{is_target, Assets, Listing};
 pub use error::CoreError;
 pub use interest::ViewGuard;
 pub use metrics::AssetMetrics;
+pub use preview::{Preview, PreviewFiring, APPROXIMATION, MAX_LISTED, PREVIEW_DAYS};
 
 use prometheus::Registry;
 use signal_catalog::Catalog;

@@ -237,3 +237,62 @@ async fn an_rsi_rule_is_warmed_up_from_stored_candles_and_does_not_fire_without_
     assert_eq!(alert["price"], "910");
     app.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_preview_counts_the_firings_over_the_stored_candles_without_saving_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    minutes_before(&app, "UPBIT:KRW-ADA", &[1000, 1100, 1000, 1100, 1000, 1000]).await;
+    let preview = format!("{}/api/v1/rules/preview", app.asset);
+    let response = app
+        .post(&preview, "kim")
+        .json(&json!({"instrument": "UPBIT:KRW-ADA", "condition": "CROSS_UP", "level": "1050"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["counts"],
+        json!([{"days": 1, "fired": 2}, {"days": 7, "fired": 2}, {"days": 30, "fired": 2}]),
+        "{body}"
+    );
+    let prices: Vec<&Value> = body["firings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|firing| &firing["price"])
+        .collect();
+    assert_eq!(prices, [&json!("1100"), &json!("1100")]);
+    assert_eq!(body["candles"], 6);
+    assert!(body["approximation"]
+        .as_str()
+        .unwrap()
+        .contains("1-minute candles"));
+
+    // The same rule with a level the candles never reach fires never.
+    let never = app
+        .post(&preview, "kim")
+        .json(&json!({"instrument": "UPBIT:KRW-ADA", "condition": "CROSS_UP", "level": "1200"}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = never.json().await.unwrap();
+    assert_eq!(body["counts"][2]["fired"], 0, "{body}");
+
+    let bad = app
+        .post(&preview, "kim")
+        .json(
+            &json!({"instrument": "UPBIT:KRW-ADA", "condition": "RSI_BELOW", "interval": "1h",
+                      "bars": 0, "level": 30}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(bad, 422).await["field"], "bars");
+    let saved: Vec<Value> = app
+        .get_json(format!("{}/api/v1/rules", app.asset), "kim")
+        .await;
+    assert!(saved.is_empty(), "a preview saves nothing: {saved:?}");
+    app.app.stop().await;
+}

@@ -59,7 +59,24 @@ impl BarClock {
             _ => Decimal::ZERO,
         };
         bars.volume = quote.volume.or(bars.volume);
-        let market = quote.instrument.market();
+        self.fold_trade(&quote.instrument, quote.price, volume, at, closed);
+        volume
+    }
+
+    /// Folds a trade of `volume` at `price` into the forming bars of a followed instrument, first
+    /// appending to `closed` the bars it ends.
+    pub(crate) fn fold_trade(
+        &mut self,
+        instrument: &InstrumentId,
+        price: Price,
+        volume: Decimal,
+        at: Timestamp,
+        closed: &mut Vec<(Interval, Bar)>,
+    ) {
+        let Some(bars) = self.instruments.get_mut(instrument) else {
+            return;
+        };
+        let market = instrument.market();
         for interval in Interval::ALL {
             let slot = &mut bars.forming[interval.index()];
             if let Some(forming) = slot.filter(|forming| at >= forming.ends) {
@@ -67,15 +84,15 @@ impl BarClock {
                 *slot = None;
             }
             match slot {
-                Some(forming) => fold(&mut forming.bar, quote.price, volume),
+                Some(forming) => fold(&mut forming.bar, price, volume),
                 None => {
                     *slot = Some(Forming {
                         bar: Bar {
                             start: interval.bar_start(market, at),
-                            open: quote.price,
-                            high: quote.price,
-                            low: quote.price,
-                            close: quote.price,
+                            open: price,
+                            high: price,
+                            low: price,
+                            close: price,
                             volume,
                         },
                         ends: interval.bar_end(market, at),
@@ -83,7 +100,6 @@ impl BarClock {
                 }
             }
         }
-        volume
     }
 
     /// Takes the bars that ended by `now` without a trade after them.

@@ -10,7 +10,7 @@
 //! - [`replica`]: keeping this instance's rules in step with the others' changes;
 //! - [`handover`]: taking over and letting go of shards of instruments.
 
-mod bars;
+pub(crate) mod bars;
 pub(crate) mod command;
 mod firing;
 pub(crate) mod handover;

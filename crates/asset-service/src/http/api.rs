@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use signal_domain::{
@@ -25,6 +25,7 @@ pub fn routes() -> Router<AssetState> {
         .route("/api/v1/watchlist", get(watchlist))
         .route("/api/v1/watchlist/{id}", put(watch).delete(unwatch))
         .route("/api/v1/rules", get(list_rules).post(create_rule))
+        .route("/api/v1/rules/preview", post(preview_rule))
         .route(
             "/api/v1/rules/{id}",
             get(get_rule).put(update_rule).delete(delete_rule),
@@ -383,6 +384,63 @@ async fn create_rule(
     let spec = request.into_spec(&state)?;
     let rule = state.assets.create_rule(&user, &spec).await?;
     Ok((StatusCode::CREATED, Json(rule.into())))
+}
+
+#[derive(Serialize)]
+struct PreviewCount {
+    days: i64,
+    fired: usize,
+}
+
+#[derive(Serialize)]
+struct PreviewFiringView {
+    at: Timestamp,
+    price: signal_domain::Price,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PreviewView {
+    instrument: InstrumentId,
+    condition: ConditionKind,
+    /// Firings over the last 1, 7 and 30 days.
+    counts: Vec<PreviewCount>,
+    /// The most recent firings, oldest first.
+    firings: Vec<PreviewFiringView>,
+    /// Candles replayed, and the minute of the first.
+    candles: usize,
+    since: Option<Timestamp>,
+    approximation: &'static str,
+}
+
+/// How often the rule in the body would have fired, without saving it.
+async fn preview_rule(
+    AuthUser(_): AuthUser,
+    State(state): State<AssetState>,
+    ApiJson(request): ApiJson<RuleRequest>,
+) -> Result<Json<PreviewView>, ApiError> {
+    let spec = request.into_spec(&state)?;
+    let preview = state.assets.preview(&spec, chrono::Utc::now()).await?;
+    Ok(Json(PreviewView {
+        condition: spec.condition.kind(),
+        instrument: spec.instrument,
+        counts: preview
+            .counts
+            .iter()
+            .map(|&(days, fired)| PreviewCount { days, fired })
+            .collect(),
+        firings: preview
+            .firings
+            .iter()
+            .map(|firing| PreviewFiringView {
+                at: firing.at,
+                price: firing.price,
+            })
+            .collect(),
+        candles: preview.candles,
+        since: preview.since,
+        approximation: asset_core::APPROXIMATION,
+    }))
 }
 
 async fn get_rule(
