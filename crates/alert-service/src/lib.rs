@@ -11,7 +11,7 @@ mod sessions;
 use axum::Router;
 use prometheus::Registry;
 use signal_ports::{AlertHistoryStore, AlertInbox, Broadcast, SharedCache};
-use signal_web::{ops_router, JwtVerifier, NotReady, Readiness, TrustedProxies};
+use signal_web::{ops_router, JwtVerifier, NotReady, Readiness, SocketLimits, TrustedProxies};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -61,6 +61,7 @@ impl Readiness for ConsumerRunning {
 pub async fn start(
     deps: AlertDeps,
     verifier: Arc<JwtVerifier>,
+    socket_limits: SocketLimits,
     registry: &Registry,
     shutdown: CancellationToken,
 ) -> anyhow::Result<AlertService> {
@@ -116,6 +117,7 @@ pub async fn start(
         trusted_proxies: deps.trusted_proxies,
         shutdown: shutdown.clone(),
         channels,
+        socket_limits,
     };
     let router = http::router(state).merge(ops_router(
         registry.clone(),

@@ -46,6 +46,7 @@ async fn a_redelivered_event_is_stored_once_and_pushed_once() {
             instance: "test".into(),
         },
         Arc::new(JwtVerifier::new(&jwt)),
+        signal_web::SocketLimits::default(),
         &registry,
         shutdown.clone(),
     )

@@ -7,7 +7,7 @@ mod sources;
 
 use axum::Router;
 use prometheus::Registry;
-use signal_web::{ops_router, JwtVerifier, NotReady, Readiness};
+use signal_web::{ops_router, JwtVerifier, NotReady, Readiness, SocketLimits};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -65,6 +65,7 @@ pub async fn start(
     deps: AssetDeps,
     settings: AssetSettings,
     sources: PriceSources,
+    socket_limits: SocketLimits,
     verifier: Arc<JwtVerifier>,
     registry: &Registry,
     shutdown: CancellationToken,
@@ -79,6 +80,7 @@ pub async fn start(
         sources: Arc::new(sources),
         calendar,
         shutdown,
+        socket_limits,
     };
     let readiness = Arc::new(AssetReadiness {
         engine_running: core.engine_running,

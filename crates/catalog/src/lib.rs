@@ -27,15 +27,19 @@ pub enum ResolveError {
         "no instrument given: expected MARKET:SYMBOL (KRX:005930, NASDAQ:AAPL, UPBIT:KRW-BTC) or a symbol"
     )]
     Empty,
-    #[error("`{text}` is not a valid instrument")]
+    #[error("`{}` is not a valid instrument", signal_domain::abbreviate(.text))]
     Malformed {
         text: String,
         #[source]
         source: InstrumentIdError,
     },
-    #[error("`{text}` is not in the instrument catalog")]
+    #[error("`{}` is not in the instrument catalog", signal_domain::abbreviate(.text))]
     Unknown { text: String },
-    #[error("`{text}` is listed on several markets ({}); write it as MARKET:SYMBOL", IdList(.candidates))]
+    #[error(
+        "`{}` is listed on several markets ({}); write it as MARKET:SYMBOL",
+        signal_domain::abbreviate(.text),
+        IdList(.candidates)
+    )]
     Ambiguous {
         text: String,
         candidates: Vec<InstrumentId>,

@@ -17,11 +17,11 @@ pub struct InstrumentId {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InstrumentIdError {
-    #[error("instrument id `{0}` must look like MARKET:SYMBOL, e.g. KRX:005930, NASDAQ:AAPL or UPBIT:KRW-BTC")]
+    #[error("instrument id `{}` must look like MARKET:SYMBOL, e.g. KRX:005930, NASDAQ:AAPL or UPBIT:KRW-BTC", crate::abbreviate(.0))]
     Shape(String),
     #[error(transparent)]
     Market(#[from] crate::market::UnknownMarket),
-    #[error("`{symbol}` is not a valid {market} symbol: {reason}")]
+    #[error("`{}` is not a valid {market} symbol: {reason}", crate::abbreviate(.symbol))]
     Symbol {
         market: Market,
         symbol: String,

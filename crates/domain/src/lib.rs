@@ -12,6 +12,7 @@ pub mod params;
 pub mod price;
 pub mod quote;
 pub mod rule;
+pub mod text;
 pub mod user;
 
 pub use bar::{Bar, Interval, UnknownInterval};
@@ -31,6 +32,7 @@ pub use rule::{
     ConditionKind, Conjunct, Crossing, Direction, MoveSize, Problem, Repeat, RuleError, RuleId,
     RuleSpec, RuleState,
 };
+pub use text::abbreviate;
 pub use user::{UserId, UserIdError};
 
 /// Wall-clock instants everywhere in the system are UTC.

@@ -145,7 +145,7 @@ impl fmt::Display for Market {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown market `{0}` (expected one of KRX, NASDAQ, NYSE, AMEX, UPBIT)")]
+#[error("unknown market `{}` (expected one of KRX, NASDAQ, NYSE, AMEX, UPBIT)", crate::abbreviate(.0))]
 pub struct UnknownMarket(pub String);
 
 impl FromStr for Market {

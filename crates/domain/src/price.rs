@@ -12,12 +12,27 @@ pub struct Price(Decimal);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PriceError {
-    #[error("`{0}` is not a number")]
+    #[error(
+        "`{}` is not a number: write digits with an optional leading `-`, `.` and exponent, \
+         e.g. 71900, 169.785 or 1.5e3",
+        crate::abbreviate(.0)
+    )]
     NotANumber(String),
     #[error("a price must be greater than zero, got {0}")]
     NotPositive(Decimal),
-    #[error("`{0}` has too many digits for a price")]
+    #[error("`{}` has too many digits for a price (at most 12 decimal places)", crate::abbreviate(.0))]
     TooPrecise(String),
+    #[error(
+        "`{}` cannot be kept exactly: at most {MAX_SIGNIFICANT_DIGITS} digits before and after \
+         the decimal point together",
+        crate::abbreviate(.0)
+    )]
+    Inexact(String),
+    #[error(
+        "a decimal number with a fraction or an exponent must be read from its text, not \
+         from a binary float; send it as a string"
+    )]
+    Float,
 }
 
 impl crate::Failure for PriceError {
@@ -25,6 +40,9 @@ impl crate::Failure for PriceError {
         crate::FailureKind::Invalid
     }
 }
+
+/// The most significant digits (and decimal places) a `Decimal` holds exactly.
+pub const MAX_SIGNIFICANT_DIGITS: usize = 28;
 
 /// Upper bound (10^18) that keeps every arithmetic step on prices (percent levels, bands) far from
 /// `Decimal`'s 28-digit limit.
@@ -58,12 +76,70 @@ pub(crate) fn decimal_to_f64(value: Decimal) -> f64 {
     value.to_f64().unwrap_or(f64::NAN)
 }
 
-/// Parses user text as an exact decimal; accepts plain and scientific notation.
-pub(crate) fn parse_decimal(text: &str) -> Result<Decimal, PriceError> {
-    let trimmed = text.trim();
-    Decimal::from_str(trimmed)
-        .or_else(|_| Decimal::from_scientific(trimmed))
-        .map_err(|_| PriceError::NotANumber(text.to_string()))
+/// Parses text as an exact decimal, in the grammar of a JSON number (`-`, digits, an optional
+/// fraction, an optional exponent; leading zeros allowed). Nothing else is accepted: no spaces,
+/// no `+` sign, no `_` separators. The result is the value written, digit for digit: text that
+/// would need rounding to fit is refused instead.
+pub fn parse_decimal(text: &str) -> Result<Decimal, PriceError> {
+    let not_a_number = || PriceError::NotANumber(text.to_string());
+    let inexact = || PriceError::Inexact(text.to_string());
+    let is_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, Some(exponent)),
+        None => (unsigned, None),
+    };
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((whole, fraction)) => (whole, fraction),
+        None => (mantissa, ""),
+    };
+    if !is_digits(whole) || (mantissa.contains('.') && !is_digits(fraction)) {
+        return Err(not_a_number());
+    }
+    let exponent: i64 = match exponent {
+        None => 0,
+        Some(exponent) => {
+            let magnitude = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+            if !is_digits(magnitude) {
+                return Err(not_a_number());
+            }
+            // Anything beyond this magnitude cannot be held exactly whatever the digits.
+            if magnitude.len() > 4 {
+                return Err(inexact());
+            }
+            exponent.parse().map_err(|_| not_a_number())?
+        }
+    };
+    // The value is `digits × 10^-scale`; leading zeros add nothing, trailing zeros only scale.
+    let digits = format!("{whole}{fraction}");
+    let significant = digits.trim_start_matches('0');
+    let without_trailing = significant.trim_end_matches('0');
+    let trailing_zeros = (significant.len() - without_trailing.len()) as i64;
+    if without_trailing.is_empty() {
+        return Ok(Decimal::ZERO);
+    }
+    let mut scale = fraction.len() as i64 - exponent - trailing_zeros;
+    let mut magnitude: i128 = if without_trailing.len() <= MAX_SIGNIFICANT_DIGITS {
+        without_trailing.parse().map_err(|_| inexact())?
+    } else {
+        return Err(inexact());
+    };
+    if scale < 0 {
+        let integer_digits = without_trailing.len() as i64 - scale;
+        if integer_digits > MAX_SIGNIFICANT_DIGITS as i64 {
+            return Err(inexact());
+        }
+        magnitude *= 10i128.pow(scale.unsigned_abs() as u32);
+        scale = 0;
+    }
+    if scale > MAX_SIGNIFICANT_DIGITS as i64 {
+        return Err(inexact());
+    }
+    let signed = if negative { -magnitude } else { magnitude };
+    Decimal::try_from_i128_with_scale(signed, scale as u32).map_err(|_| inexact())
 }
 
 impl FromStr for Price {
@@ -99,10 +175,23 @@ impl<'de> Deserialize<'de> for Price {
     }
 }
 
-/// Accepts a decimal as a JSON string or number. A JSON number arrives as an f64; its shortest
-/// round-trip text is exactly what the client wrote for any value with up to 15 significant digits,
-/// so `71900` or `169.785` stay exact.
-pub(crate) struct DecimalVisitor;
+/// An optional decimal field of a request, as a string or an integer (see [`DecimalVisitor`]).
+pub fn optional_decimal<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Decimal>, D::Error> {
+    struct Exact(Decimal);
+    impl<'de> Deserialize<'de> for Exact {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(DecimalVisitor).map(Exact)
+        }
+    }
+    Ok(Option::<Exact>::deserialize(deserializer)?.map(|e| e.0))
+}
+
+/// Accepts a decimal as a string or an integer. A number with a fraction has been through a
+/// binary float by the time a visitor sees it, so it is refused rather than guessed at: clients
+/// send such values as strings.
+struct DecimalVisitor;
 
 impl serde::de::Visitor<'_> for DecimalVisitor {
     type Value = Decimal;
@@ -123,26 +212,9 @@ impl serde::de::Visitor<'_> for DecimalVisitor {
         Ok(Decimal::from(v))
     }
 
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Decimal, E> {
-        if !v.is_finite() {
-            return Err(E::custom("not a finite number"));
-        }
-        parse_decimal(&format!("{v}")).map_err(E::custom)
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Decimal, E> {
+        Err(E::custom(PriceError::Float))
     }
-}
-
-/// Deserializes an optional exact decimal from a JSON string or number (see [`DecimalVisitor`]),
-/// for fields that are amounts rather than prices.
-pub fn optional_decimal<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Decimal>, D::Error> {
-    struct Exact(Decimal);
-    impl<'de> Deserialize<'de> for Exact {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserializer.deserialize_any(DecimalVisitor).map(Exact)
-        }
-    }
-    Ok(Option::<Exact>::deserialize(deserializer)?.map(|e| e.0))
 }
 
 impl utoipa::PartialSchema for Price {
@@ -224,9 +296,15 @@ mod tests {
     use rust_decimal_macros::dec;
 
     #[test]
-    fn json_numbers_and_strings_parse_exactly() {
-        let p: Price = serde_json::from_str("169.785").unwrap();
+    fn strings_and_integers_parse_exactly_and_floats_are_refused() {
+        let p: Price = serde_json::from_str("\"169.785\"").unwrap();
         assert_eq!(p.value(), dec!(169.785));
+        assert_eq!(
+            serde_json::from_str::<Price>("169.785")
+                .unwrap_err()
+                .to_string(),
+            format!("{} at line 1 column 7", PriceError::Float)
+        );
         let p: Price = serde_json::from_str("\"71900\"").unwrap();
         assert_eq!(p.value(), dec!(71900));
         let p: Price = serde_json::from_str("71900").unwrap();
@@ -253,5 +331,58 @@ mod tests {
     fn change_is_a_percentage() {
         let pct = Percent::change(dec!(162876000), dec!(163158000)).unwrap();
         assert_eq!(pct.value(), dec!(-0.1728));
+    }
+
+    #[test]
+    fn decimal_text_is_read_digit_for_digit() {
+        let exact = |text: &str| parse_decimal(text).unwrap().to_string();
+        assert_eq!(exact("71900"), "71900");
+        assert_eq!(exact("-0.85"), "-0.85");
+        assert_eq!(exact("1.5e3"), "1500");
+        assert_eq!(exact("1.5E+3"), "1500");
+        assert_eq!(exact("15e-1"), "1.5");
+        assert_eq!(exact("00071900.500"), "71900.5");
+        assert_eq!(exact("1.00000000000000000001"), "1.00000000000000000001");
+        assert_eq!(exact("0e-5"), "0");
+        assert_eq!(
+            exact("1234567890123456789012345678"),
+            "1234567890123456789012345678"
+        );
+    }
+
+    #[test]
+    fn malformed_or_unrepresentable_decimal_text_is_refused() {
+        for malformed in [
+            "", " 5", "5 ", "+5", "1_000", "1,000", "1.", ".5", "5e", "e5", "--5", "0x10", "NaN",
+            "inf", "1.2.3", "1e+", "١٢",
+        ] {
+            assert!(
+                matches!(parse_decimal(malformed), Err(PriceError::NotANumber(_))),
+                "{malformed:?} was accepted"
+            );
+        }
+        for inexact in [
+            "1.00000000000000000000000000001",
+            "12345678901234567890123456789",
+            "1e28",
+            "1e-29",
+            "1e99999",
+        ] {
+            assert!(
+                matches!(parse_decimal(inexact), Err(PriceError::Inexact(_))),
+                "{inexact:?} was not refused as inexact"
+            );
+        }
+        assert!(matches!(
+            "1.00000000000000000001".parse::<Price>(),
+            Err(PriceError::TooPrecise(_))
+        ));
+    }
+
+    #[test]
+    fn messages_quote_only_a_prefix_of_the_input() {
+        let long = "9".repeat(1_000_000) + "x";
+        let message = parse_decimal(&long).unwrap_err().to_string();
+        assert!(message.len() < 300, "{} bytes", message.len());
     }
 }

@@ -743,7 +743,7 @@ pub enum RuleError {
     Level(#[from] crate::price::PriceError),
     #[error("a percent change must be above 0 (and below 100 for CHANGE_DOWN), got {0}")]
     Percent(Decimal),
-    #[error("unknown condition `{0}`")]
+    #[error("unknown condition `{}`", crate::abbreviate(.0))]
     UnknownCondition(String),
     #[error("{} takes more than one number", .0.as_str())]
     NotOneNumber(ConditionKind),

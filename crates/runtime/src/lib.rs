@@ -3,6 +3,7 @@
 //! which services they start over these.
 
 pub mod adapters;
+pub mod logging;
 pub mod serve;
 pub mod settings;
 

@@ -37,6 +37,8 @@ pub struct Settings {
     pub channels: signal_channels::ChannelsConfig,
     /// Origins allowed to call the APIs from a browser; empty allows none.
     pub cors_allowed_origins: Vec<String>,
+    /// What one connection, address or user may ask of the HTTP servers.
+    pub http: HttpSettings,
     /// Networks of the reverse proxies in front of the services (`10.0.0.2/32`,
     /// `172.18.0.0/16`), whose `X-Forwarded-For` names the client; anyone else's is ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -120,6 +122,65 @@ impl Default for AccountSettings {
             signin_attempts_per_account: 10,
             signin_attempts_per_address: 50,
             signin_window_seconds: 300,
+        }
+    }
+}
+
+/// Limits of the HTTP servers (both services), each answered with a JSON error when reached.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// A request's head (request line and headers) must arrive whole within this many
+    /// milliseconds of its first byte, and a new connection must send its first head within it.
+    pub header_read_timeout_ms: u64,
+    /// A connection on which no byte moves for this many milliseconds is closed: an idle
+    /// keep-alive connection, a request body that stalls, a client that stops reading.
+    pub idle_timeout_ms: u64,
+    /// Open connections in all.
+    pub max_connections: usize,
+    /// Open connections from one address (trusted proxies excepted: they carry many clients).
+    pub max_connections_per_address: usize,
+    /// Largest request body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Longest request target (path and query), in bytes (414 beyond).
+    pub max_uri_bytes: usize,
+    /// Largest request head (request line and headers), in bytes (431 beyond).
+    pub max_header_bytes: usize,
+    /// Requests per second from one client address, sustained (0: unlimited).
+    pub requests_per_second_per_address: u32,
+    /// Requests one client address may send at once above the sustained rate.
+    pub burst_per_address: u32,
+    /// Largest WebSocket frame a client may send, in bytes (the socket closes with 1009).
+    pub max_socket_frame_bytes: usize,
+    /// Largest WebSocket message a client may send, fragments together (closes with 1009).
+    pub max_socket_message_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            // Longer than the 60 s for which reverse proxies (nginx among them) keep idle
+            // upstream connections, so the proxy, not this server, closes them.
+            idle_timeout_ms: 75_000,
+            max_connections: 10_000,
+            max_connections_per_address: 256,
+            max_body_bytes: 64 * 1024,
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
+            requests_per_second_per_address: 200,
+            burst_per_address: 400,
+            max_socket_frame_bytes: 64 * 1024,
+            max_socket_message_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl HttpSettings {
+    pub fn socket_limits(&self) -> signal_web::SocketLimits {
+        signal_web::SocketLimits {
+            max_frame_bytes: self.max_socket_frame_bytes,
+            max_message_bytes: self.max_socket_message_bytes,
         }
     }
 }
@@ -225,6 +286,7 @@ impl Default for Settings {
             kis: None,
             channels: signal_channels::ChannelsConfig::default(),
             cors_allowed_origins: Vec::new(),
+            http: HttpSettings::default(),
             trusted_proxies: Vec::new(),
             log_format: "text".into(),
         }
@@ -290,10 +352,47 @@ impl Settings {
             }
             None => figment = figment.merge(Toml::file("signal.toml")),
         }
-        figment
+        let settings: Settings = figment
             .merge(Env::prefixed("SIGNAL_").split("__"))
             .extract()
-            .context("invalid configuration")
+            .context("invalid configuration")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Refuses settings that would fail later, or quietly do something else than they say.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let _checked = crate::serve::cors_layer(&self.cors_allowed_origins)
+            .context("invalid configuration: cors_allowed_origins")?;
+        let http = &self.http;
+        for (name, value) in [
+            (
+                "http.header_read_timeout_ms",
+                http.header_read_timeout_ms as usize,
+            ),
+            ("http.idle_timeout_ms", http.idle_timeout_ms as usize),
+            ("http.max_connections", http.max_connections),
+            (
+                "http.max_connections_per_address",
+                http.max_connections_per_address,
+            ),
+            ("http.max_body_bytes", http.max_body_bytes),
+            ("http.max_uri_bytes", http.max_uri_bytes),
+            ("http.max_header_bytes", http.max_header_bytes),
+            ("http.max_socket_frame_bytes", http.max_socket_frame_bytes),
+            (
+                "http.max_socket_message_bytes",
+                http.max_socket_message_bytes,
+            ),
+        ] {
+            anyhow::ensure!(value > 0, "invalid configuration: {name} must be above 0");
+        }
+        anyhow::ensure!(
+            http.max_socket_frame_bytes <= http.max_socket_message_bytes,
+            "invalid configuration: http.max_socket_frame_bytes must not exceed \
+             http.max_socket_message_bytes"
+        );
+        Ok(())
     }
 
     pub fn asset_database_url(&self) -> String {

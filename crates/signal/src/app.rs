@@ -122,7 +122,7 @@ pub async fn start(
     let (web_addr, web_server) = serve(
         settings.web.bind,
         gateway::router(table, upstreams, gateway::AppFiles::embedded()),
-        &settings.cors_allowed_origins,
+        settings,
         shutdown.clone(),
     )
     .await?;
@@ -180,8 +180,14 @@ pub async fn start_alert_service(settings: &Settings) -> anyhow::Result<RunningS
     })
 }
 
+/// The data directory holds the databases and the token secret: made readable by its owner
+/// only when it is created here.
 fn prepare_data_dir(settings: &Settings) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&settings.data_dir).with_context(|| {
         format!(
             "creating the data directory {}",
             settings.data_dir.display()
@@ -375,15 +381,18 @@ async fn launch_asset(
             ),
         },
         sources,
+        settings.http.socket_limits(),
         verifier,
         &registry,
         shutdown.clone(),
     )
     .await?;
+    // Unknown paths and methods answer JSON, on the service's port and through the gateway.
+    let router = signal_web::edge::with_json_fallbacks(asset.router);
     let (addr, server) = serve(
         settings.asset.bind,
-        asset.router.clone(),
-        &settings.cors_allowed_origins,
+        router.clone(),
+        settings,
         shutdown.clone(),
     )
     .await?;
@@ -410,7 +419,7 @@ async fn launch_asset(
     }
     Ok(LaunchedAsset {
         addr,
-        router: asset.router,
+        router,
         ticks: asset.ticks,
         handles,
     })
@@ -476,14 +485,16 @@ async fn launch_alert(
             instance: uuid::Uuid::new_v4().to_string(),
         },
         verifier,
+        settings.http.socket_limits(),
         &registry,
         shutdown.clone(),
     )
     .await?;
+    let router = signal_web::edge::with_json_fallbacks(alert.router);
     let (addr, server) = serve(
         settings.alert.bind,
-        alert.router.clone(),
-        &settings.cors_allowed_origins,
+        router.clone(),
+        settings,
         shutdown.clone(),
     )
     .await?;
@@ -491,7 +502,7 @@ async fn launch_alert(
     handles.push(server);
     Ok(LaunchedAlert {
         addr,
-        router: alert.router,
+        router,
         handles,
     })
 }

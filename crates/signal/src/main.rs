@@ -69,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
         settings.data_dir = dir;
     }
     settings.demo |= cli.demo;
-    signal_runtime::serve::init_logging(&settings.log_format);
+    signal_runtime::logging::init_logging(&settings.log_format);
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let app = dontouch_signal::start(&settings, None).await?;

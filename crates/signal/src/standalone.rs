@@ -26,7 +26,7 @@ struct Cli {
 pub async fn run(service: Service) -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = signal_runtime::Settings::load(cli.config.as_deref())?;
-    signal_runtime::serve::init_logging(&settings.log_format);
+    signal_runtime::logging::init_logging(&settings.log_format);
     let running = match service {
         Service::Asset => crate::app::start_asset_service(&settings).await?,
         Service::Alert => crate::app::start_alert_service(&settings).await?,

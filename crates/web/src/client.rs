@@ -3,6 +3,7 @@
 
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use ipnet::IpNet;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -18,7 +19,7 @@ impl TrustedProxies {
         Self(networks.into_iter().collect())
     }
 
-    fn trusts(&self, address: IpAddr) -> bool {
+    pub fn trusts(&self, address: IpAddr) -> bool {
         let address = address.to_canonical();
         self.0.iter().any(|network| network.contains(&address))
     }
@@ -35,14 +36,17 @@ impl ClientAddress {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| {
-                info.0.ip().to_canonical()
-            });
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        Self::behind(peer, &parts.headers, proxies)
+    }
+
+    /// The client of a request from `peer` with `headers`.
+    pub fn behind(peer: IpAddr, headers: &HeaderMap, proxies: &TrustedProxies) -> Self {
+        let peer = peer.to_canonical();
         if !proxies.trusts(peer) {
             return Self(peer);
         }
-        let forwarded = parts
-            .headers
+        let forwarded = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())

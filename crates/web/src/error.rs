@@ -171,7 +171,7 @@ impl IntoResponse for ApiError {
         }
         let body = ErrorBody {
             error: code.to_string(),
-            message: self.message(),
+            message: crate::limit_message(&self.message()),
             field: self.field,
         };
         let mut response = (status, Json(body)).into_response();

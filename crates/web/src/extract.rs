@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::FromRequest;
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use signal_domain::{Failure, FailureKind};
 use std::fmt;
@@ -82,6 +83,15 @@ impl Failure for InputRejection {
 
 impl IntoResponse for InputRejection {
     fn into_response(self) -> Response {
+        // A body over the limit is no kind of failure a use case has; the edge answers it.
+        if let InputRejection::Json(rejection) = &self {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                return crate::edge::error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the request body is larger than the server accepts",
+                );
+            }
+        }
         ApiError::from(self).into_response()
     }
 }

@@ -1,13 +1,16 @@
 //! The HTTP edge every service shares: one error type that maps to JSON responses, extractors
 //! whose rejections are JSON too, identity from a JWT (header, socket query or sign-in session
-//! cookie), the client's address, and the health and metrics endpoints.
+//! cookie), the client's address, JSON for every error status,
+//! socket limits, and the health and metrics endpoints.
 
 pub mod auth;
 pub mod client;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod ops;
 pub mod session;
+pub mod socket;
 
 pub use auth::{
     AuthError, AuthUser, Caller, JwtConfig, JwtSigner, JwtVerifier, SocketUser, Verified,
@@ -17,3 +20,16 @@ pub use error::{ApiError, Cause, ErrorBody};
 pub use extract::{ApiJson, ApiPath, ApiQuery, InputRejection};
 pub use ops::{ops_router, NotReady, Readiness};
 pub use session::{CookieRefusal, SessionClaims};
+pub use socket::{SocketLimits, SocketUpgrade};
+
+/// The longest error message a response carries, in characters. Messages quote input only as
+/// short prefixes; this bounds whatever else (a serde message quoting a value) could grow.
+pub const MAX_MESSAGE_CHARS: usize = 300;
+
+/// `message`, cut to [`MAX_MESSAGE_CHARS`].
+pub fn limit_message(message: &str) -> String {
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        None => message.to_string(),
+        Some((end, _)) => format!("{}…", &message[..end]),
+    }
+}

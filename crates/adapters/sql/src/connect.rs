@@ -26,6 +26,8 @@ pub enum ConnectError {
     Connect(#[source] sqlx::Error),
     #[error("cannot bring the database schema up to date")]
     Migrate(#[source] MigrateError),
+    #[error("cannot make the database file readable by its owner only")]
+    Permissions(#[source] std::io::Error),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,9 @@ fn redact(url: &str) -> String {
 pub async fn connect(url: &str, schema: Schema) -> Result<AnyPool, ConnectError> {
     sqlx::any::install_default_drivers();
     let backend = Backend::of_url(url)?;
+    if backend == Backend::Sqlite {
+        crate::owner_only::restrict_sqlite_files(url).map_err(ConnectError::Permissions)?;
+    }
     let options = AnyConnectOptions::from_str(url).map_err(ConnectError::Connect)?;
     let pool = AnyPoolOptions::new()
         .max_connections(match backend {

@@ -10,6 +10,7 @@ mod channels;
 mod codec;
 mod connect;
 mod outbox;
+mod owner_only;
 
 pub use accounts::SqlAccountStore;
 pub use alert::SqlAlertStore;

@@ -13,7 +13,7 @@ use axum::extract::FromRef;
 use axum::Router;
 use signal_domain::{Failure, FailureKind};
 use signal_ports::AlertHistoryStore;
-use signal_web::{JwtVerifier, TrustedProxies};
+use signal_web::{JwtVerifier, SocketLimits, TrustedProxies};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -32,11 +32,18 @@ pub struct AlertState {
     /// Cancelled when the service stops: its sockets close.
     pub shutdown: CancellationToken,
     pub channels: Arc<signal_channels::ChannelService>,
+    pub socket_limits: SocketLimits,
 }
 
 impl FromRef<AlertState> for Arc<JwtVerifier> {
     fn from_ref(state: &AlertState) -> Self {
         state.verifier.clone()
+    }
+}
+
+impl FromRef<AlertState> for SocketLimits {
+    fn from_ref(state: &AlertState) -> Self {
+        state.socket_limits
     }
 }
 

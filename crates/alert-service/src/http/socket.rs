@@ -5,8 +5,11 @@
 //!
 //! Messages keep the original push's fields (`symbol, targetPrice, currentPrice, condition,
 //! timestamp`) and add the alert's id and exact values.
+//!
+//! An acknowledgement can only name alerts this socket has sent, so its cost is bounded by what
+//! the socket delivered, not by what the client writes.
 
-use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
@@ -15,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use signal_domain::ErrorChain;
 use signal_domain::UserId;
 use signal_ports::AlertRecord;
-use signal_web::SocketUser;
-use std::collections::HashSet;
+use signal_web::{SocketUpgrade, SocketUser};
+use std::collections::{BTreeSet, HashSet};
 
 use super::api::AlertView;
 use super::AlertState;
@@ -33,7 +36,7 @@ pub fn routes() -> Router<AlertState> {
 async fn upgrade(
     SocketUser(user): SocketUser,
     State(state): State<AlertState>,
-    ws: WebSocketUpgrade,
+    SocketUpgrade(ws): SocketUpgrade,
 ) -> Response {
     ws.on_upgrade(move |socket| session(socket, user, state))
 }
@@ -68,6 +71,8 @@ async fn session(mut ws: WebSocket, user: UserId, state: AlertState) {
     // an alert that is both in the backlog and pushed live from going out twice.
     let mut handle = state.hub.register(&user);
     let mut sent = HashSet::new();
+    // Why the socket is being closed, when the client is told.
+    let mut closing = None;
     let replay = state.history.unacknowledged(&user, REPLAY_LIMIT).await;
     let mut open = match replay {
         Ok(backlog) => send_all(&mut ws, &state, &backlog, true, &mut sent).await,
@@ -80,9 +85,13 @@ async fn session(mut ws: WebSocket, user: UserId, state: AlertState) {
         tokio::select! {
             incoming = ws.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    open = handle_client(&mut ws, &state, &user, &text).await;
+                    open = handle_client(&mut ws, &state, &user, &text, &sent).await;
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => open = false,
+                Some(Ok(Message::Close(_))) | None => open = false,
+                Some(Err(e)) => {
+                    closing = signal_web::socket::close_frame_for(e);
+                    open = false;
+                }
                 Some(Ok(_)) => {}
             },
             alert = handle.alerts.recv() => match alert {
@@ -104,7 +113,7 @@ async fn session(mut ws: WebSocket, user: UserId, state: AlertState) {
             }
         }
     }
-    let _ = ws.send(Message::Close(None)).await;
+    let _ = ws.send(Message::Close(closing)).await;
     state.metrics.alert_sockets_open.dec();
 }
 
@@ -138,37 +147,64 @@ async fn send_all(
     true
 }
 
-async fn handle_client(ws: &mut WebSocket, state: &AlertState, user: &UserId, text: &str) -> bool {
+async fn handle_client(
+    ws: &mut WebSocket,
+    state: &AlertState,
+    user: &UserId,
+    text: &str,
+    sent: &HashSet<i64>,
+) -> bool {
     let reply = match serde_json::from_str::<ClientMessage>(text) {
-        Ok(message) if message.kind == "ack" => {
-            let ids: Vec<i64> = message.id.into_iter().chain(message.ids).collect();
-            let mut acknowledged = Vec::with_capacity(ids.len());
-            for id in ids {
-                match state
-                    .history
-                    .acknowledge(user, id, chrono::Utc::now())
-                    .await
-                {
-                    Ok(true) => acknowledged.push(id),
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::error!(error = %ErrorChain(&e), "acknowledging an alert failed")
-                    }
-                }
-            }
-            serde_json::json!({ "type": "acked", "ids": acknowledged })
-        }
+        Ok(message) if message.kind == "ack" => acknowledge(state, user, message, sent).await,
         Ok(message) if message.kind == "ping" => serde_json::json!({ "type": "pong" }),
-        Ok(message) => serde_json::json!({
-            "type": "error",
-            "message": format!("unknown type `{}` (expected ack or ping)", message.kind),
-        }),
-        Err(e) => serde_json::json!({
-            "type": "error",
-            "message": format!("expected {{\"type\":\"ack\",\"id\":N}}: {e}"),
-        }),
+        Ok(message) => error_reply(&format!(
+            "unknown type `{}` (expected ack or ping)",
+            signal_domain::abbreviate(&message.kind)
+        )),
+        Err(e) => error_reply(&format!("expected {{\"type\":\"ack\",\"id\":N}}: {e}")),
     };
     ws.send(Message::Text(reply.to_string().into()))
         .await
         .is_ok()
+}
+
+fn error_reply(message: &str) -> serde_json::Value {
+    serde_json::json!({ "type": "error", "message": signal_web::limit_message(message) })
+}
+
+/// Acknowledges the alerts of `message` that this socket sent; the others are not this socket's
+/// to acknowledge and are left alone. A list longer than what was sent is refused whole.
+async fn acknowledge(
+    state: &AlertState,
+    user: &UserId,
+    message: ClientMessage,
+    sent: &HashSet<i64>,
+) -> serde_json::Value {
+    let listed = message.ids.len() + usize::from(message.id.is_some());
+    if listed > sent.len() {
+        return error_reply(&format!(
+            "this socket has sent {} alert(s); an ack may name at most that many ids, and only \
+             theirs",
+            sent.len()
+        ));
+    }
+    let ids: BTreeSet<i64> = message
+        .id
+        .into_iter()
+        .chain(message.ids)
+        .filter(|id| sent.contains(id))
+        .collect();
+    let mut acknowledged = Vec::with_capacity(ids.len());
+    for id in ids {
+        match state
+            .history
+            .acknowledge(user, id, chrono::Utc::now())
+            .await
+        {
+            Ok(true) => acknowledged.push(id),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %ErrorChain(&e), "acknowledging an alert failed"),
+        }
+    }
+    serde_json::json!({ "type": "acked", "ids": acknowledged })
 }

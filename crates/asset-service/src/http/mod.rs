@@ -9,7 +9,7 @@ mod quote_socket;
 
 use axum::extract::FromRef;
 use axum::Router;
-use signal_web::JwtVerifier;
+use signal_web::{JwtVerifier, SocketLimits};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -28,11 +28,18 @@ pub struct AssetState {
     pub calendar: Arc<MarketCalendar>,
     /// Cancelled when the service stops: its sockets close.
     pub shutdown: CancellationToken,
+    pub socket_limits: SocketLimits,
 }
 
 impl FromRef<AssetState> for Arc<JwtVerifier> {
     fn from_ref(state: &AssetState) -> Self {
         state.verifier.clone()
+    }
+}
+
+impl FromRef<AssetState> for SocketLimits {
+    fn from_ref(state: &AssetState) -> Self {
+        state.socket_limits
     }
 }
 

@@ -5,7 +5,7 @@
 //! Each subscription is a `watch` receiver, so the socket holds at most one pending quote per
 //! instrument: a slow client gets the latest price, never a backlog.
 
-use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
@@ -13,7 +13,7 @@ use axum::Router;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use signal_domain::{ErrorChain, InstrumentId, Quote};
-use signal_web::SocketUser;
+use signal_web::{SocketUpgrade, SocketUser};
 use std::collections::HashMap;
 use tokio_stream::wrappers::WatchStream;
 use tokio_stream::StreamMap;
@@ -34,7 +34,7 @@ pub fn routes() -> Router<AssetState> {
 async fn upgrade(
     SocketUser(user): SocketUser,
     State(state): State<AssetState>,
-    ws: WebSocketUpgrade,
+    SocketUpgrade(ws): SocketUpgrade,
 ) -> Response {
     tracing::debug!(%user, "quote socket opened");
     ws.on_upgrade(move |socket| session(socket, state))
@@ -93,7 +93,13 @@ async fn session(ws: WebSocket, state: AssetState) {
                         break;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Err(e)) => {
+                    if let Some(frame) = signal_web::socket::close_frame_for(e) {
+                        let _ = socket.ws.send(Message::Close(Some(frame))).await;
+                    }
+                    break;
+                }
                 Some(Ok(_)) => {}
             },
             Some((_, quote)) = socket.subscriptions.next(), if !socket.subscriptions.is_empty() => {
@@ -120,7 +126,7 @@ impl Socket {
     fn handle(&mut self, state: &AssetState, text: &str) -> Reply {
         let error = |message: String| Reply {
             status: "error",
-            message,
+            message: signal_web::limit_message(&message),
         };
         let message: ClientMessage = match serde_json::from_str(text) {
             Ok(m) => m,
