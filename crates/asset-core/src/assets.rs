@@ -6,8 +6,8 @@ use chrono::Utc;
 use signal_catalog::{Catalog, CatalogEntry};
 use signal_domain::ErrorChain;
 use signal_domain::{
-    AlertRule, AssetClass, Condition, InstrumentId, Quote, Repeat, RuleId, RuleSpec, Timestamp,
-    UserId,
+    AlertRule, AssetClass, Bar, Condition, InstrumentId, Interval, Market, Quote, Repeat, RuleId,
+    RuleSpec, Timestamp, UserId,
 };
 use signal_ports::{Candle, CandleStore, Capped, QuoteCache, RuleStore, WatchlistStore};
 use std::sync::{Arc, RwLock};
@@ -302,6 +302,26 @@ impl Assets {
         Ok(self.candles.candles(id, from, to, limit).await?)
     }
 
+    /// The last `count` bars of `interval` of `id` that start before `to`, oldest first, built
+    /// from the stored minute candles; intervals without trades have no bar.
+    pub async fn bars(
+        &self,
+        id: &InstrumentId,
+        interval: Interval,
+        to: Timestamp,
+        count: usize,
+    ) -> Result<Vec<Bar>, CoreError> {
+        let market = id.market();
+        let back = interval.length() * i32::try_from(count.saturating_sub(1)).unwrap_or(i32::MAX);
+        let from = interval.bar_start(market, interval.bar_start(market, to) - back);
+        let minutes = usize::try_from((to - from).num_minutes()).unwrap_or(0) + 1;
+        let candles = self.candles.candles(id, from, to, minutes).await?;
+        let mut bars = fold_bars(market, interval, candles);
+        let surplus = bars.len().saturating_sub(count);
+        bars.drain(..surplus);
+        Ok(bars)
+    }
+
     /// Marks `id` viewed live for a while, as a one-off quote request does.
     pub fn glance(&self, id: &InstrumentId) {
         self.interest.glance(id);
@@ -327,4 +347,29 @@ pub fn is_target(rule: &AlertRule) -> bool {
             rule.spec.condition,
             Condition::Above(_) | Condition::Below(_)
         )
+}
+
+/// Folds minute candles (oldest first) into the bars of `interval` they fall in.
+fn fold_bars(market: Market, interval: Interval, candles: Vec<Candle>) -> Vec<Bar> {
+    let mut bars: Vec<Bar> = Vec::new();
+    for candle in candles {
+        let start = interval.bar_start(market, candle.minute);
+        match bars.last_mut() {
+            Some(bar) if bar.start == start => {
+                bar.high = bar.high.max(candle.high);
+                bar.low = bar.low.min(candle.low);
+                bar.close = candle.close;
+                bar.volume = bar.volume.checked_add(candle.volume).unwrap_or(bar.volume);
+            }
+            _ => bars.push(Bar {
+                start,
+                open: candle.open,
+                high: candle.high,
+                low: candle.low,
+                close: candle.close,
+                volume: candle.volume,
+            }),
+        }
+    }
+    bars
 }

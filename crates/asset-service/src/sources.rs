@@ -48,6 +48,11 @@ impl PriceSources {
         }
     }
 
+    /// Whether prices (and the history built from them) come from the simulated market.
+    pub fn simulated(&self) -> bool {
+        self.demo
+    }
+
     /// Why an instrument of `market` has no quote at `now`, and the sentence that says so.
     pub fn why_no_quote(
         &self,

@@ -418,3 +418,83 @@ async fn ticks_become_minute_candles_served_by_range() {
     error_of(anonymous, 401).await;
     app.app.stop().await;
 }
+
+#[tokio::test]
+async fn chart_intervals_fold_the_stored_minutes_into_bars() {
+    use chrono::{DurationRound, TimeDelta, Utc};
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    // Two whole hours back: the first bar's three minutes and the next hour's one are all past.
+    let hour = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap() - TimeDelta::hours(2);
+    let secs = |s: i64| TimeDelta::seconds(s);
+    for (price, at) in [
+        ("100", hour + secs(1)),
+        ("120", hour + secs(30)),
+        ("90", hour + secs(61)),
+        ("110", hour + secs(62)),
+        ("105", hour + secs(240)),
+        ("200", hour + TimeDelta::hours(1) + secs(1)),
+    ] {
+        trade_at(&app, "KRX:000660", price, at).await;
+    }
+    let url = format!(
+        "{}/api/v1/instruments/KRX:000660/candles?interval=1h&limit=100",
+        app.asset
+    );
+    let mut series = Value::Null;
+    for _ in 0..100 {
+        series = app.get_json(&url, "alice").await;
+        let bars = series["candles"].as_array().unwrap();
+        if bars.len() == 2 && bars[0]["volume"] == "5" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let time = |at: chrono::DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    assert_eq!(
+        series,
+        json!({"interval": "1h", "simulated": false, "candles": [
+            {"time": time(hour), "open": "100", "high": "120", "low": "90", "close": "105", "volume": "5"},
+            {"time": time(hour + TimeDelta::hours(1)), "open": "200", "high": "200", "low": "200", "close": "200", "volume": "1"},
+        ]})
+    );
+    // Five-minute bars before `to`: `limit` counts bar slots back from it, traded or not.
+    let to = hour + TimeDelta::hours(1) + TimeDelta::minutes(5);
+    let page: Value = app
+        .get_json(
+            format!(
+                "{}/api/v1/instruments/KRX:000660/candles?interval=5m&limit=14&to={}",
+                app.asset,
+                to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            "alice",
+        )
+        .await;
+    let closes: Vec<&Value> = page["candles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bar| &bar["close"])
+        .collect();
+    assert_eq!(closes, [&json!("105"), &json!("200")]);
+
+    let unknown = format!(
+        "{}/api/v1/instruments/KRX:000660/candles?interval=2m",
+        app.asset
+    );
+    let body = error_of(app.get(unknown, "alice").send().await.unwrap(), 400).await;
+    assert!(body["message"].as_str().unwrap().contains("2m"), "{body}");
+    let too_many = format!(
+        "{}/api/v1/instruments/KRX:000660/candles?interval=1d&limit=500",
+        app.asset
+    );
+    let body = error_of(app.get(too_many, "alice").send().await.unwrap(), 422).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 31 bars of 1d"),
+        "{body}"
+    );
+    app.app.stop().await;
+}

@@ -1,13 +1,15 @@
-//! Minute candles of one instrument over a time range: the original's market-data query. The
-//! range is bounded so one request cannot ask the database for years of rows; longer histories
-//! are read page by page (`from` = the last minute received, plus one).
+//! Candles of one instrument: minute candles over a time range (the original's market-data
+//! query), or with `interval` the last bars of 1m, 5m, 15m, 1h or 1d built from them, for charts.
+//! Ranges are bounded so one request cannot ask the database for years of rows; longer histories
+//! are read page by page (`from` = the last minute received, plus one; `to` = the oldest bar).
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
-use signal_domain::{Failure, FailureKind, Price, Timestamp};
+use signal_domain::{Bar, Failure, FailureKind, Interval, Price, Timestamp};
 use signal_ports::Candle;
 use signal_web::{ApiError, ApiPath, ApiQuery, AuthUser};
 
@@ -22,12 +24,48 @@ pub fn routes() -> Router<AssetState> {
     Router::new().route("/api/v1/instruments/{id}/candles", get(candles))
 }
 
-/// `from` and `to` are RFC 3339; the range is `[from, to)` and defaults to the last hour.
+/// `from` and `to` are RFC 3339; the range is `[from, to)` and defaults to the last hour. With
+/// `interval`, the answer is the `limit` bars before `to` (default now), and `from` is not used.
 #[derive(Deserialize)]
 struct CandleQuery {
     from: Option<Timestamp>,
     to: Option<Timestamp>,
     limit: Option<usize>,
+    interval: Option<Interval>,
+}
+
+/// Bars of one interval, oldest first.
+#[derive(Serialize)]
+struct SeriesView {
+    interval: Interval,
+    candles: Vec<BarView>,
+    /// The prices they were built from are the simulated market's.
+    simulated: bool,
+}
+
+#[derive(Serialize)]
+struct BarView {
+    /// The bar's start.
+    time: Timestamp,
+    open: Price,
+    high: Price,
+    low: Price,
+    close: Price,
+    #[serde(with = "rust_decimal::serde::str")]
+    volume: rust_decimal::Decimal,
+}
+
+impl From<Bar> for BarView {
+    fn from(bar: Bar) -> Self {
+        Self {
+            time: bar.start,
+            open: bar.open,
+            high: bar.high,
+            low: bar.low,
+            close: bar.close,
+            volume: bar.volume,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -65,6 +103,10 @@ enum CandleQueryError {
     TooLong,
     #[error("`limit` must be between 1 and {MAX_LIMIT}, got {0}")]
     Limit(usize),
+    #[error(
+        "at most {most} bars of {interval} per request ({MAX_SPAN_DAYS} days); page back with `to`"
+    )]
+    TooManyBars { interval: Interval, most: i64 },
 }
 
 impl Failure for CandleQueryError {
@@ -88,6 +130,16 @@ impl CandleQuery {
         Ok((from, to))
     }
 
+    /// How many bars of `interval` to answer: `limit`, within the span one request may read.
+    fn bars(&self, interval: Interval) -> Result<usize, CandleQueryError> {
+        let most = Duration::days(MAX_SPAN_DAYS).num_seconds() / interval.length().num_seconds();
+        let limit = self.limit()?;
+        if i64::try_from(limit).map_or(true, |limit| limit > most) {
+            return Err(CandleQueryError::TooManyBars { interval, most });
+        }
+        Ok(limit)
+    }
+
     fn limit(&self) -> Result<usize, CandleQueryError> {
         match self.limit.unwrap_or(DEFAULT_LIMIT) {
             limit @ 1..=MAX_LIMIT => Ok(limit),
@@ -101,10 +153,27 @@ async fn candles(
     State(state): State<AssetState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<CandleQuery>,
-) -> Result<Json<Vec<CandleView>>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = state.assets.resolve(&id)?;
+    if let Some(interval) = query.interval {
+        let count = query.bars(interval)?;
+        let to = query.to.unwrap_or_else(Utc::now);
+        let bars = state.assets.bars(&id, interval, to, count).await?;
+        return Ok(Json(SeriesView {
+            interval,
+            candles: bars.into_iter().map(BarView::from).collect(),
+            simulated: state.sources.simulated(),
+        })
+        .into_response());
+    }
     let (from, to) = query.range()?;
     let limit = query.limit()?;
     let candles = state.assets.candles(&id, from, to, limit).await?;
-    Ok(Json(candles.into_iter().map(CandleView::from).collect()))
+    Ok(Json(
+        candles
+            .into_iter()
+            .map(CandleView::from)
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
 }
