@@ -285,6 +285,14 @@ async fn search_watchlist_and_live_quotes() {
         .send(json!({"type": "subscribe", "symbol": "NOT-A-THING"}))
         .await;
     assert_eq!(quotes.next().await["status"], "error");
+    // A command far larger than a socket's first read buffer still arrives whole.
+    let padding = " ".repeat(64 * 1024 - 100);
+    quotes
+        .send_text(format!(
+            r#"{{"type": "subscribe",{padding}"symbol": "005930"}}"#
+        ))
+        .await;
+    assert_eq!(quotes.next().await["status"], "success");
     app.tick("KRX:005930", "71500").await;
     let update = quotes.next_of("price_update").await;
     assert_eq!(update["symbol"], "005930");

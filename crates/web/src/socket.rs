@@ -24,7 +24,14 @@ impl Default for SocketLimits {
     }
 }
 
-/// A WebSocket upgrade with the state's [`SocketLimits`].
+/// The read buffer each socket starts with. A socket is idle nearly all the time and clients send
+/// only small commands; tungstenite's default 128 KiB buffer is zero-filled on the first read, so
+/// it stayed resident for every open socket. A larger message still arrives whole: the buffer
+/// grows for the frame being read.
+pub const SOCKET_READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// A WebSocket upgrade with the state's [`SocketLimits`] and small buffers; frames are written as
+/// they are sent rather than gathered first (every send flushes anyway).
 pub struct SocketUpgrade(pub WebSocketUpgrade);
 
 impl<S> FromRequestParts<S> for SocketUpgrade
@@ -40,7 +47,9 @@ where
             Ok(upgrade) => Ok(SocketUpgrade(
                 upgrade
                     .max_frame_size(limits.max_frame_bytes)
-                    .max_message_size(limits.max_message_bytes),
+                    .max_message_size(limits.max_message_bytes)
+                    .read_buffer_size(SOCKET_READ_BUFFER_BYTES)
+                    .write_buffer_size(0),
             )),
             Err(rejection) => Err(not_a_socket(rejection)),
         }

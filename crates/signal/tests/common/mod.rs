@@ -189,10 +189,11 @@ pub const QUIET_FOR: Duration = Duration::from_millis(700);
 
 impl Socket {
     pub async fn send(&mut self, value: Value) {
-        self.ws
-            .send(Message::Text(value.to_string().into()))
-            .await
-            .unwrap();
+        self.send_text(value.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
     }
 
     /// The next JSON message, or None if nothing comes within `wait`.
