@@ -310,8 +310,15 @@ pub async fn run(context: &Context, options: Options) -> anyhow::Result<()> {
             ratio: app_median / nginx_median.max(1e-9),
         });
     }
+    // SIGKILL would leave nginx's workers running: the master stops them on SIGQUIT.
     let mut nginx_child = nginx.child;
-    nginx_child.kill().await?;
+    if let Some(pid) = nginx_child.id() {
+        Command::new("kill")
+            .args(["-QUIT", &pid.to_string()])
+            .status()
+            .await?;
+    }
+    nginx_child.wait().await?;
     system.stop().await?;
     let result = RestResult {
         run,
