@@ -9,7 +9,8 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
 use support::{
-    create_rules, free_port, metric, token, topology_env, with, Broker, FakeUpbit, ServiceProcess,
+    create_rules, free_port, metric, start_alert, start_asset, token, topology_env, with, Broker,
+    FakeUpbit, ServiceProcess,
 };
 use tokio_tungstenite::tungstenite::Message;
 
@@ -276,28 +277,6 @@ async fn history_len_direct(env: &[(String, String)]) -> usize {
         .await
         .unwrap();
     usize::try_from(count).unwrap()
-}
-
-async fn start_asset(env: &[(String, String)], dir: &std::path::Path) -> ServiceProcess {
-    let port = free_port();
-    ServiceProcess::start(
-        env!("CARGO_BIN_EXE_asset-service"),
-        port,
-        &with(env, "SIGNAL_ASSET__BIND", format!("127.0.0.1:{port}")),
-        dir,
-    )
-    .await
-}
-
-async fn start_alert(env: &[(String, String)], dir: &std::path::Path) -> ServiceProcess {
-    let port = free_port();
-    ServiceProcess::start(
-        env!("CARGO_BIN_EXE_alert-service"),
-        port,
-        &with(env, "SIGNAL_ALERT__BIND", format!("127.0.0.1:{port}")),
-        dir,
-    )
-    .await
 }
 
 /// Waits until `user` has `count` alerts in history and returns them.

@@ -7,79 +7,13 @@
 use futures::StreamExt;
 use serde_json::json;
 pub use signal_exchange_fakes::FakeUpbit;
-use std::net::TcpListener;
+pub use signal_test_servers::{free_port, Broker};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
 pub const SECRET: &str = "production-test-secret-0123456789abcdef";
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-async fn wait_for_port(port: u16, what: &str) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what} did not start listening on {port}");
-}
-
-/// A tansu broker with in-memory storage, killed when dropped.
-pub struct Broker {
-    child: Child,
-    pub port: u16,
-}
-
-impl Broker {
-    pub async fn start() -> Broker {
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new("tansu")
-            .args(["broker", "--storage-engine", "memory://tansu/"])
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("tansu is installed (bash .ci/run installs it)");
-        wait_for_port(port, "tansu").await;
-        Broker { child, port }
-    }
-
-    pub fn url(&self) -> String {
-        format!("kafka://127.0.0.1:{}", self.port)
-    }
-
-    /// Freezes the broker process (SIGSTOP): connections stay open but nothing is answered, as
-    /// when a broker hangs or the network to it drops.
-    pub fn pause(&self) {
-        self.signal("-STOP");
-    }
-
-    pub fn resume(&self) {
-        self.signal("-CONT");
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().expect("the broker is running").to_string();
-        let status = std::process::Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    }
-}
 
 /// A fresh, empty PostgreSQL database; returns its URL.
 pub async fn fresh_database() -> String {
@@ -141,9 +75,10 @@ impl ServiceProcess {
         process
     }
 
+    /// Waits until the service says it is ready: a minute at most, generous for a loaded machine.
     async fn wait_ready(&self) {
         let url = format!("http://127.0.0.1:{}/health/ready", self.port);
-        for _ in 0..400 {
+        for _ in 0..1200 {
             if let Ok(response) = reqwest::get(&url).await {
                 if response.status().is_success() {
                     return;
@@ -210,6 +145,30 @@ pub async fn topology_env(broker: &Broker, upbit: &FakeUpbit, dir: &Path) -> Vec
     ];
     env.extend(upbit_env(upbit));
     env
+}
+
+/// Starts the Asset Service binary on a free port.
+pub async fn start_asset(env: &[(String, String)], dir: &std::path::Path) -> ServiceProcess {
+    let port = free_port();
+    ServiceProcess::start(
+        env!("CARGO_BIN_EXE_asset-service"),
+        port,
+        &with(env, "SIGNAL_ASSET__BIND", format!("127.0.0.1:{port}")),
+        dir,
+    )
+    .await
+}
+
+/// Starts the Alert Service binary on a free port.
+pub async fn start_alert(env: &[(String, String)], dir: &std::path::Path) -> ServiceProcess {
+    let port = free_port();
+    ServiceProcess::start(
+        env!("CARGO_BIN_EXE_alert-service"),
+        port,
+        &with(env, "SIGNAL_ALERT__BIND", format!("127.0.0.1:{port}")),
+        dir,
+    )
+    .await
 }
 
 pub fn with(env: &[(String, String)], key: &str, value: String) -> Vec<(String, String)> {
