@@ -9,7 +9,7 @@ use signal_memory::{MemoryBroadcast, MemoryQuoteCache, MemorySharedCache};
 use signal_ports::{
     AlertInbox, AlertPublisher, Broadcast, MarketDataPublisher, QuoteCache, SharedCache,
 };
-use signal_redis::RedisState;
+use signal_redis::{RedisState, RedisTimeouts};
 use signal_store_sql::{
     connect, Schema, SqlAccountStore, SqlAlertStore, SqlAssetStore, SqlCandleStore,
 };
@@ -75,7 +75,13 @@ pub async fn shared_state(settings: &Settings) -> anyhow::Result<SharedState> {
         url.starts_with("redis:") || url.starts_with("rediss:"),
         "cache.url must be memory:// or redis://host:6379, got `{url}`"
     );
-    let redis = RedisState::connect(url, &settings.cache.key_prefix)
+    let timeout = std::time::Duration::from_millis(settings.cache.timeout_ms);
+    let timeouts = RedisTimeouts {
+        command: timeout,
+        connect: timeout,
+        ..RedisTimeouts::default()
+    };
+    let redis = RedisState::connect_with(url, &settings.cache.key_prefix, timeouts)
         .await
         .context("connecting to Redis")?;
     Ok(SharedState {

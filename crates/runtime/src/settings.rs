@@ -231,6 +231,9 @@ pub struct CacheSettings {
     pub url: String,
     /// Prepended to every key and channel, so deployments can share one Redis.
     pub key_prefix: String,
+    /// The longest any Redis call waits (connecting included) before it fails and its caller
+    /// moves on without it.
+    pub timeout_ms: u64,
 }
 
 impl Default for BusSettings {
@@ -254,6 +257,7 @@ impl Default for CacheSettings {
         Self {
             url: "memory://".into(),
             key_prefix: "signal:".into(),
+            timeout_ms: 1_000,
         }
     }
 }

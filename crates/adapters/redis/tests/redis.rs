@@ -7,6 +7,7 @@ use futures::StreamExt;
 use signal_domain::{Price, Quote, QuoteSource, Tick};
 use signal_ports::{Broadcast, QuoteCache, SharedCache};
 use signal_redis::RedisState;
+use signal_test_servers::PrivateRedis;
 use std::time::Duration;
 
 fn url() -> String {
@@ -115,4 +116,92 @@ async fn every_instance_hears_a_broadcast() {
     }
     let nothing = tokio::time::timeout(Duration::from_millis(200), other_channel.next()).await;
     assert!(nothing.is_err(), "a message crossed channels");
+}
+
+/// Polls `call` until it succeeds, for at most `within`; true when it did.
+async fn succeeds_within<F, Fut, T, E>(within: Duration, mut call: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(3), call()).await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Redis holds only what may be lost, so while it is away no call may hang: each fails within
+/// its deadline, and everything works again, subscriptions included, once it is back.
+#[tokio::test]
+async fn while_redis_is_away_calls_fail_promptly_and_everything_works_again_after() {
+    // Far above the one-second deadline: a call that hangs fails this test.
+    const PROMPT: Duration = Duration::from_secs(5);
+    let mut server = PrivateRedis::start().await;
+    let state = RedisState::connect(&server.url(), &prefix()).await.unwrap();
+    let channel = state.channel("pushes");
+    let mut heard = channel.subscribe().await.unwrap();
+    let ttl = Duration::from_secs(30);
+    let btc = quote("UPBIT:KRW-BTC", "162876000");
+    state.put(&btc).await.unwrap();
+
+    for outage in ["stopped", "frozen"] {
+        match outage {
+            "stopped" => server.stop().await,
+            _ => server.freeze().await,
+        }
+        let calls = async {
+            (
+                state.lease("shard:1", "instance-a", ttl).await.is_err(),
+                channel.publish(b"lost").await.is_err(),
+                QuoteCache::get(&state, &btc.instrument).await.is_err(),
+                state.put(&btc).await.is_err(),
+            )
+        };
+        let failed = tokio::time::timeout(PROMPT, calls).await;
+        assert_eq!(
+            failed.ok(),
+            Some((true, true, true, true)),
+            "with the server {outage}, every call fails promptly"
+        );
+        match outage {
+            "stopped" => server.start_again().await,
+            _ => server.thaw().await,
+        }
+        assert!(
+            succeeds_within(Duration::from_secs(10), || state.lease(
+                "shard:1",
+                "instance-a",
+                ttl
+            ))
+            .await,
+            "calls work again once the server is back from being {outage}"
+        );
+        // Messages published while the subscription was being restored are missed (and a
+        // frozen server may still carry out a publish that timed out); one published after it
+        // is heard.
+        let mut restored = false;
+        for _ in 0..100 {
+            channel.publish(b"after").await.unwrap();
+            if let Ok(Some(message)) =
+                tokio::time::timeout(Duration::from_millis(100), heard.next()).await
+            {
+                if message == b"after" {
+                    restored = true;
+                    break;
+                }
+            }
+        }
+        assert!(
+            restored,
+            "the subscription is restored after being {outage}"
+        );
+        while tokio::time::timeout(Duration::from_millis(200), heard.next())
+            .await
+            .is_ok()
+        {}
+    }
 }
