@@ -16,6 +16,10 @@ const VERSION: u16 = 1;
 #[serde(rename_all = "camelCase")]
 pub struct AlertStored {
     pub version: u16,
+    /// The instance that stored it, and has pushed it to its own sockets already. Absent from
+    /// the messages of builds that pushed only what they heard back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Uuid>,
     /// The history row's id: what the client acknowledges.
     pub id: i64,
     pub event_id: Uuid,
@@ -43,10 +47,11 @@ pub enum Unreadable {
 }
 
 impl AlertStored {
-    /// The announcement of a row just stored.
-    pub fn of(record: &AlertRecord) -> Self {
+    /// The announcement of a row just stored by instance `origin`.
+    pub fn of(origin: Uuid, record: &AlertRecord) -> Self {
         Self {
             version: VERSION,
+            origin: Some(origin),
             id: record.id,
             event_id: record.event_id,
             user: record.user.clone(),
@@ -124,7 +129,7 @@ mod tests {
     #[test]
     fn an_announcement_carries_the_alert_and_its_version() {
         let record = record();
-        let bytes = serde_json::to_vec(&AlertStored::of(&record)).unwrap();
+        let bytes = serde_json::to_vec(&AlertStored::of(Uuid::new_v4(), &record)).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(json["version"], 1);
         assert_eq!(json["level"], "71900");
@@ -133,7 +138,7 @@ mod tests {
 
     #[test]
     fn another_version_is_refused_rather_than_misread() {
-        let mut json = serde_json::to_value(AlertStored::of(&record())).unwrap();
+        let mut json = serde_json::to_value(AlertStored::of(Uuid::new_v4(), &record())).unwrap();
         json["version"] = 2.into();
         let bytes = serde_json::to_vec(&json).unwrap();
         assert!(matches!(

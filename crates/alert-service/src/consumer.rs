@@ -1,30 +1,36 @@
 //! Consumes triggered alerts from the bus: store (idempotent on the event id), acknowledge to the
-//! bus only once stored, then push to the user's open sessions.
+//! bus only once stored, then push to the user's open sessions (see `push`).
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures::stream::BoxStream;
-use futures::StreamExt;
-use signal_domain::ErrorChain;
-use signal_ports::{AlertHistoryStore, AlertInbox, AlertRecord, Broadcast, BusError};
+use signal_domain::{ErrorChain, TriggeredAlert};
+use signal_ports::{AlertHistoryStore, AlertInbox, AlertRecord, BusError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use crate::announcement::AlertStored;
 use crate::metrics::AlertMetrics;
-use crate::sessions::SessionHub;
+use crate::push::Pushes;
+
+/// How long the consumer waits between attempts to store an event while the database fails:
+/// short enough that alerts flow again within about a second of its return.
+const STORE_RETRY_MAX: Duration = Duration::from_secs(1);
+/// How long it waits after the bus itself reports an error.
+const BUS_RETRY_MAX: Duration = Duration::from_secs(5);
 
 pub async fn run_consumer(
     mut inbox: Box<dyn AlertInbox>,
     history: Arc<dyn AlertHistoryStore>,
-    broadcast: Arc<dyn Broadcast>,
+    pushes: Arc<Pushes>,
     metrics: AlertMetrics,
     running: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) {
-    let backoff_policy = ExponentialBuilder::default().with_max_delay(Duration::from_secs(10));
-    let mut backoff = backoff_policy.build();
+    let bus_retry = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(BUS_RETRY_MAX)
+        .without_max_times();
+    let mut bus_backoff = bus_retry.build();
     loop {
         let delivery = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -34,84 +40,73 @@ pub async fn run_consumer(
             Ok(delivery) => delivery,
             Err(BusError::Closed) => break,
             Err(e) => {
-                tracing::warn!(error = %ErrorChain(&e), "alert consumer: bus error");
-                tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(10))).await;
-                continue;
+                let wait = bus_backoff.next().unwrap_or(BUS_RETRY_MAX);
+                tracing::warn!(error = %ErrorChain(&e), retry_in = ?wait, "alert consumer: bus error");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => continue,
+                }
             }
         };
-        match history
-            .insert_if_absent(&delivery.event, chrono::Utc::now())
-            .await
-        {
-            Ok(stored) => {
-                backoff = backoff_policy.build();
-                if let Err(e) = delivery.ack.ack().await {
-                    // The row is stored; a redelivery will be recognised as a duplicate.
-                    tracing::warn!(error = %ErrorChain(&e), "acknowledging a stored alert failed");
-                }
-                match stored {
-                    Some(record) => {
-                        metrics.alerts_stored.inc();
-                        announce(broadcast.as_ref(), &record).await;
-                    }
-                    None => metrics.duplicates_ignored.inc(),
-                }
+        bus_backoff = bus_retry.build();
+        // Only a stored event is acknowledged, and the next one is read only after this one is
+        // stored: acknowledging a later event would commit the bus's position past this one.
+        let Some(stored) = store(history.as_ref(), &delivery.event, &shutdown).await else {
+            // Stopping: the event is not acknowledged, so the bus delivers it again.
+            break;
+        };
+        if let Err(e) = delivery.ack.ack().await {
+            // The row is stored; a redelivery will be recognised as a duplicate.
+            tracing::warn!(error = %ErrorChain(&e), "acknowledging a stored alert failed");
+        }
+        match stored {
+            Stored::New(record) => {
+                metrics.alerts_stored.inc();
+                pushes.stored(*record);
             }
-            Err(e) => {
-                // Not acknowledged: the bus keeps the event and delivers it again.
-                let wait = backoff.next().unwrap_or(Duration::from_secs(10));
-                tracing::error!(error = %ErrorChain(&e), retry_in = ?wait, event = %delivery.event.event_id, "storing an alert failed");
-                drop(delivery);
-                tokio::time::sleep(wait).await;
-            }
+            Stored::Already => metrics.duplicates_ignored.inc(),
         }
     }
     running.store(false, Ordering::Relaxed);
+    // Closing a Kafka consumer waits on its broker, which may be gone: never on a worker thread.
+    tokio::task::spawn_blocking(move || drop(inbox));
 }
 
-/// Tells every instance (this one included) about a newly stored alert. If that fails the alert
-/// is still in history, unacknowledged, and reaches the user when a socket of theirs reconnects.
-async fn announce(broadcast: &dyn Broadcast, record: &AlertRecord) {
-    let bytes = match serde_json::to_vec(&AlertStored::of(record)) {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            tracing::error!(error = %ErrorChain(&error), alert = record.id, "cannot encode an alert announcement; it will be replayed on reconnect");
-            return;
-        }
-    };
-    if let Err(error) = broadcast.publish(&bytes).await {
-        tracing::warn!(error = %ErrorChain(&error), alert = record.id, "live push not announced; it will be replayed on reconnect");
-    }
+/// What became of a delivered event.
+enum Stored {
+    /// Stored now, as this record.
+    New(Box<AlertRecord>),
+    /// In history already: a redelivery.
+    Already,
 }
 
-/// Pushes every announced alert to the sessions of its user open on this instance, and wakes the
-/// delivery workers for its other channels.
-pub async fn run_pusher(
-    mut announcements: BoxStream<'static, Vec<u8>>,
-    hub: Arc<SessionHub>,
-    metrics: AlertMetrics,
-    stored: tokio::sync::watch::Sender<u64>,
-    shutdown: CancellationToken,
-) {
+/// Stores the delivered event in history, retrying with back-off for as long as the database
+/// fails; None when the service stops first.
+async fn store(
+    history: &dyn AlertHistoryStore,
+    event: &TriggeredAlert,
+    shutdown: &CancellationToken,
+) -> Option<Stored> {
+    let mut backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(STORE_RETRY_MAX)
+        .without_max_times()
+        .build();
     loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            message = announcements.next() => message,
+        let attempt = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            attempt = history.insert_if_absent(event, chrono::Utc::now()) => attempt,
         };
-        let Some(message) = message else { break };
-        match AlertStored::decode(&message) {
-            Ok(announced) => {
-                stored.send_modify(|count| *count = count.wrapping_add(1));
-                let triggered_at = announced.triggered_at;
-                if hub.push(Arc::new(announced.into_record())) > 0 {
-                    let latency = chrono::Utc::now() - triggered_at;
-                    metrics
-                        .tick_to_push_seconds
-                        .observe(latency.num_microseconds().unwrap_or(0) as f64 / 1e6);
-                }
-            }
+        match attempt {
+            Ok(Some(record)) => return Some(Stored::New(Box::new(record))),
+            Ok(None) => return Some(Stored::Already),
             Err(e) => {
-                tracing::warn!(error = %ErrorChain(&e), "ignoring an unreadable alert announcement")
+                let wait = backoff.next().unwrap_or(STORE_RETRY_MAX);
+                tracing::error!(error = %ErrorChain(&e), retry_in = ?wait, event = %event.event_id, "storing an alert failed; retrying it");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(wait) => {}
+                }
             }
         }
     }

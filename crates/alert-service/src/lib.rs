@@ -6,6 +6,7 @@ mod announcement;
 mod consumer;
 mod http;
 mod metrics;
+mod push;
 mod sessions;
 
 use axum::Router;
@@ -71,13 +72,18 @@ pub async fn start(
     // Bumped for every stored alert, so the delivery workers look for its deliveries at once.
     let (stored, wake) = tokio::sync::watch::channel(0u64);
     let running = Arc::new(AtomicBool::new(true));
+    let (pushes, announcements_out) = push::Pushes::new(hub.clone(), metrics.clone(), stored);
     // Subscribed before the consumer starts, so no announcement can go unheard.
-    let announcements = deps.broadcast.subscribe().await?;
-    let pusher = tokio::spawn(consumer::run_pusher(
-        announcements,
-        hub.clone(),
+    let announcements_in = deps.broadcast.subscribe().await?;
+    let listener = tokio::spawn(push::run_listener(
+        announcements_in,
+        pushes.clone(),
+        shutdown.clone(),
+    ));
+    let announcer = tokio::spawn(push::run_announcer(
+        announcements_out,
+        deps.broadcast,
         metrics.clone(),
-        stored,
         shutdown.clone(),
     ));
     let channels = deps.channels.service.clone();
@@ -92,13 +98,13 @@ pub async fn start(
     let consumer = tokio::spawn(consumer::run_consumer(
         deps.inbox,
         deps.history.clone(),
-        deps.broadcast,
+        pushes,
         metrics.clone(),
         running.clone(),
         shutdown.clone(),
     ));
     let accounts = deps.accounts.map(Arc::new);
-    let mut tasks = vec![consumer, pusher];
+    let mut tasks = vec![consumer, listener, announcer];
     if let Some(edge) = &accounts {
         // Once before serving, so sessions ended before a restart are refused from the first
         // request on, then periodically.

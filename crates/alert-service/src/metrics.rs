@@ -9,6 +9,8 @@ pub struct AlertMetrics {
     pub alerts_pushed: IntCounter,
     pub alert_sockets_open: IntGauge,
     pub tick_to_push_seconds: Histogram,
+    pub announcements_pending: IntGauge,
+    pub announcements_dropped: IntCounter,
 }
 
 impl AlertMetrics {
@@ -39,12 +41,23 @@ impl AlertMetrics {
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 ]),
             )?,
+            announcements_pending: IntGauge::new(
+                "signal_alert_announcements_pending",
+                "Stored alerts waiting to be announced to the other instances (Redis away)",
+            )?,
+            announcements_dropped: IntCounter::new(
+                "signal_alert_announcements_dropped_total",
+                "Announcements dropped because too many were waiting; those alerts reach other \
+                 instances' sockets on reconnect",
+            )?,
         };
         registry.register(Box::new(metrics.alerts_stored.clone()))?;
         registry.register(Box::new(metrics.duplicates_ignored.clone()))?;
         registry.register(Box::new(metrics.alerts_pushed.clone()))?;
         registry.register(Box::new(metrics.alert_sockets_open.clone()))?;
         registry.register(Box::new(metrics.tick_to_push_seconds.clone()))?;
+        registry.register(Box::new(metrics.announcements_pending.clone()))?;
+        registry.register(Box::new(metrics.announcements_dropped.clone()))?;
         Ok(metrics)
     }
 }

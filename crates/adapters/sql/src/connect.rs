@@ -4,6 +4,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AnyPool, Executor};
 use std::str::FromStr;
+use std::time::Duration;
 
 static SQLITE_ASSET: Migrator = sqlx::migrate!("migrations/sqlite/asset");
 static SQLITE_ALERT: Migrator = sqlx::migrate!("migrations/sqlite/alert");
@@ -58,6 +59,11 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// How long a caller waits for a connection before the call fails as unavailable. sqlx waits 30
+/// seconds by default, retrying a refused connection all along; a database that is down would
+/// hold every request that long. The alert consumer and the trigger pipeline retry on their own.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Connects to `url` and applies the migrations of `schema`.
 pub async fn connect(url: &str, schema: Schema) -> Result<AnyPool, ConnectError> {
     sqlx::any::install_default_drivers();
@@ -67,6 +73,7 @@ pub async fn connect(url: &str, schema: Schema) -> Result<AnyPool, ConnectError>
     }
     let options = AnyConnectOptions::from_str(url).map_err(ConnectError::Connect)?;
     let pool = AnyPoolOptions::new()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .max_connections(match backend {
             // SQLite serialises writers anyway; a few readers are plenty.
             Backend::Sqlite => 4,
