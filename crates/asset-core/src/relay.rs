@@ -22,6 +22,8 @@ const IDLE_POLL: Duration = Duration::from_secs(2);
 const SWEEP_EVERY: Duration = Duration::from_secs(300);
 /// Sent events deleted per statement, so a large backlog never holds the table long.
 const DELETE_BATCH: usize = 1_000;
+/// The longest pause between attempts while the bus or the store fails.
+const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// Why a batch did not go out.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +43,10 @@ pub(crate) struct Relay {
 impl Relay {
     /// Publishes until `shutdown`, woken by `ready` whenever the engine stored events.
     pub(crate) async fn run(self, ready: Arc<Notify>, shutdown: CancellationToken) {
-        let backoff_policy = ExponentialBuilder::default().with_max_delay(Duration::from_secs(30));
+        // Short pauses, so events flow again within a couple of seconds of the bus's return.
+        let backoff_policy = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(RETRY_MAX);
         let mut backoff = backoff_policy.build();
         loop {
             match self.relay_batch().await {
@@ -57,7 +62,7 @@ impl Relay {
                     }
                 }
                 Err(error) => {
-                    let wait = backoff.next().unwrap_or(Duration::from_secs(30));
+                    let wait = backoff.next().unwrap_or(RETRY_MAX);
                     tracing::warn!(error = %ErrorChain(&error), retry_in = ?wait, "outbox relay could not publish; events stay pending");
                     // New events must not cut the back-off short while the bus is down.
                     tokio::select! {

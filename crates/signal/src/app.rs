@@ -28,6 +28,11 @@ use tokio_util::sync::CancellationToken;
 /// Events waiting between the outbox relay and the alert consumer.
 const BUS_CAPACITY: usize = 1024;
 
+/// How long a stop waits for the background tasks to finish. Past it the process goes on
+/// without them: a client library blocked on a broker or database that is gone must not keep it
+/// from stopping.
+pub const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Background work of a running process, stopped together.
 pub struct Tasks {
     shutdown: CancellationToken,
@@ -35,11 +40,15 @@ pub struct Tasks {
 }
 
 impl Tasks {
-    /// Stops accepting work and waits for every task to finish.
+    /// Stops accepting work and waits, at most [`STOP_WITHIN`], for every task to finish.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        for handle in self.handles {
-            let _ = handle.await;
+        let all = futures::future::join_all(self.handles);
+        if tokio::time::timeout(STOP_WITHIN, all).await.is_err() {
+            tracing::warn!(
+                within = ?STOP_WITHIN,
+                "some background work did not stop in time; stopping without it"
+            );
         }
     }
 

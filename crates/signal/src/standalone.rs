@@ -23,7 +23,19 @@ struct Cli {
     config: Option<PathBuf>,
 }
 
-pub async fn run(service: Service) -> anyhow::Result<()> {
+/// Runs one service alone on a runtime of its own, until Ctrl-C or SIGTERM.
+pub fn main(service: Service) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(run(service));
+    // Whatever is still running (a Kafka client closing against a broker that is gone, say)
+    // gets a moment, and is then left behind: the process stops within seconds.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    outcome
+}
+
+async fn run(service: Service) -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = signal_runtime::Settings::load(cli.config.as_deref())?;
     signal_runtime::logging::init_logging(&settings.log_format);

@@ -10,13 +10,14 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use signal_domain::ErrorChain;
 use signal_domain::{QuoteChanged, TriggeredAlert};
 use signal_ports::{
     AlertInbox, AlertPublisher, BusError, Delivery, DeliveryAck, MarketDataPublisher,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,13 +61,27 @@ struct TopicNotCreated {
     code: RDKafkaErrorCode,
 }
 
+/// Every broker went away while a send was waiting for them.
+#[derive(Debug, thiserror::Error)]
+#[error("every Kafka broker went away while events were on their way")]
+struct ClusterLost;
+
 fn base_config(settings: &KafkaSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &settings.brokers);
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        // A broker that comes back is reconnected to within a second (librdkafka's default
+        // backs off up to 10 s), and a topic created again after it came back empty is seen
+        // within seconds (the default refresh is every 5 minutes), so clients heal by
+        // themselves.
+        .set("reconnect.backoff.max.ms", "1000")
+        .set("topic.metadata.refresh.interval.ms", "5000");
     config
 }
 
-/// Creates the alert topic, its dead-letter topic and the market-data topic when they are absent.
+/// Creates the alert topic, its dead-letter topic and the market-data topic when they are absent:
+/// at start, and again whenever a client finds one missing (a broker that came back empty, a
+/// cluster replaced, a topic deleted), so that publishing and consuming resume by themselves.
 pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), BusError> {
     let admin: AdminClient<DefaultClientContext> =
         base_config(settings).create().map_err(unavailable)?;
@@ -121,12 +136,60 @@ pub enum Guarantee {
     BestEffort,
 }
 
+/// What a producer's librdkafka client tells about its cluster.
+#[derive(Default)]
+struct ClusterWatch {
+    /// The producer has had an event delivered: it knew a live cluster.
+    delivered: AtomicBool,
+    /// Every broker went away after that.
+    lost: AtomicBool,
+    /// Wakes sends waiting on deliveries when every broker went away.
+    lost_now: tokio::sync::Notify,
+}
+
+/// The client context of a producer: global errors go to the log, and losing every broker is
+/// recorded in the [`ClusterWatch`].
+struct WatchedContext(Arc<ClusterWatch>);
+
+impl ClientContext for WatchedContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown)
+            && self.0.delivered.load(Ordering::Relaxed)
+        {
+            self.0.lost.store(true, Ordering::Relaxed);
+            self.0.lost_now.notify_waiters();
+        }
+        tracing::error!(%error, reason, "Kafka producer");
+    }
+}
+
+type WatchedProducer = FutureProducer<WatchedContext>;
+
+/// One librdkafka producer and what it knows of its cluster.
+struct Generation {
+    producer: WatchedProducer,
+    watch: Arc<ClusterWatch>,
+}
+
+impl Generation {
+    fn create(config: &ClientConfig) -> Result<Self, BusError> {
+        let watch = Arc::new(ClusterWatch::default());
+        let producer = config
+            .create_with_context(WatchedContext(watch.clone()))
+            .map_err(unavailable)?;
+        Ok(Self { producer, watch })
+    }
+}
+
 pub struct KafkaProducer {
+    settings: KafkaSettings,
     config: ClientConfig,
-    /// Replaced when librdkafka declares it unusable (a fatal error, such as an idempotent
-    /// session fenced after a broker outage): the caller keeps its events and retries, and a new
-    /// producer carries them.
-    producer: std::sync::RwLock<FutureProducer>,
+    /// Replaced when it cannot go on: librdkafka declared a fatal error (an idempotent session
+    /// fenced after a broker outage), a delivery timed out, or every broker went away after it
+    /// had delivered (the cluster that comes back may have lost its topics and its idempotent
+    /// sessions, as a broker restarted empty has). The caller keeps its events and retries, and
+    /// a new producer carries them.
+    current: std::sync::RwLock<Arc<Generation>>,
     delivery_timeout: Duration,
 }
 
@@ -144,25 +207,50 @@ impl KafkaProducer {
             "message.timeout.ms",
             settings.delivery_timeout.as_millis().to_string(),
         );
-        let producer = config.create().map_err(unavailable)?;
+        let first = Generation::create(&config)?;
         Ok(Self {
+            settings: settings.clone(),
             config,
-            producer: std::sync::RwLock::new(producer),
+            current: std::sync::RwLock::new(Arc::new(first)),
             delivery_timeout: settings.delivery_timeout,
         })
     }
 
-    fn current(&self) -> FutureProducer {
-        // FutureProducer is a handle; a poisoned lock still holds a usable one.
-        self.producer
+    fn current(&self) -> Arc<Generation> {
+        // A poisoned lock still holds a usable producer.
+        self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
+    /// Puts a new producer in place of `old` (unless that happened already), and fails what
+    /// `old` still holds, so no send waits on it.
+    fn replace(&self, old: &Arc<Generation>, reason: &str) -> Result<(), BusError> {
+        {
+            let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+            if Arc::ptr_eq(&current, old) {
+                tracing::warn!(%reason, "replacing the Kafka producer");
+                *current = Arc::new(Generation::create(&self.config)?);
+            }
+        }
+        old.producer
+            .purge(PurgeConfig::default().queue().inflight());
+        Ok(())
+    }
+
     /// Sends `(key, payload)` records in order and waits until the broker holds every one.
     async fn send_all(&self, topic: &str, records: &[(String, String)]) -> Result<(), BusError> {
-        let producer = self.current();
+        let mut generation = self.current();
+        if generation.watch.lost.load(Ordering::Relaxed) {
+            self.replace(
+                &generation,
+                "every broker went away since its last delivery",
+            )?;
+            generation = self.current();
+        }
+        let producer = &generation.producer;
+        let lost = generation.watch.lost_now.notified();
         // Polled in order, so they are enqueued in order; an idempotent producer keeps that
         // order per partition.
         let deliveries = records.iter().map(|(key, payload)| {
@@ -171,18 +259,26 @@ impl KafkaProducer {
                 self.delivery_timeout,
             )
         });
-        let outcomes = futures::future::join_all(deliveries).await;
+        let outcomes = tokio::select! {
+            outcomes = futures::future::join_all(deliveries) => outcomes,
+            _ = lost => {
+                self.replace(&generation, "every broker went away during a send")?;
+                return Err(BusError::Unavailable(Box::new(ClusterLost)));
+            }
+        };
         let Some((index, error)) = outcomes
             .into_iter()
             .enumerate()
             .find_map(|(index, outcome)| outcome.err().map(|(error, _)| (index, error)))
         else {
+            generation.watch.delivered.store(true, Ordering::Relaxed);
             return Ok(());
         };
-        if let Some(reason) = unusable(&producer, &error) {
-            tracing::error!(%reason, "Kafka producer cannot go on; replacing it");
-            let fresh = self.config.create().map_err(unavailable)?;
-            *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        if topic_missing(&error) {
+            recreate_topics(&self.settings).await;
+        }
+        if let Some(reason) = unusable(producer, &error) {
+            self.replace(&generation, &reason)?;
         }
         if refused_for_good(&error) {
             return Err(BusError::Refused {
@@ -194,10 +290,32 @@ impl KafkaProducer {
     }
 }
 
-/// Why `producer` can send nothing more, if so: librdkafka declared a fatal error, or the broker
+/// Whether `error` says the topic is missing: the broker lost it, or it was never created.
+fn topic_missing(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic)
+    )
+}
+
+/// Creates the topics again after a client found one missing. A failure is only logged: the
+/// caller reports its own error and tries again later, and so comes back here.
+async fn recreate_topics(settings: &KafkaSettings) {
+    tracing::warn!(
+        topic = %settings.alerts_topic,
+        "a topic is missing on the broker; creating the topics again"
+    );
+    if let Err(error) = ensure_topics(settings).await {
+        tracing::warn!(%error, "creating the missing topics failed");
+    }
+}
+
+/// Why `producer` can send nothing more, if so: librdkafka declared a fatal error, the broker
 /// refused its idempotent session (seen on tansu after a broker outage: every later message is
-/// refused as fenced, though librdkafka does not call it fatal).
-fn unusable(producer: &FutureProducer, error: &KafkaError) -> Option<String> {
+/// refused as fenced, though librdkafka does not call it fatal), or a delivery timed out (an
+/// idempotent session the broker no longer knows is retried until then: seen on tansu
+/// restarted empty, which answers every later message with "unknown producer id").
+fn unusable(producer: &WatchedProducer, error: &KafkaError) -> Option<String> {
     if let Some((code, reason)) = producer.client().fatal_error() {
         return Some(format!("{code:?}: {reason}"));
     }
@@ -206,7 +324,8 @@ fn unusable(producer: &FutureProducer, error: &KafkaError) -> Option<String> {
             code @ (RDKafkaErrorCode::ProducerFenced
             | RDKafkaErrorCode::InvalidProducerEpoch
             | RDKafkaErrorCode::UnknownProducerId
-            | RDKafkaErrorCode::OutOfOrderSequenceNumber),
+            | RDKafkaErrorCode::OutOfOrderSequenceNumber
+            | RDKafkaErrorCode::MessageTimedOut),
         ) => Some(code.to_string()),
         _ => None,
     }
@@ -321,7 +440,10 @@ impl ConsumerContext for GroupContext {
 type GroupConsumer = StreamConsumer<GroupContext>;
 
 pub struct KafkaInbox {
+    settings: KafkaSettings,
+    group: String,
     consumer: Arc<GroupConsumer>,
+    errors: ErrorLog,
     dead_letters: FutureProducer,
     dead_letter_topic: String,
     delivery_timeout: Duration,
@@ -330,25 +452,17 @@ pub struct KafkaInbox {
 impl KafkaInbox {
     /// Joins consumer group `group` on the alert topic.
     pub fn new(settings: &KafkaSettings, group: &str) -> Result<Self, BusError> {
-        let consumer: GroupConsumer = base_config(settings)
-            .set("group.id", group)
-            // A crashed instance's partitions move to the others after this long.
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .create_with_context(GroupContext)
-            .map_err(unavailable)?;
-        consumer
-            .subscribe(&[&settings.alerts_topic])
-            .map_err(unavailable)?;
+        let consumer = group_consumer(settings, group)?;
         let dead_letters = base_config(settings)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .create()
             .map_err(unavailable)?;
         Ok(Self {
+            settings: settings.clone(),
+            group: group.to_string(),
             consumer: Arc::new(consumer),
+            errors: ErrorLog::default(),
             dead_letters,
             dead_letter_topic: settings.dead_letter_topic(),
             delivery_timeout: settings.delivery_timeout,
@@ -358,6 +472,72 @@ impl KafkaInbox {
     fn commit(&self, topic: &str, partition: i32, offset: i64) -> Result<(), BusError> {
         commit(&self.consumer, topic, partition, offset)
     }
+
+    /// Replaces the consumer with a new member of the group, after every broker went away.
+    ///
+    /// The cluster that comes back may not be the one that left: restarted empty, or replaced.
+    /// A new consumer starts from what that cluster says (its topics, the group's committed
+    /// positions, or the earliest events when it has none) instead of fetching by the old
+    /// cluster's topic ids. It also keeps clear of a librdkafka crash: a fetch answered for a
+    /// topic the broker does not know, with a zero topic id and a leader hint (as tansu answers),
+    /// makes librdkafka look the topic up by a name it does not have. Events delivered and not
+    /// yet acknowledged come again from the new consumer; the service keeps one of each.
+    fn rejoin(&mut self) -> Result<(), BusError> {
+        let fresh = Arc::new(group_consumer(&self.settings, &self.group)?);
+        let gone = std::mem::replace(&mut self.consumer, fresh);
+        tracing::warn!(group = %self.group, "every broker went away; rejoining the consumer group with a new consumer");
+        // Closing a consumer waits on its broker, which is gone: never on this thread.
+        std::thread::spawn(move || drop(gone));
+        Ok(())
+    }
+}
+
+/// Logs the consumer's errors without flooding: while brokers are away librdkafka reports the
+/// same error many times a second. Each kind is logged when it first comes and then at most
+/// every [`ErrorLog::EVERY`], with how many were left out.
+#[derive(Default)]
+struct ErrorLog {
+    last: Option<(RDKafkaErrorCode, std::time::Instant)>,
+    left_out: u64,
+}
+
+impl ErrorLog {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn report(&mut self, error: &KafkaError) {
+        let code = error
+            .rdkafka_error_code()
+            .unwrap_or(RDKafkaErrorCode::Unknown);
+        let now = std::time::Instant::now();
+        match self.last {
+            Some((last, at)) if last == code && now.duration_since(at) < Self::EVERY => {
+                self.left_out += 1;
+            }
+            _ => {
+                tracing::warn!(%error, left_out_since_last = self.left_out, "alert consumer: kafka reports an error");
+                self.last = Some((code, now));
+                self.left_out = 0;
+            }
+        }
+    }
+}
+
+/// A member of consumer group `group`, subscribed to the alert topic, committing only what the
+/// service acknowledges.
+fn group_consumer(settings: &KafkaSettings, group: &str) -> Result<GroupConsumer, BusError> {
+    let consumer: GroupConsumer = base_config(settings)
+        .set("group.id", group)
+        // A crashed instance's partitions move to the others after this long.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create_with_context(GroupContext)
+        .map_err(unavailable)?;
+    consumer
+        .subscribe(&[&settings.alerts_topic])
+        .map_err(unavailable)?;
+    Ok(consumer)
 }
 
 fn commit(
@@ -393,7 +573,25 @@ impl DeliveryAck for CommitOnAck {
 impl AlertInbox for KafkaInbox {
     async fn next(&mut self) -> Result<Delivery, BusError> {
         loop {
-            let message = self.consumer.recv().await.map_err(unavailable)?;
+            let message = match self.consumer.recv().await {
+                Ok(message) => message,
+                Err(error) => {
+                    // librdkafka reconnects and refetches by itself; what it reports here is
+                    // for the log, except what only the service can mend.
+                    self.errors.report(&error);
+                    if topic_missing(&error) {
+                        recreate_topics(&self.settings).await;
+                    }
+                    // A consumer without partitions (one that rejoined already) fetches nothing.
+                    let assigned = self.consumer.assignment().is_ok_and(|a| a.count() > 0);
+                    if assigned
+                        && error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown)
+                    {
+                        self.rejoin()?;
+                    }
+                    continue;
+                }
+            };
             let (topic, partition, offset) = (
                 message.topic().to_string(),
                 message.partition(),
