@@ -1,0 +1,406 @@
+//! Dependency outages on the production topology, in the middle of a stream of alerts: a
+//! PostgreSQL server stopped and started again, a Redis server stopped and started again empty.
+//! Each test runs private instances of what it
+//! stops (never the machine's shared servers), and asserts what a user would notice: every alert
+//! that fired is in history exactly once and reached the connected socket, and once the
+//! dependency is back, new alerts reach the socket promptly again.
+// Tests fail by panicking; an unwrap here is an assertion.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use signal_test_servers::{PrivatePostgres, PrivateRedis};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::{
+    start_alert, start_asset, token, topology_env, with, Broker, FakeUpbit, ServiceProcess,
+};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Repeating rules on one instrument: every upward crossing fires each of them.
+const RULES: usize = 10;
+/// Between two trades; an upward crossing every other trade, so RULES * 5 alerts a second.
+const TRADE_EVERY: Duration = Duration::from_millis(100);
+/// How long alerts flow before the fault, during it, and after the dependency is back.
+const BEFORE: Duration = Duration::from_secs(2);
+const DURING: Duration = Duration::from_secs(4);
+const AFTER: Duration = Duration::from_secs(6);
+/// Alerts fired this long after the dependency is back must be at their steady pace again...
+const SETTLE: Duration = Duration::from_secs(5);
+/// ...which this test states generously: each reaches the socket within this long of firing.
+const PROMPT: Duration = Duration::from_secs(2);
+/// The longest the whole backlog may take to drain once the stream has stopped.
+const DRAINS_WITHIN: Duration = Duration::from_secs(60);
+/// The longest an API request may take during an outage, to succeed or to fail.
+const ANSWERS_WITHIN: Duration = Duration::from_secs(10);
+
+const USER: &str = "olga";
+const BELOW: &str = "160000000";
+const ABOVE: &str = "161000000";
+
+/// One alert as the socket delivered it.
+#[derive(Debug, Clone)]
+struct Receipt {
+    triggered_at: chrono::DateTime<chrono::Utc>,
+    received_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A client holding the user's alert socket open, reconnecting when it drops, acknowledging
+/// every alert; keeps the first receipt of each event.
+struct SocketClient {
+    receipts: Arc<Mutex<HashMap<String, Receipt>>>,
+    task: JoinHandle<()>,
+}
+
+impl SocketClient {
+    async fn connect(alert_port: u16) -> SocketClient {
+        let url = format!(
+            "ws://127.0.0.1:{alert_port}/ws/socket/alert?token={}",
+            token(USER)
+        );
+        let (first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let receipts = Arc::new(Mutex::new(HashMap::new()));
+        let task = tokio::spawn({
+            let receipts = receipts.clone();
+            async move {
+                let mut socket = Some(first);
+                loop {
+                    let Some(mut open) = socket.take() else {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        socket = tokio_tungstenite::connect_async(&url)
+                            .await
+                            .ok()
+                            .map(|(s, _)| s);
+                        continue;
+                    };
+                    while let Some(Ok(message)) = open.next().await {
+                        let Message::Text(text) = message else {
+                            continue;
+                        };
+                        let alert: Value = serde_json::from_str(&text).unwrap();
+                        if alert["type"] != "alert" {
+                            continue;
+                        }
+                        let receipt = Receipt {
+                            triggered_at: alert["triggeredAt"].as_str().unwrap().parse().unwrap(),
+                            received_at: chrono::Utc::now(),
+                        };
+                        let event = alert["eventId"].as_str().unwrap().to_string();
+                        receipts.lock().unwrap().entry(event).or_insert(receipt);
+                        let ack = json!({"type": "ack", "id": alert["id"]}).to_string();
+                        if open.send(Message::Text(ack.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        SocketClient { receipts, task }
+    }
+
+    fn receipts(&self) -> HashMap<String, Receipt> {
+        self.receipts.lock().unwrap().clone()
+    }
+}
+
+impl Drop for SocketClient {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Trades KRW-BTC below and above the rules' level, one every TRADE_EVERY, until dropped.
+struct TradeStream(JoinHandle<()>);
+
+impl TradeStream {
+    fn start(upbit: Arc<FakeUpbit>) -> TradeStream {
+        TradeStream(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(TRADE_EVERY);
+            for price in [BELOW, ABOVE].into_iter().cycle() {
+                ticker.tick().await;
+                upbit.trade("KRW-BTC", price);
+            }
+        }))
+    }
+}
+
+impl Drop for TradeStream {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The production topology with its services and the stream's user, rules and socket.
+struct Topology {
+    upbit: Arc<FakeUpbit>,
+    asset: ServiceProcess,
+    alert: ServiceProcess,
+    socket: SocketClient,
+    _dir: tempfile::TempDir,
+}
+
+impl Topology {
+    /// Starts both services over `broker` and databases on `postgres` (a server of the test's
+    /// own, so what other tests do to the machine's shared one cannot slow this one down), with
+    /// `overrides` on top of the usual test settings.
+    async fn start(
+        broker: &Broker,
+        postgres: &PrivatePostgres,
+        overrides: &[(&str, String)],
+    ) -> Topology {
+        let dir = tempfile::tempdir().unwrap();
+        let upbit = Arc::new(FakeUpbit::start().await);
+        upbit.trade("KRW-BTC", BELOW);
+        let mut env = topology_env(broker, &upbit, dir.path()).await;
+        env = with(
+            &env,
+            "SIGNAL_ASSET__DATABASE_URL",
+            database(postgres, "asset").await,
+        );
+        env = with(
+            &env,
+            "SIGNAL_ALERT__DATABASE_URL",
+            database(postgres, "alert").await,
+        );
+        for (key, value) in overrides {
+            env = with(&env, key, value.clone());
+        }
+        let alert = start_alert(&env, dir.path()).await;
+        let asset = start_asset(&env, dir.path()).await;
+        let http = reqwest::Client::new();
+        for _ in 0..RULES {
+            let created = http
+                .post(format!("http://127.0.0.1:{}/api/v1/rules", asset.port))
+                .bearer_auth(token(USER))
+                .json(&json!({
+                    "instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": ABOVE,
+                    "repeat": "every", "cooldownSeconds": 0, "rearmBand": "0"
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(created.status(), 201);
+        }
+        let socket = SocketClient::connect(alert.port).await;
+        Topology {
+            upbit,
+            asset,
+            alert,
+            socket,
+            _dir: dir,
+        }
+    }
+
+    /// How many alerts the rules have fired: the sum of their trigger counts.
+    async fn fired(&self) -> usize {
+        let rules: Vec<Value> = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{}/api/v1/rules", self.asset.port))
+            .bearer_auth(token(USER))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        rules
+            .iter()
+            .map(|rule| rule["triggerCount"].as_u64().unwrap() as usize)
+            .sum()
+    }
+
+    /// The event ids in the user's history, with how many rows each has.
+    async fn history(&self) -> HashMap<String, usize> {
+        let http = reqwest::Client::new();
+        let mut rows = HashMap::new();
+        let mut before: Option<i64> = None;
+        loop {
+            let mut url = format!(
+                "http://127.0.0.1:{}/api/v1/alerts?limit=500",
+                self.alert.port
+            );
+            if let Some(before) = before {
+                url.push_str(&format!("&before={before}"));
+            }
+            let Ok(response) = http.get(&url).bearer_auth(token(USER)).send().await else {
+                return rows;
+            };
+            let Ok(page) = response.json::<Value>().await else {
+                return rows;
+            };
+            let Some(items) = page["items"].as_array() else {
+                return rows;
+            };
+            for item in items {
+                *rows
+                    .entry(item["eventId"].as_str().unwrap().to_string())
+                    .or_insert(0) += 1;
+            }
+            match page["nextBefore"].as_i64() {
+                Some(next) => before = Some(next),
+                None => return rows,
+            }
+        }
+    }
+
+    /// The API's answer to the user's GET of `path` on `port`, which must come within
+    /// ANSWERS_WITHIN: an outage may fail a request, never hold it.
+    async fn get(&self, port: u16, path: &str) -> (reqwest::StatusCode, Value) {
+        let response = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .bearer_auth(token(USER))
+            .timeout(ANSWERS_WITHIN)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} did not answer within {ANSWERS_WITHIN:?}: {e}"));
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Runs the stream of alerts around `fault`, `during` and `recover`, then checks what the
+    /// user got.
+    async fn stream_through<F, D, R>(&self, fault: F, during: D, recover: R)
+    where
+        F: std::future::Future<Output = ()>,
+        D: std::future::Future<Output = ()>,
+        R: std::future::Future<Output = ()>,
+    {
+        let trades = TradeStream::start(self.upbit.clone());
+        tokio::time::sleep(BEFORE).await;
+        assert!(
+            !self.socket.receipts().is_empty(),
+            "alerts flow before the fault"
+        );
+        fault.await;
+        tokio::join!(tokio::time::sleep(DURING), during);
+        recover.await;
+        let recovered_at = chrono::Utc::now();
+        tokio::time::sleep(AFTER).await;
+        drop(trades);
+
+        // Every alert fired is stored once and reaches the socket.
+        let deadline = tokio::time::Instant::now() + DRAINS_WITHIN;
+        let (mut fired, mut history, mut receipts);
+        loop {
+            fired = self.fired().await;
+            history = self.history().await;
+            receipts = self.socket.receipts();
+            let stored: usize = history.values().sum();
+            let all_received = history.keys().all(|event| receipts.contains_key(event));
+            if (stored == fired && all_received) || tokio::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let stored: usize = history.values().sum();
+        let logs = || {
+            format!(
+                "asset-service log:\n{}\nalert-service log:\n{}",
+                self.asset.log_text(),
+                self.alert.log_text()
+            )
+        };
+        assert!(fired > 0);
+        assert_eq!(
+            stored,
+            fired,
+            "fired alerts missing from history; {}",
+            logs()
+        );
+        let twice: Vec<_> = history.iter().filter(|(_, rows)| **rows > 1).collect();
+        assert!(twice.is_empty(), "stored twice: {twice:?}");
+        let unseen: HashSet<_> = history
+            .keys()
+            .filter(|event| !receipts.contains_key(*event))
+            .collect();
+        assert!(
+            unseen.is_empty(),
+            "{} stored alerts never reached the socket; {}",
+            unseen.len(),
+            logs()
+        );
+
+        // Once the dependency has been back a little while, alerts reach the socket promptly.
+        let settled = recovered_at + chrono::Duration::from_std(SETTLE).unwrap();
+        let late: Vec<_> = receipts
+            .values()
+            .filter(|r| r.triggered_at > settled)
+            .map(|r| r.received_at - r.triggered_at)
+            .filter(|latency| latency.to_std().unwrap_or_default() > PROMPT)
+            .collect();
+        let after_settling = receipts
+            .values()
+            .filter(|r| r.triggered_at > settled)
+            .count();
+        assert!(after_settling > 0, "no alert fired after the recovery");
+        assert!(
+            late.is_empty(),
+            "{} of {after_settling} alerts fired {SETTLE:?} after the recovery took longer than \
+             {PROMPT:?} to arrive (slowest {:?})",
+            late.len(),
+            late.iter().max()
+        );
+    }
+}
+
+/// Creates a database on `server` and returns its URL.
+async fn database(server: &PrivatePostgres, name: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&server.url("postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    server.url(name)
+}
+
+#[tokio::test]
+async fn postgres_stopped_mid_stream_loses_and_duplicates_no_alert() {
+    let postgres = PrivatePostgres::start().await;
+    let broker = Broker::start().await;
+    let topology = Topology::start(&broker, &postgres, &[]).await;
+    // While the database is away, both services answer at once that they cannot serve now.
+    let unavailable = async {
+        for (port, path) in [
+            (topology.alert.port, "/api/v1/alerts"),
+            (topology.asset.port, "/api/v1/rules"),
+        ] {
+            let (status, body) = topology.get(port, path).await;
+            assert_eq!(status, 503, "GET {path}: {body}");
+            assert_eq!(body["error"], "unavailable", "GET {path}: {body}");
+        }
+    };
+    topology
+        .stream_through(postgres.stop(), unavailable, postgres.start_again())
+        .await;
+}
+
+#[tokio::test]
+async fn redis_stopped_mid_stream_loses_and_duplicates_no_alert() {
+    let redis = tokio::sync::Mutex::new(PrivateRedis::start().await);
+    let (postgres, broker) = (PrivatePostgres::start().await, Broker::start().await);
+    let url = redis.lock().await.url();
+    let topology = Topology::start(&broker, &postgres, &[("SIGNAL_CACHE__URL", url)]).await;
+    // Redis holds nothing the API needs: quotes, rules and history keep being served.
+    let served = async {
+        for (port, path) in [
+            (topology.asset.port, "/api/v1/instruments/UPBIT:KRW-BTC"),
+            (topology.asset.port, "/api/v1/rules"),
+            (topology.alert.port, "/api/v1/alerts"),
+        ] {
+            let (status, body) = topology.get(port, path).await;
+            assert_eq!(status, 200, "GET {path}: {body}");
+        }
+    };
+    topology
+        .stream_through(async { redis.lock().await.stop().await }, served, async {
+            redis.lock().await.start_again().await
+        })
+        .await;
+}
