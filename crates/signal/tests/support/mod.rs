@@ -189,17 +189,29 @@ pub fn token(user: &str) -> String {
     .unwrap()
 }
 
-/// Creates `count` ABOVE rules at `level` on KRW-BTC for `user`.
+/// Creates `count` ABOVE rules at `level` on KRW-BTC for `user`, as a well-behaved client: a
+/// request refused for its rate (429) is sent again after the `Retry-After` it was given.
 pub async fn create_rules(asset_port: u16, user: &str, level: &str, count: usize) {
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{asset_port}/api/v1/rules");
     let token = token(user);
+    let body = json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": level});
     let created = futures::stream::iter(0..count)
-        .map(|_| {
-            http.post(&url)
-                .bearer_auth(&token)
-                .json(&json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": level}))
-                .send()
+        .map(|_| async {
+            loop {
+                let response = http.post(&url).bearer_auth(&token).json(&body).send().await;
+                match response {
+                    Ok(r) if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
+                        let wait = r
+                            .headers()
+                            .get(reqwest::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                            .expect("a 429 says when to retry");
+                        tokio::time::sleep(Duration::from_secs(wait)).await;
+                    }
+                    other => break other,
+                }
+            }
         })
         .buffer_unordered(16)
         .filter(|r| futures::future::ready(matches!(r, Ok(r) if r.status() == 201)))
