@@ -56,6 +56,27 @@ pub struct FeedContext {
     pub shutdown: CancellationToken,
 }
 
+/// What a feed's live connection is doing, for readiness and the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeedState {
+    /// Delivering what is wanted (a feed without a connection of its own always is).
+    Live,
+    /// Nothing is wanted from it, so it holds no connection.
+    Idle,
+    /// Something is wanted and the connection is down: it is reconnecting.
+    Down,
+}
+
+impl FeedState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedState::Live => "live",
+            FeedState::Idle => "idle",
+            FeedState::Down => "down",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
     #[error("the tick consumer has gone away")]
@@ -82,6 +103,11 @@ pub trait QuoteFeed: Send + Sync + 'static {
 
     /// Streams ticks into `ctx.sink` until `ctx.shutdown` is cancelled or the sink closes.
     async fn run(&self, ctx: FeedContext) -> Result<(), FeedError>;
+
+    /// What its live connection is doing now.
+    fn state(&self) -> FeedState {
+        FeedState::Live
+    }
 }
 
 #[cfg(test)]

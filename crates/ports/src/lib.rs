@@ -12,7 +12,7 @@ pub mod store;
 
 pub use bus::{AlertInbox, AlertPublisher, Delivery, DeliveryAck, MarketDataPublisher};
 pub use error::{BoxError, BroadcastError, BusError, CacheError, StoreError};
-pub use feed::{FeedContext, FeedError, Interest, Need, QuoteFeed, TickSink};
+pub use feed::{FeedContext, FeedError, FeedState, Interest, Need, QuoteFeed, TickSink};
 pub use history::{CandleHistory, HistoryError};
 pub use notify::{
     ChannelKind, ChannelRecord, ChannelState, ChannelStore, ChannelTarget, DeliveryAttempt,

@@ -16,6 +16,7 @@ pub struct FeedMetrics {
     reconnects: IntCounterVec,
     lag_seconds: HistogramVec,
     instruments: IntGaugeVec,
+    connected: IntGaugeVec,
     token_issuances: IntCounterVec,
 }
 
@@ -51,6 +52,13 @@ impl FeedMetrics {
                 ),
                 &["source", "mode"],
             )?,
+            connected: IntGaugeVec::new(
+                Opts::new(
+                    "signal_feed_connected",
+                    "1 while a source's live connection is up",
+                ),
+                &["source"],
+            )?,
             token_issuances: by_source(
                 "signal_feed_token_issuances_total",
                 "Access tokens or keys this process had a source issue",
@@ -61,6 +69,7 @@ impl FeedMetrics {
         registry.register(Box::new(metrics.reconnects.clone()))?;
         registry.register(Box::new(metrics.lag_seconds.clone()))?;
         registry.register(Box::new(metrics.instruments.clone()))?;
+        registry.register(Box::new(metrics.connected.clone()))?;
         registry.register(Box::new(metrics.token_issuances.clone()))?;
         Ok(metrics)
     }
@@ -74,6 +83,7 @@ impl FeedMetrics {
             lag_seconds: self.lag_seconds.with_label_values(&[source]),
             streamed: self.instruments.with_label_values(&[source, "streamed"]),
             polled: self.instruments.with_label_values(&[source, "polled"]),
+            connected: self.connected.with_label_values(&[source]),
             token_issuances: self.token_issuances.with_label_values(&[source]),
         }
     }
@@ -90,6 +100,8 @@ pub struct SourceMetrics {
     pub streamed: IntGauge,
     /// Instruments followed by polling.
     pub polled: IntGauge,
+    /// 1 while the live connection is up.
+    pub connected: IntGauge,
     pub token_issuances: IntCounter,
 }
 

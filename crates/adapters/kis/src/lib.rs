@@ -24,9 +24,10 @@ use rest::Rest;
 use serde::{Deserialize, Deserializer};
 use signal_domain::ErrorChain;
 use signal_domain::{CalendarConfig, InstrumentId, MarketCalendar, Tick, Timestamp};
+use signal_exchange_socket::{ConsumerGone, ExchangeSocket, Link, Reconnect};
 use signal_feed_metrics::SourceMetrics;
 use signal_ports::{
-    CacheError, FeedContext, FeedError, Interest, QuoteFeed, SharedCache, TickSink,
+    CacheError, FeedContext, FeedError, FeedState, Interest, QuoteFeed, SharedCache, TickSink,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -207,10 +208,6 @@ pub enum KisError {
     Api { code: String, message: String },
     #[error("HTTP request to KIS failed")]
     Http(#[from] reqwest::Error),
-    #[error("KIS WebSocket failed")]
-    WebSocket(#[source] Box<tokio_tungstenite::tungstenite::Error>),
-    #[error("the KIS WebSocket closed")]
-    Closed,
     #[error("the shared cache failed")]
     Cache(#[from] CacheError),
     #[error("no access token: issuance is throttled and no other instance issued one")]
@@ -219,12 +216,6 @@ pub enum KisError {
     NotServed(InstrumentId),
     #[error("the tick consumer has gone away")]
     SinkClosed,
-}
-
-impl From<tokio_tungstenite::tungstenite::Error> for KisError {
-    fn from(error: tokio_tungstenite::tungstenite::Error) -> Self {
-        KisError::WebSocket(Box::new(error))
-    }
 }
 
 impl KisError {
@@ -248,6 +239,7 @@ pub struct KisFeed {
     /// the REST budget, and REST quotes carry no trade time: one that comes back after a
     /// streamed trade is older than it, and is dropped.
     last_streamed: std::sync::Mutex<HashMap<InstrumentId, tokio::time::Instant>>,
+    link: Link,
 }
 
 /// Instruments whose current price the streaming half wants, asked for at `asked`.
@@ -294,6 +286,7 @@ impl KisFeed {
             rest,
             metrics,
             last_streamed: std::sync::Mutex::default(),
+            link: Link::default(),
         })
     }
 
@@ -314,12 +307,13 @@ impl KisFeed {
     }
 
     /// Re-plans whenever the interest changes or KIS refuses a registration, and publishes the
-    /// plan to the streaming and polling halves.
+    /// plan to the polling half and what to stream to the socket.
     async fn plan_loop(
         &self,
         mut interest: watch::Receiver<Arc<Interest>>,
         mut refusals: mpsc::UnboundedReceiver<InstrumentId>,
         plans: watch::Sender<Arc<Plan>>,
+        streams: watch::Sender<BTreeSet<InstrumentId>>,
     ) -> Result<(), KisError> {
         let mut capacity = self.config.max_registrations;
         let mut refused = BTreeSet::new();
@@ -332,6 +326,14 @@ impl KisFeed {
             let next = plan(&current, capacity, &refused);
             self.metrics.streamed.set(next.streamed.len() as i64);
             self.metrics.polled.set(next.polled.len() as i64);
+            let streamed: BTreeSet<InstrumentId> = next.streamed.iter().cloned().collect();
+            streams.send_if_modified(|current| {
+                let changed = *current != streamed;
+                if changed {
+                    *current = streamed;
+                }
+                changed
+            });
             plans.send_if_modified(|plan| {
                 let changed = **plan != next;
                 if changed {
@@ -408,12 +410,24 @@ impl QuoteFeed for KisFeed {
             shutdown,
         } = ctx;
         let (plans, plan_updates) = watch::channel(Arc::new(Plan::default()));
+        let (streams, stream_updates) = watch::channel(BTreeSet::new());
         let (refuse, refusals) = mpsc::unbounded_channel();
         let (snapshot, snapshots) = mpsc::unbounded_channel();
+        let socket = ExchangeSocket {
+            connector: stream::Kis {
+                feed: self,
+                sink: &sink,
+                refuse,
+                snapshot,
+            },
+            reconnect: Reconnect::new(self.config.reconnect_min, self.config.reconnect_max),
+            metrics: self.metrics.clone(),
+            link: self.link.clone(),
+        };
         let result = tokio::select! {
-            _ = shutdown.cancelled() => Ok(()),
-            result = self.plan_loop(interest, refusals, plans) => result,
-            result = self.stream_loop(plan_updates.clone(), refuse, snapshot, &sink) => result,
+            // The socket closes itself on shutdown; the other halves just stop.
+            streamed = socket.run(stream_updates, &shutdown) => streamed.map_err(|ConsumerGone| KisError::SinkClosed),
+            result = self.plan_loop(interest, refusals, plans, streams) => result,
             result = self.poll_loop(plan_updates, snapshots, &sink) => result,
         };
         result.map_err(|error| match error {
@@ -423,6 +437,10 @@ impl QuoteFeed for KisFeed {
                 source: Box::new(other),
             },
         })
+    }
+
+    fn state(&self) -> FeedState {
+        self.link.state()
     }
 }
 

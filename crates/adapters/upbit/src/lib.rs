@@ -21,8 +21,9 @@ use backon::ExponentialBuilder;
 use rest::RestClient;
 use serde::{Deserialize, Deserializer};
 use signal_domain::Instrument;
+use signal_exchange_socket::Link;
 use signal_feed_metrics::SourceMetrics;
-use signal_ports::{FeedContext, FeedError, QuoteFeed};
+use signal_ports::{FeedContext, FeedError, FeedState, QuoteFeed};
 use std::time::Duration;
 
 const FEED_NAME: &str = "upbit";
@@ -74,6 +75,7 @@ pub struct UpbitFeed {
     config: UpbitConfig,
     metrics: SourceMetrics,
     rest: RestClient,
+    link: Link,
 }
 
 impl UpbitFeed {
@@ -87,6 +89,7 @@ impl UpbitFeed {
             config,
             metrics,
             rest,
+            link: Link::default(),
         }
     }
 }
@@ -121,6 +124,10 @@ impl QuoteFeed for UpbitFeed {
 
     async fn run(&self, ctx: FeedContext) -> Result<(), FeedError> {
         stream::run(self, ctx).await
+    }
+
+    fn state(&self) -> FeedState {
+        self.link.state()
     }
 }
 
