@@ -5,8 +5,10 @@
 //!
 //! Prices come from [`next_price`] and sizes from [`trade_volume`], each instrument drawing from its
 //! own seeded generator; the timing draws from another. So a seed fixes every instrument's price
-//! path however the ticks interleave in time.
+//! path however the ticks interleave in time. It also answers for the past, as a
+//! [`signal_ports::CandleHistory`], with candles made of the same steps (`history`).
 
+mod history;
 mod path;
 mod rhythm;
 
