@@ -2,17 +2,21 @@
 //! JSON API, the quote socket). Every write goes to the store first and then to the engine, and
 //! returns only once the engine has it: a confirmed rule is watching.
 
-use chrono::Utc;
+use chrono::{NaiveDate, TimeZone, Utc};
 use signal_catalog::{Catalog, CatalogEntry};
 use signal_domain::ErrorChain;
 use signal_domain::{
-    AlertRule, AssetClass, Bar, Condition, InstrumentId, Interval, Market, Quote, Repeat, RuleId,
-    RuleSpec, Timestamp, UserId,
+    AlertRule, Bar, Condition, InstrumentId, Interval, Market, Quote, Repeat, RuleId, RuleSpec,
+    Timestamp, UserId,
 };
-use signal_ports::{Candle, CandleStore, Capped, QuoteCache, RuleStore, WatchlistStore};
+use signal_ports::{
+    Candle, CandleStore, Capped, DailyCandle, QuoteCache, RuleStore, WatchlistStore,
+};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 
+use crate::backfill::Backfill;
+use crate::engine::bars::minute_bars;
 use crate::engine::replica::RuleAnnouncer;
 use crate::engine::EngineHandle;
 use crate::error::CoreError;
@@ -25,6 +29,18 @@ pub struct Listing {
     pub quote: Option<Quote>,
 }
 
+/// Bars of one interval for a chart, oldest first.
+pub struct Chart {
+    pub bars: Vec<Bar>,
+    /// `false` while the exchange's history of the span is being fetched: asking again shortly
+    /// gives more bars.
+    pub complete: bool,
+}
+
+/// Most days of stored minute candles one chart folds; older day bars are the exchange's daily
+/// candles alone.
+const FOLDED_DAYS: i64 = 31;
+
 /// The use cases over the service's stores, engine and quotes.
 pub struct Assets {
     pub(crate) catalog: Arc<RwLock<Catalog>>,
@@ -34,6 +50,7 @@ pub struct Assets {
     pub(crate) rules: Arc<dyn RuleStore>,
     pub(crate) watchlist: Arc<dyn WatchlistStore>,
     pub(crate) candles: Arc<dyn CandleStore>,
+    pub(crate) backfill: Arc<Backfill>,
     pub(crate) engine: EngineHandle,
     pub(crate) max_active_rules: usize,
     pub(crate) interest: Arc<InterestTracker>,
@@ -79,14 +96,15 @@ impl Assets {
         self.with_quotes(entries).await
     }
 
-    /// The `per_class` instruments of `class` with the largest absolute change, largest first.
-    pub async fn top_movers(&self, class: AssetClass, per_class: usize) -> Vec<Listing> {
+    /// The `limit` instruments of the markets `of` takes with the largest absolute change,
+    /// largest first.
+    pub async fn top_movers(&self, of: impl Fn(Market) -> bool, limit: usize) -> Vec<Listing> {
         let shared = self.quote_cache.all().await.unwrap_or_else(|e| {
             tracing::warn!(error = %ErrorChain(&e), "cannot read the shared quotes; movers from this instance's only");
             Vec::new()
         });
         let mut quotes = newest(self.book.all(), shared);
-        quotes.retain(|_, q| q.instrument.asset_class() == class && q.change_percent.is_some());
+        quotes.retain(|_, q| of(q.instrument.market()) && q.change_percent.is_some());
         let mut quotes: Vec<Quote> = quotes.into_values().collect();
         quotes.sort_by(|a, b| {
             let magnitude = |q: &Quote| q.change_percent.map(|p| p.value().abs());
@@ -104,7 +122,7 @@ impl Assets {
                     quote: Some(quote),
                 })
             })
-            .take(per_class)
+            .take(limit)
             .collect()
     }
 
@@ -303,23 +321,46 @@ impl Assets {
     }
 
     /// The last `count` bars of `interval` of `id` that start before `to`, oldest first, built
-    /// from the stored minute candles; intervals without trades have no bar.
-    pub async fn bars(
+    /// from the stored minute candles; intervals without trades have no bar. What the store
+    /// lacks is fetched from the exchange meanwhile (see [`Chart::complete`]); day bars of past
+    /// days are the exchange's own daily candles where it has them.
+    pub async fn chart(
         &self,
         id: &InstrumentId,
         interval: Interval,
         to: Timestamp,
         count: usize,
-    ) -> Result<Vec<Bar>, CoreError> {
+    ) -> Result<Chart, CoreError> {
         let market = id.market();
+        let newest = interval.bar_start(market, to);
         let back = interval.length() * i32::try_from(count.saturating_sub(1)).unwrap_or(i32::MAX);
-        let from = interval.bar_start(market, interval.bar_start(market, to) - back);
-        let minutes = usize::try_from((to - from).num_minutes()).unwrap_or(0) + 1;
-        let candles = self.candles.candles(id, from, to, minutes).await?;
-        let mut bars = fold_bars(market, interval, candles);
+        let from = interval.bar_start(market, newest - back);
+        let folded_from =
+            from.max(interval.bar_start(market, to - chrono::Duration::days(FOLDED_DAYS)));
+        let mut complete = true;
+        let mut past_days = Vec::new();
+        if interval == Interval::D1 {
+            // Only today is built from minutes; the days before are the exchange's.
+            let zone = market.time_zone();
+            let day = |at: Timestamp| at.with_timezone(&zone).date_naive();
+            if let Some(yesterday) = day(newest).pred_opt() {
+                (past_days, complete) =
+                    self.backfill
+                        .past_days_in_background(id, day(from), yesterday);
+            }
+            complete &= self.backfill.fill_in_background(id, newest, to).await?;
+        } else {
+            complete = self.backfill.fill_in_background(id, from, to).await?;
+        }
+        let minutes = usize::try_from((to - folded_from).num_minutes()).unwrap_or(0) + 1;
+        let candles = self.candles.candles(id, folded_from, to, minutes).await?;
+        let mut bars = minute_bars(&candles, interval, market);
+        if !past_days.is_empty() {
+            bars = with_past_days(market, bars, past_days, newest);
+        }
         let surplus = bars.len().saturating_sub(count);
         bars.drain(..surplus);
-        Ok(bars)
+        Ok(Chart { bars, complete })
     }
 
     /// Marks `id` viewed live for a while, as a one-off quote request does.
@@ -349,27 +390,37 @@ pub fn is_target(rule: &AlertRule) -> bool {
         )
 }
 
-/// Folds minute candles (oldest first) into the bars of `interval` they fall in.
-fn fold_bars(market: Market, interval: Interval, candles: Vec<Candle>) -> Vec<Bar> {
-    let mut bars: Vec<Bar> = Vec::new();
-    for candle in candles {
-        let start = interval.bar_start(market, candle.minute);
-        match bars.last_mut() {
-            Some(bar) if bar.start == start => {
-                bar.high = bar.high.max(candle.high);
-                bar.low = bar.low.min(candle.low);
-                bar.close = candle.close;
-                bar.volume = bar.volume.checked_add(candle.volume).unwrap_or(bar.volume);
-            }
-            _ => bars.push(Bar {
-                start,
-                open: candle.open,
-                high: candle.high,
-                low: candle.low,
-                close: candle.close,
-                volume: candle.volume,
-            }),
-        }
+/// Day bars with the exchange's `days` in place of those folded from minutes before `today`
+/// (the store may hold part of a past day only), oldest first.
+fn with_past_days(
+    market: Market,
+    folded: Vec<Bar>,
+    days: Vec<DailyCandle>,
+    today: Timestamp,
+) -> Vec<Bar> {
+    let zone = market.time_zone();
+    let start = |day: NaiveDate| {
+        zone.from_local_datetime(&day.and_time(chrono::NaiveTime::MIN))
+            .earliest()
+            .map(|at| at.with_timezone(&Utc))
+    };
+    let mut bars: std::collections::BTreeMap<Timestamp, Bar> =
+        folded.into_iter().map(|bar| (bar.start, bar)).collect();
+    for day in days {
+        let Some(at) = start(day.day).filter(|at| *at < today) else {
+            continue;
+        };
+        bars.insert(
+            at,
+            Bar {
+                start: at,
+                open: day.open,
+                high: day.high,
+                low: day.low,
+                close: day.close,
+                volume: day.volume,
+            },
+        );
     }
-    bars
+    bars.into_values().collect()
 }

@@ -31,6 +31,8 @@ pub enum CoreError {
     EngineStopped,
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Backfill(#[from] crate::BackfillError),
 }
 
 impl From<crate::engine::EngineStopped> for CoreError {
@@ -52,6 +54,8 @@ impl Failure for CoreError {
             CoreError::RuleLimit { .. } => FailureKind::LimitReached,
             CoreError::EngineStopped => FailureKind::Unavailable,
             CoreError::Store(error) => error.kind(),
+            CoreError::Backfill(crate::BackfillError::Store(error)) => error.kind(),
+            CoreError::Backfill(crate::BackfillError::History { .. }) => FailureKind::Unavailable,
         }
     }
 

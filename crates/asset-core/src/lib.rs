@@ -13,11 +13,13 @@
 //!    wakes the relay.
 //! 3. [`relay`]: publishes the pending outbox events to the bus and marks them sent.
 //!
-//! Beside the path: [`engine::replica`] keeps this instance's rules in step with the others';
+//! Beside the path: [`backfill`] fetches from the exchanges the candles the store lacks (history
+//! for charts and indicators); [`engine::replica`] keeps this instance's rules in step with the others';
 //! [`engine::handover`] follows shard ownership (the `signal-ownership` crate); [`interest`] tells
 //! the feeds which instruments to stream; [`assets`] holds the use cases.
 
 mod assets;
+mod backfill;
 mod engine;
 mod error;
 mod interest;
@@ -26,7 +28,8 @@ mod metrics;
 mod preview;
 mod relay;
 
-pub use assets::{is_target, Assets, Listing};
+pub use assets::{is_target, Assets, Chart, Listing};
+pub use backfill::{Backfill, BackfillError};
 pub use error::CoreError;
 pub use interest::ViewGuard;
 pub use metrics::AssetMetrics;
@@ -36,8 +39,9 @@ use prometheus::Registry;
 use signal_catalog::Catalog;
 use signal_ownership::Ownership;
 use signal_ports::{
-    AlertPublisher, Broadcast, BroadcastError, CandleStore, Interest, MarketDataPublisher,
-    OutboxStore, QuoteCache, RuleStore, SharedCache, StoreError, TickSink, WatchlistStore,
+    AlertPublisher, Broadcast, BroadcastError, CandleHistory, CandleStore, Interest,
+    MarketDataPublisher, OutboxStore, QuoteCache, RuleStore, SharedCache, StoreError, TickSink,
+    WatchlistStore,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -62,6 +66,9 @@ pub struct AssetDeps {
     pub watchlist: Arc<dyn WatchlistStore>,
     /// Where the minute candles built from the ticks go, and are read from.
     pub candles: Arc<dyn CandleStore>,
+    /// The exchanges' candle histories, for what the store lacks; the first that serves a
+    /// market is asked for it.
+    pub history: Vec<Arc<dyn CandleHistory>>,
     pub quote_cache: Arc<dyn QuoteCache>,
     /// Announces rule changes to the other instances, and hears theirs.
     pub rule_changes: Arc<dyn Broadcast>,
@@ -109,6 +116,8 @@ pub struct AssetCore {
     pub metrics: AssetMetrics,
     /// Whether the engine still runs.
     pub engine_running: Arc<AtomicBool>,
+    /// History from the exchanges for the spans the candle store lacks.
+    pub backfill: Arc<Backfill>,
     pub tasks: Vec<JoinHandle<()>>,
 }
 
@@ -134,6 +143,7 @@ pub async fn start(
     let interest = Arc::new(InterestTracker::default());
     interest.set_watched(deps.watchlist.watched_instruments().await?);
     let mut tasks = Vec::new();
+    let backfill = Arc::new(Backfill::new(deps.candles.clone(), deps.history));
 
     // Stage 1: the market stage and what hangs off it.
     let (candle_sink, candle_task) =
@@ -251,6 +261,7 @@ pub async fn start(
         rules: deps.rules,
         watchlist: deps.watchlist,
         candles: deps.candles,
+        backfill: backfill.clone(),
         engine: engine_handle,
         max_active_rules: settings.max_active_rules_per_user,
         interest: interest.clone(),
@@ -263,6 +274,7 @@ pub async fn start(
         catalog,
         metrics,
         engine_running,
+        backfill,
         tasks,
     })
 }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 pub use asset_core::{AssetDeps, AssetMetrics, AssetSettings, CoreError, StartError};
 use signal_catalog::Catalog;
 use signal_ports::{Interest, OutboxStore, TickSink};
-pub use sources::{PriceSource, PriceSources, Unavailable};
+pub use sources::{NoQuote, PriceSource, PriceSources, Unavailable};
 
 /// A started service: its routes, where feeds deliver ticks, which instruments need them, and
 /// its background tasks.

@@ -53,47 +53,61 @@ impl PriceSources {
         self.demo
     }
 
-    /// Why an instrument of `market` has no quote at `now`, and the sentence that says so.
+    /// Why an instrument of `market` has no quote at `now`.
     pub fn why_no_quote(
         &self,
         market: Market,
         calendar: &MarketCalendar,
         now: Timestamp,
-    ) -> (Unavailable, String) {
+    ) -> NoQuote {
         let demo_hint = if self.demo {
             ""
         } else {
             ", or run with --demo for the simulated market"
         };
+        let no_quote = |reason, sentence| NoQuote {
+            reason,
+            sentence,
+            resumes_at: None,
+        };
         match self.by_market.get(&market) {
-            None => (
+            None => no_quote(
                 Unavailable::NotConfigured,
                 format!("no feed is configured for {market}{demo_hint}"),
             ),
-            Some(PriceSource::NotConfigured { feed, setting }) => (
+            Some(PriceSource::NotConfigured { feed, setting }) => no_quote(
                 Unavailable::NotConfigured,
                 format!("{feed} is not configured: set {setting} for {market} prices{demo_hint}"),
             ),
-            Some(PriceSource::SwitchedOff { feed, setting }) => (
+            Some(PriceSource::SwitchedOff { feed, setting }) => no_quote(
                 Unavailable::SwitchedOff,
                 format!("{feed} is switched off ({setting}){demo_hint}"),
             ),
             Some(PriceSource::Feed(feed)) => match calendar.session(market, now) {
-                SessionState::Closed { next_open } => (
-                    Unavailable::MarketClosed,
-                    match next_open {
+                SessionState::Closed { next_open } => NoQuote {
+                    reason: Unavailable::MarketClosed,
+                    sentence: match next_open {
                         Some(at) => format!(
                             "{market} is closed; prices from {feed} resume when it opens at {}",
                             at.format("%Y-%m-%d %H:%M UTC")
                         ),
                         None => format!("{market} is closed"),
                     },
-                ),
-                SessionState::Open => (
+                    resumes_at: next_open,
+                },
+                SessionState::Open => no_quote(
                     Unavailable::WaitingForFirstPrice,
                     format!("waiting for the first price from {feed}"),
                 ),
             },
         }
     }
+}
+
+/// Why an instrument has no quote: the code, the sentence, and when a closed market reopens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoQuote {
+    pub reason: Unavailable,
+    pub sentence: String,
+    pub resumes_at: Option<Timestamp>,
 }

@@ -13,7 +13,7 @@ use signal_domain::{ErrorChain, Market};
 use signal_feed_metrics::FeedMetrics;
 use signal_kis::KisFeed;
 use signal_memory::in_process_bus;
-use signal_ports::{AlertInbox, FeedContext, QuoteFeed, SharedCache, TickSink};
+use signal_ports::{AlertInbox, CandleHistory, FeedContext, QuoteFeed, SharedCache, TickSink};
 use signal_runtime::adapters::{self, SharedState};
 use signal_runtime::serve::serve;
 use signal_runtime::Settings;
@@ -266,13 +266,19 @@ async fn accounts(
     }))
 }
 
-/// The feeds the settings ask for: the simulated market in demo mode, otherwise Upbit (unless
+/// Where market data comes from: the live feeds, and the candle histories of the same sources.
+struct MarketSources {
+    feeds: Vec<Arc<dyn QuoteFeed>>,
+    history: Vec<Arc<dyn CandleHistory>>,
+}
+
+/// The sources the settings ask for: the simulated market in demo mode, otherwise Upbit (unless
 /// turned off) and KIS (when its credentials are set).
-fn feeds(
+fn market_sources(
     settings: &Settings,
     shared: &SharedState,
     registry: &Registry,
-) -> anyhow::Result<Vec<Arc<dyn QuoteFeed>>> {
+) -> anyhow::Result<MarketSources> {
     if settings.demo {
         let instruments = Catalog::builtin()
             .entries()
@@ -282,15 +288,22 @@ fn feeds(
             seed: settings.simulation.seed,
             speed: settings.simulation.speed,
         };
-        return Ok(vec![Arc::new(SimulatedMarket::new(instruments, config))]);
+        let simulated = Arc::new(SimulatedMarket::new(instruments, config));
+        return Ok(MarketSources {
+            feeds: vec![simulated.clone()],
+            history: vec![simulated],
+        });
     }
     let metrics = FeedMetrics::register(registry)?;
     let mut feeds: Vec<Arc<dyn QuoteFeed>> = Vec::new();
+    let mut history: Vec<Arc<dyn CandleHistory>> = Vec::new();
     if settings.feeds.upbit {
-        feeds.push(Arc::new(UpbitFeed::new(
+        let upbit = Arc::new(UpbitFeed::new(
             settings.upbit.clone(),
             metrics.source("upbit"),
-        )));
+        ));
+        feeds.push(upbit.clone());
+        history.push(upbit);
     }
     if let Some(kis) = &settings.kis {
         let cache: Arc<dyn SharedCache> = shared.cache.clone();
@@ -298,13 +311,11 @@ fn feeds(
             calendar: settings.calendar.clone(),
             ..kis.clone()
         };
-        feeds.push(Arc::new(KisFeed::new(
-            config,
-            cache,
-            metrics.source("kis"),
-        )?));
+        let kis = Arc::new(KisFeed::new(config, cache, metrics.source("kis"))?);
+        feeds.push(kis.clone());
+        history.push(kis);
     }
-    Ok(feeds)
+    Ok(MarketSources { feeds, history })
 }
 
 /// Where each market's prices come from: the given feeds when they are the simulated market or
@@ -360,9 +371,13 @@ async fn launch_asset(
     let store = adapters::asset_store(settings).await?;
     let candles = adapters::candle_store(settings).await?;
     let registry = Registry::new();
-    let feeds = match feed {
-        Some(feed) => vec![feed],
-        None => feeds(settings, shared, &registry)?,
+    // A given feed (a test's) has no history: its charts are what the store holds.
+    let MarketSources { feeds, history } = match feed {
+        Some(feed) => MarketSources {
+            feeds: vec![feed],
+            history: Vec::new(),
+        },
+        None => market_sources(settings, shared, &registry)?,
     };
     let sources = price_sources(settings, &feeds);
     let asset = asset_service::start(
@@ -371,6 +386,7 @@ async fn launch_asset(
             outbox: store.clone(),
             watchlist: store,
             candles,
+            history,
             quote_cache: shared.quotes.clone(),
             rule_changes: shared.rule_changes.clone(),
             leases: shared.cache.clone(),

@@ -323,6 +323,30 @@ async fn search_watchlist_and_live_quotes() {
         metrics.contains("signal_ticks_processed_total{source=\"simulated\"} 1"),
         "{metrics}"
     );
+    // The web app's tabs each have their own movers: a larger US move leaves KRX's first.
+    app.tick("NASDAQ:AAPL", "73500").await;
+    let mut movers = Value::Null;
+    for _ in 0..100 {
+        movers = app
+            .get_json(format!("{}/api/v1/movers?limit=3", app.asset), "alice")
+            .await;
+        if movers["us"].as_array().is_some_and(|us| !us.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let ids = |tab: &str| -> Vec<String> {
+        movers[tab]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids("krx"), ["KRX:005930"], "{movers}");
+    assert_eq!(ids("us"), ["NASDAQ:AAPL"]);
+    assert!(ids("crypto").is_empty());
+    assert_eq!(ids("stocks"), ["NASDAQ:AAPL", "KRX:005930"]);
     let _ = token("unused");
     app.app.stop().await;
 }
@@ -461,7 +485,7 @@ async fn chart_intervals_fold_the_stored_minutes_into_bars() {
     let time = |at: chrono::DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
     assert_eq!(
         series,
-        json!({"interval": "1h", "simulated": false, "candles": [
+        json!({"interval": "1h", "simulated": false, "complete": true, "candles": [
             {"time": time(hour), "open": "100", "high": "120", "low": "90", "close": "105", "volume": "5"},
             {"time": time(hour + TimeDelta::hours(1)), "open": "200", "high": "200", "low": "200", "close": "200", "volume": "1"},
         ]})
@@ -493,7 +517,7 @@ async fn chart_intervals_fold_the_stored_minutes_into_bars() {
     let body = error_of(app.get(unknown, "alice").send().await.unwrap(), 400).await;
     assert!(body["message"].as_str().unwrap().contains("2m"), "{body}");
     let too_many = format!(
-        "{}/api/v1/instruments/KRX:000660/candles?interval=1d&limit=500",
+        "{}/api/v1/instruments/KRX:000660/candles?interval=1h&limit=745",
         app.asset
     );
     let body = error_of(app.get(too_many, "alice").send().await.unwrap(), 422).await;
@@ -501,7 +525,7 @@ async fn chart_intervals_fold_the_stored_minutes_into_bars() {
         body["message"]
             .as_str()
             .unwrap()
-            .contains("at most 31 bars of 1d"),
+            .contains("at most 744 bars of 1h"),
         "{body}"
     );
     app.app.stop().await;

@@ -226,3 +226,96 @@ async fn levels_crossed_while_the_exchange_sockets_were_down_fire_once_after_rec
     assert_eq!(app.history_len_eventually("jun", 2).await.len(), 2);
     app.app.stop().await;
 }
+
+/// Asks for a chart until the backfill says it is complete; answers the last series.
+async fn complete_chart(app: &TestApp, instrument: &str, query: &str) -> Value {
+    let url = format!(
+        "{}/api/v1/instruments/{instrument}/candles?{query}",
+        app.asset
+    );
+    for _ in 0..400 {
+        let series: Value = app.get_json(&url, "newcomer").await;
+        if series["complete"] == true {
+            return series;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the {instrument} chart ({query}) never completed");
+}
+
+#[tokio::test]
+async fn a_fresh_system_charts_the_history_the_exchanges_report_and_keeps_it() {
+    use chrono::{Datelike, DurationRound, FixedOffset, NaiveDate, TimeDelta, Utc};
+    use signal_exchange_fakes::Bar;
+    let dir = tempfile::tempdir().unwrap();
+    let exchanges = Exchanges::start().await;
+    // Upbit: the 600 minutes before this one; KIS: the 100 Seoul days before today.
+    let this_minute = Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap();
+    let minute_close =
+        |at: Timestamp| (160_000_000 + (at.timestamp() / 60 % 1000) * 1000).to_string();
+    let minutes: Vec<Timestamp> = (1..=600)
+        .map(|back| this_minute - TimeDelta::minutes(back))
+        .collect();
+    exchanges.upbit.set_minute_history(
+        "KRW-BTC",
+        minutes.iter().map(|at| {
+            let close = minute_close(*at);
+            (
+                at.naive_utc(),
+                Bar::new(&close, &close, &close, &close, "0.5"),
+            )
+        }),
+    );
+    let seoul = FixedOffset::east_opt(9 * 3600).unwrap();
+    let today = Utc::now().with_timezone(&seoul).date_naive();
+    let day_close = |day: NaiveDate| (60_000 + day.ordinal0() % 100 * 100).to_string();
+    let days: Vec<NaiveDate> = (1..=100)
+        .map(|back| today - TimeDelta::days(back))
+        .collect();
+    exchanges.kis.set_day_history(
+        "005930",
+        days.iter().map(|day| {
+            let close = day_close(*day);
+            (*day, Bar::new(&close, &close, &close, &close, "1000"))
+        }),
+    );
+    let app = exchanges.spawn_system(dir.path()).await;
+
+    // Minute bars: every one the exchange reported within the 500 slots before now.
+    let series = complete_chart(&app, "UPBIT:KRW-BTC", "interval=1m&limit=500").await;
+    assert_eq!(series["simulated"], false);
+    let bars = series["candles"].as_array().unwrap();
+    assert!(bars.len() >= 498, "{} bars", bars.len());
+    for bar in bars {
+        let at: Timestamp = bar["time"].as_str().unwrap().parse().unwrap();
+        assert_eq!(bar["close"], minute_close(at), "{bar}");
+        assert_eq!(bar["volume"], "0.5");
+    }
+
+    // Day bars: the exchange's daily candles of the days before today.
+    let series = complete_chart(&app, "KRX:005930", "interval=1d&limit=60").await;
+    let closes: Vec<&str> = series["candles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bar| bar["close"].as_str().unwrap())
+        .collect();
+    let wanted: Vec<String> = days[..59].iter().rev().map(|day| day_close(*day)).collect();
+    assert_eq!(closes, wanted);
+
+    // What was fetched is stored: the store's own minute candles (no backfill on this route).
+    let (from, to) = (minutes[499], this_minute);
+    let stored: Vec<Value> = app
+        .get_json(
+            format!(
+                "{}/api/v1/instruments/UPBIT:KRW-BTC/candles?from={}&to={}&limit=1000",
+                app.asset,
+                from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+            "newcomer",
+        )
+        .await;
+    assert!(stored.len() >= 498, "{} stored", stored.len());
+    app.app.stop().await;
+}

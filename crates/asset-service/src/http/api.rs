@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use signal_domain::{
     AlertRule, AssetClass, Condition, ConditionKind, ConditionParams, Failure, FailureKind,
-    InstrumentId, Interval, Quote, Repeat, RuleId, RuleState, Timestamp,
+    InstrumentId, Interval, Market, Quote, Repeat, RuleId, RuleState, Timestamp,
 };
 use signal_web::{ApiError, ApiJson, ApiPath, ApiQuery, AuthUser};
 use std::collections::BTreeMap;
@@ -46,23 +46,21 @@ struct InstrumentView {
     /// Why `quote` is null, when it is: a sentence for a person...
     #[serde(skip_serializing_if = "Option::is_none")]
     quote_unavailable: Option<String>,
-    /// ...and the same reason as a code for a client.
+    /// ...the same reason as a code for a client, to word in its reader's language...
     #[serde(skip_serializing_if = "Option::is_none")]
     quote_unavailable_reason: Option<Unavailable>,
+    /// ...and, when the market is closed, when it opens again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quote_resumes_at: Option<Timestamp>,
 }
 
 fn view(listing: Listing, state: &AssetState) -> InstrumentView {
     let id = listing.entry.instrument.id.clone();
-    let (quote_unavailable_reason, quote_unavailable) = match listing.quote {
-        Some(_) => (None, None),
-        None => {
-            let (reason, sentence) =
-                state
-                    .sources
-                    .why_no_quote(id.market(), &state.calendar, chrono::Utc::now());
-            (Some(reason), Some(sentence))
-        }
-    };
+    let no_quote = listing.quote.is_none().then(|| {
+        state
+            .sources
+            .why_no_quote(id.market(), &state.calendar, chrono::Utc::now())
+    });
     InstrumentView {
         market: id.market(),
         symbol: id.symbol().to_string(),
@@ -70,8 +68,9 @@ fn view(listing: Listing, state: &AssetState) -> InstrumentView {
         korean_name: listing.entry.instrument.korean_name,
         english_name: listing.entry.instrument.english_name,
         warning: listing.entry.instrument.warning,
-        quote_unavailable,
-        quote_unavailable_reason,
+        quote_unavailable_reason: no_quote.as_ref().map(|n| n.reason),
+        quote_resumes_at: no_quote.as_ref().and_then(|n| n.resumes_at),
+        quote_unavailable: no_quote.map(|n| n.sentence),
         quote: listing.quote,
         id,
     }
@@ -114,10 +113,13 @@ struct MoversQuery {
     limit: Option<usize>,
 }
 
+/// The largest moves of each tab of the web app (KRX, US, crypto), and of stocks together.
 #[derive(Serialize)]
 struct Movers {
-    stocks: Vec<InstrumentView>,
+    krx: Vec<InstrumentView>,
+    us: Vec<InstrumentView>,
     crypto: Vec<InstrumentView>,
+    stocks: Vec<InstrumentView>,
 }
 
 async fn movers(
@@ -127,9 +129,23 @@ async fn movers(
 ) -> Json<Movers> {
     let limit = query.limit.unwrap_or(5).clamp(1, 50);
     let views = |listings: Vec<Listing>| listings.into_iter().map(|l| view(l, &state)).collect();
+    let assets = &state.assets;
     Json(Movers {
-        stocks: views(state.assets.top_movers(AssetClass::Stock, limit).await),
-        crypto: views(state.assets.top_movers(AssetClass::Crypto, limit).await),
+        krx: views(assets.top_movers(|m| m == Market::Krx, limit).await),
+        us: views(
+            assets
+                .top_movers(
+                    |m| matches!(m, Market::Nasdaq | Market::Nyse | Market::Amex),
+                    limit,
+                )
+                .await,
+        ),
+        crypto: views(assets.top_movers(|m| m == Market::Upbit, limit).await),
+        stocks: views(
+            assets
+                .top_movers(|m| m.asset_class() == AssetClass::Stock, limit)
+                .await,
+        ),
     })
 }
 

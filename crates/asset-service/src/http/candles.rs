@@ -1,7 +1,9 @@
 //! Candles of one instrument: minute candles over a time range (the original's market-data
-//! query), or with `interval` the last bars of 1m, 5m, 15m, 1h or 1d built from them, for charts.
-//! Ranges are bounded so one request cannot ask the database for years of rows; longer histories
-//! are read page by page (`from` = the last minute received, plus one; `to` = the oldest bar).
+//! query), or with `interval` the last bars of 1m, 5m, 15m, 1h or 1d built from them, for charts,
+//! with what the store lacks fetched from the exchange meanwhile (`complete: false` until it is
+//! in). Ranges are bounded so one request cannot ask the database for years of rows; longer
+//! histories are read page by page (`from` = the last minute received, plus one; `to` = the
+//! oldest bar). Day bars reach further: past days are the exchange's daily candles.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -19,6 +21,8 @@ const DEFAULT_SPAN_MINUTES: i64 = 60;
 const MAX_SPAN_DAYS: i64 = 31;
 const DEFAULT_LIMIT: usize = 500;
 const MAX_LIMIT: usize = 5_000;
+/// Most day bars per request: a few pages of the exchanges' daily candles.
+const MAX_DAY_BARS: i64 = 1_000;
 
 pub fn routes() -> Router<AssetState> {
     Router::new().route("/api/v1/instruments/{id}/candles", get(candles))
@@ -41,6 +45,8 @@ struct SeriesView {
     candles: Vec<BarView>,
     /// The prices they were built from are the simulated market's.
     simulated: bool,
+    /// `false` while the exchange's history is being fetched: asking again shortly gives more.
+    complete: bool,
 }
 
 #[derive(Serialize)]
@@ -103,9 +109,7 @@ enum CandleQueryError {
     TooLong,
     #[error("`limit` must be between 1 and {MAX_LIMIT}, got {0}")]
     Limit(usize),
-    #[error(
-        "at most {most} bars of {interval} per request ({MAX_SPAN_DAYS} days); page back with `to`"
-    )]
+    #[error("at most {most} bars of {interval} per request; page back with `to`")]
     TooManyBars { interval: Interval, most: i64 },
 }
 
@@ -132,7 +136,10 @@ impl CandleQuery {
 
     /// How many bars of `interval` to answer: `limit`, within the span one request may read.
     fn bars(&self, interval: Interval) -> Result<usize, CandleQueryError> {
-        let most = Duration::days(MAX_SPAN_DAYS).num_seconds() / interval.length().num_seconds();
+        let most = match interval {
+            Interval::D1 => MAX_DAY_BARS,
+            _ => Duration::days(MAX_SPAN_DAYS).num_seconds() / interval.length().num_seconds(),
+        };
         let limit = self.limit()?;
         if i64::try_from(limit).map_or(true, |limit| limit > most) {
             return Err(CandleQueryError::TooManyBars { interval, most });
@@ -158,11 +165,12 @@ async fn candles(
     if let Some(interval) = query.interval {
         let count = query.bars(interval)?;
         let to = query.to.unwrap_or_else(Utc::now);
-        let bars = state.assets.bars(&id, interval, to, count).await?;
+        let chart = state.assets.chart(&id, interval, to, count).await?;
         return Ok(Json(SeriesView {
             interval,
-            candles: bars.into_iter().map(BarView::from).collect(),
+            candles: chart.bars.into_iter().map(BarView::from).collect(),
             simulated: state.sources.simulated(),
+            complete: chart.complete,
         })
         .into_response());
     }

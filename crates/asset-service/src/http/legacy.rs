@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use signal_domain::{AssetClass, Condition, ConditionKind, Failure, FailureKind};
+use signal_domain::{AssetClass, Condition, ConditionKind, Failure, FailureKind, Market};
 use signal_web::{ApiError, ApiPath, ApiQuery, AuthUser};
 
 use super::AssetState;
@@ -101,8 +101,15 @@ async fn top_movers(
     AuthUser(_): AuthUser,
     State(state): State<AssetState>,
 ) -> Json<Vec<AssetSummary>> {
-    let stocks = state.assets.top_movers(AssetClass::Stock, 3).await;
-    let cryptos = state.assets.top_movers(AssetClass::Crypto, 3).await;
+    let of_class = |class| move |market: Market| market.asset_class() == class;
+    let stocks = state
+        .assets
+        .top_movers(of_class(AssetClass::Stock), 3)
+        .await;
+    let cryptos = state
+        .assets
+        .top_movers(of_class(AssetClass::Crypto), 3)
+        .await;
     Json(
         stocks
             .into_iter()
