@@ -25,6 +25,8 @@ export interface Instrument {
   /** Why there is no quote, in a sentence. */
   quoteUnavailable?: string;
   quoteUnavailableReason?: 'not_configured' | 'switched_off' | 'waiting_for_first_price' | 'market_closed';
+  /** When a closed market opens again. */
+  quoteResumesAt?: string;
 }
 
 /** Every kind of condition the server knows (docs/api.md). */

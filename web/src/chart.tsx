@@ -29,6 +29,11 @@ import { decimalsOf, priceUnit } from './ticks';
 export type Interval = '1m' | '5m' | '15m' | '1h' | '1d';
 
 const SECONDS: Record<Interval, number> = { '1m': 60, '5m': 300, '15m': 900, '1h': 3_600, '1d': 86_400 };
+/**
+ * Bars asked for per interval: a screenful or more, within what the exchanges' history gives in a
+ * few seconds (minute candles for up to ten days back, daily candles for a year).
+ */
+const BARS: Record<Interval, number> = { '1m': 500, '5m': 500, '15m': 500, '1h': 240, '1d': 365 };
 /** A click this close to a rule's line (in pixels) is a click on the rule. */
 const LINE_HIT_PX = 6;
 
@@ -86,6 +91,7 @@ export default function Chart({
   handlers.current = { onLevel, onRule };
   const [empty, setEmpty] = useState(false);
   const [simulatedHistory, setSimulatedHistory] = useState(false);
+  const [backfilling, setBackfilling] = useState(false);
   const reference = Number(instrument.quote?.price ?? 0) || 1;
   const unit = priceUnit(instrument.market, reference);
 
@@ -162,7 +168,7 @@ export default function Chart({
       try {
         const series = candleSeries(
           await get<Candle[] | CandleSeries>(
-            `/api/v1/instruments/${enc(instrument.id)}/candles?interval=${interval}&limit=500`,
+            `/api/v1/instruments/${enc(instrument.id)}/candles?interval=${interval}&limit=${BARS[interval]}`,
           ),
         );
         if (stopped) return;
@@ -184,9 +190,13 @@ export default function Chart({
         setEmpty(data.length === 0);
         setSimulatedHistory(Boolean(series.simulated) || series.candles.some((c) => c.simulated));
         chartRef.current?.timeScale().scrollToRealTime();
+        setBackfilling(series.complete === false);
         if (series.complete === false) poll = setTimeout(load, BACKFILL_POLL_MS);
       } catch {
-        if (!stopped) setEmpty(true);
+        if (!stopped) {
+          setEmpty(true);
+          setBackfilling(false);
+        }
       }
     };
     void load();
@@ -246,7 +256,10 @@ export default function Chart({
         aria-label={t('chart.label', { name: instrument.koreanName || instrument.englishName, interval: t(`interval.${interval}`) })}
         data-chart
       />
-      {empty && <p class="chart-empty muted">{t('chart.empty')}</p>}
+      {empty && !backfilling && <p class="chart-empty muted">{t('chart.empty')}</p>}
+      <p class="chart-backfill muted" role="status">
+        {backfilling ? t('chart.backfilling') : ''}
+      </p>
       {simulatedHistory && <p class="tag tag-simulated chart-tag">{t('chart.simulatedHistory')}</p>}
       <p class="attribution">
         {t('chart.attribution')}{' '}

@@ -230,8 +230,17 @@ async function main() {
     await above.click();
     const rule = desk.locator('li[data-rule]', { hasText: `≥ ${level.toLocaleString('en-US')}` });
     await rule.waitFor();
+    // Day bars on a fresh system: the exchange's daily history, fetched while the chart waits.
+    const dayHistory = desk.waitForResponse(
+      async (r) => r.url().includes('interval=1d') && r.ok() && (await r.json()).complete === true,
+    );
+    await desk.locator('input[name=interval][value="1d"]').check();
+    const days = (await (await dayHistory).json()).candles.length;
+    check(days >= 200, `the day chart has the exchange's 200 days (${days} bars)`);
+    await until('the chart no longer says it is fetching', () => text(desk.locator('.chart-backfill')), (t) => t === '');
     await accessible(desk, 'instrument page');
     await screenshot(desk, 'desktop-instrument');
+    await desk.locator('input[name=interval][value="1m"]').check();
 
     step('bad input in the rule form: the server says what is wrong, next to the field');
     await desk.getByRole('button', { name: 'New alert' }).click();
@@ -261,8 +270,8 @@ async function main() {
     await form.locator('#rule-condition').selectOption('MOVE_DOWN');
     await form.locator('#rule-percent').fill('2');
     for (const bad of ['0', 'an hour']) {
-      await form.locator('#rule-window').fill(bad);
-      await refused(desk, create, '#rule-window-problem');
+      await form.locator('#rule-windowSeconds').fill(bad);
+      await refused(desk, create, '#rule-windowSeconds-problem');
     }
     await accessible(desk, 'rule form with problems');
 
@@ -275,12 +284,29 @@ async function main() {
     await form.waitFor({ state: 'detached' });
     await desk.locator('li[data-rule]', { hasText: '∉ [60,000, 900,000]' }).waitFor();
 
+    step('an indicator rule through the form: the server names the parameter it refuses');
+    await desk.getByRole('button', { name: 'New alert' }).click();
+    await form.locator('#rule-condition').selectOption('RSI_ABOVE');
+    await form.locator('#rule-interval').selectOption('1h');
+    await form.locator('#rule-bars').fill('1');
+    await refused(desk, create, '#rule-bars-problem');
+    await form.locator('#rule-bars').fill('14');
+    await form.locator('#rule-rsiLevel').fill('75');
+    await create.click();
+    await form.waitFor({ state: 'detached' });
+    await desk.locator('li[data-rule]', { hasText: 'RSI14 1h ≥ 75' }).waitFor();
+
     step('a second context of the same person at phone size, and another person');
     const phone = await newPage(browser, 'alice phone', { ...PHONE, locale: 'ko-KR' });
     await signIn(phone, alice);
     await phone.locator('[data-connection="live"]').waitFor();
     await accessible(phone, 'phone markets');
     await screenshot(phone, 'phone-markets');
+    // A market without prices says why in the reader's language, not in the server's English.
+    await phone.getByRole('tab', { name: '미국' }).click();
+    const reason = await text(phone.locator('#panel-US .reason'));
+    check(/[가-힣]/.test(reason) && !/[a-z]{4,}/.test(reason), `the reason for no US prices is in Korean: "${reason}"`);
+    await phone.getByRole('tab', { name: '국내' }).click();
     const other = await newPage(browser, 'bob', { ...DESKTOP, locale: 'en-US' });
     await signUp(other, bob);
     await other.locator('[data-connection="live"]').waitFor();
@@ -400,6 +426,15 @@ async function main() {
     await desk.locator('#current-password').fill('not my password at all');
     await desk.locator('#new-password').fill(STRONG_PASSWORD + ' again');
     await refused(desk, desk.locator('.password-form button[type=submit]'), '#current-password-problem');
+
+    step('each market tab has its own movers');
+    await desk.goto(APP);
+    await desk.locator('[data-connection="live"]').waitFor();
+    await desk.locator(`#panel-KRX tr[data-instrument="${SAMSUNG}"]`).waitFor();
+    await desk.getByRole('tab', { name: 'US' }).click();
+    await desk.locator('#panel-US').waitFor();
+    check((await desk.locator(`#panel-US tr[data-instrument="${SAMSUNG}"]`).count()) === 0, 'the US tab lists no KRX stock');
+    await desk.getByRole('tab', { name: 'Korea' }).click();
 
     step('keyboard only: find an instrument and add it to the watchlist');
     await desk.goto(APP);

@@ -20,7 +20,7 @@ use dontouch_signal::{RunningApp, Settings};
 use serde::Deserialize;
 use signal_domain::Timestamp;
 use signal_exchange_fakes::kis::{domestic_record_at, frame};
-use signal_exchange_fakes::{FakeKis, FakeUpbit};
+use signal_exchange_fakes::{Bar, FakeKis, FakeUpbit};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,6 +109,32 @@ async fn start_system(settings: &mut Settings) -> RunningApp {
     app
 }
 
+/// 삼성전자's last 200 trading days as KIS reports them, swinging around 70,000, so the chart's
+/// day bars come from the exchange's history on a fresh system.
+fn daily_history() -> Vec<(chrono::NaiveDate, Bar)> {
+    let seoul = chrono::FixedOffset::east_opt(9 * 3600).unwrap();
+    let today = chrono::Utc::now().with_timezone(&seoul).date_naive();
+    let price = |x: f64| ((70_000.0 + 3_000.0 * x) / 100.0).round() * 100.0;
+    (1..=200)
+        .map(|back: i32| {
+            let x = f64::from(back);
+            let (open, close) = (price((x / 15.0).sin()), price(((x - 1.0) / 15.0).sin()));
+            let (high, low) = (open.max(close) + 400.0, open.min(close) - 300.0);
+            let text = |p: f64| format!("{p:.0}");
+            (
+                today - chrono::Days::new(u64::from(back.unsigned_abs())),
+                Bar::new(
+                    &text(open),
+                    &text(high),
+                    &text(low),
+                    &text(close),
+                    "12000000",
+                ),
+            )
+        })
+        .collect()
+}
+
 /// The web app's npm packages: `DONTOUCH_WEB_NODE_MODULES` (set by .ci/run), `web/node_modules`,
 /// or the cache .ci/run fills.
 fn node_modules(web: &Path) -> PathBuf {
@@ -136,6 +162,7 @@ async fn people_use_the_web_app_in_chromium() {
 
     let kis = FakeKis::start().await;
     kis.set_price("005930", "70000");
+    kis.set_day_history("005930", daily_history());
     // Each start of the system issues a token; the real limit is one a minute.
     kis.set_issue_window(Duration::from_millis(50));
     let upbit = FakeUpbit::start().await;

@@ -2,7 +2,7 @@
 // price is simulated, and saying why when there is none.
 
 import type { Instrument } from '../api';
-import { direction, formatPercent, formatPrice } from '../format';
+import { direction, formatPercent, formatPrice, formatTime } from '../format';
 import { t } from '../i18n';
 import { language } from '../prefs';
 import { quoteOf } from '../quotes';
@@ -10,7 +10,11 @@ import { quoteOf } from '../quotes';
 /** Why there is no price: the server's sentence, or its reason in the reader's language. */
 export function unavailableReason(instrument: Instrument): string | undefined {
   const code = instrument.quoteUnavailableReason;
-  return language.value === 'en' || !code ? instrument.quoteUnavailable : t(`unavailable.${code}`);
+  if (language.value === 'en' || !code) return instrument.quoteUnavailable;
+  if (code === 'market_closed' && instrument.quoteResumesAt) {
+    return t('unavailable.market_closed_until', { time: formatTime(instrument.quoteResumesAt) });
+  }
+  return t(`unavailable.${code}`);
 }
 
 export function SimulatedTag() {

@@ -10,25 +10,25 @@ import { WatchButton } from '../components/WatchButton';
 import { t } from '../i18n';
 
 const MOVERS_REFRESH_MS = 30_000;
+const MOVERS_SHOWN = 10;
 const TABS = ['KRX', 'US', 'CRYPTO'] as const;
 type Tab = (typeof TABS)[number];
 
-function tabOf(instrument: Instrument): Tab {
-  if (instrument.market === 'KRX') return 'KRX';
-  if (instrument.market === 'UPBIT') return 'CRYPTO';
-  return 'US';
-}
+/** The movers of each tab, as the server splits them. */
+type Movers = Record<Tab, Instrument[]>;
 
 function useMovers() {
-  const [movers, setMovers] = useState<Instrument[] | undefined>(undefined);
+  const [movers, setMovers] = useState<Movers | undefined>(undefined);
   useEffect(() => {
     let stopped = false;
     const load = async () => {
       try {
-        const answer = await get<{ stocks: Instrument[]; crypto: Instrument[] }>('/api/v1/movers?limit=50');
-        if (!stopped) setMovers(received([...answer.stocks, ...answer.crypto]));
+        const answer = await get<{ krx: Instrument[]; us: Instrument[]; crypto: Instrument[] }>(
+          `/api/v1/movers?limit=${MOVERS_SHOWN}`,
+        );
+        if (!stopped) setMovers({ KRX: received(answer.krx), US: received(answer.us), CRYPTO: received(answer.crypto) });
       } catch {
-        if (!stopped) setMovers((m) => m ?? []);
+        if (!stopped) setMovers((m) => m ?? { KRX: [], US: [], CRYPTO: [] });
       }
     };
     void load();
@@ -98,7 +98,7 @@ function Tabs({ tab, setTab }: { tab: Tab; setTab: (tab: Tab) => void }) {
 export function Markets() {
   const [tab, setTab] = useState<Tab>('KRX');
   const movers = useMovers();
-  const inTab = movers?.filter((m) => tabOf(m) === tab).slice(0, 10);
+  const inTab = movers?.[tab];
   const actions = (instrument: Instrument) => <WatchButton instrument={instrument} />;
 
   return (
