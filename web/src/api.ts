@@ -121,6 +121,10 @@ export interface Rule extends ConditionParams {
   expiresAt: string | null;
   note: string | null;
   state: RuleState;
+  /** Not checked until resumed; its state is kept as it was. */
+  paused?: boolean;
+  /** Not checked until then. */
+  snoozedUntil?: string | null;
   coolingUntil?: string;
   triggerCount: number;
   lastTriggeredAt: string | null;

@@ -1,6 +1,6 @@
 // The person's alert rules and what can be done to one.
 
-import { del, get, paramsOf, put, type Rule, type RuleRequest } from './api';
+import { del, get, paramsOf, post, put, type Rule, type RuleRequest } from './api';
 
 export function loadRules(): Promise<Rule[]> {
   return get<Rule[]>('/api/v1/rules');
@@ -8,6 +8,15 @@ export function loadRules(): Promise<Rule[]> {
 
 export function deleteRule(rule: Rule): Promise<void> {
   return del(`/api/v1/rules/${rule.id}`);
+}
+
+/** A paused rule is not checked until it is resumed; resuming also ends a snooze. */
+export function pauseRule(rule: Rule): Promise<Rule> {
+  return post<Rule>(`/api/v1/rules/${rule.id}/pause`);
+}
+
+export function resumeRule(rule: Rule): Promise<Rule> {
+  return post<Rule>(`/api/v1/rules/${rule.id}/resume`);
 }
 
 /** Saving a rule unchanged arms it again (after it fired or expired). */

@@ -16,6 +16,8 @@ const paths = {
   rearm: 'M4 12a8 8 0 0114-5.3L20 9M20 4v5h-5M20 12a8 8 0 01-14 5.3L4 15M4 20v-5h5',
   search: 'M11 18a7 7 0 100-14 7 7 0 000 14zM21 21l-5-5',
   plus: 'M12 5v14M5 12h14',
+  pause: 'M9 5v14M15 5v14',
+  play: 'M7 5l12 7-12 7z',
 } as const;
 
 export type IconName = keyof typeof paths;
