@@ -90,6 +90,8 @@ pub struct AssetSettings {
     pub market_data_interval: Duration,
     /// How long sent events stay in the outbox before they are deleted.
     pub outbox_retention: Duration,
+    /// How far back sent events are published again when the bus lost what it had acknowledged.
+    pub outbox_resend_window: Duration,
 }
 
 /// Why the core could not start.
@@ -244,8 +246,14 @@ pub async fn start(
         outbox: deps.outbox.clone(),
         publisher: deps.publisher,
         metrics: metrics.clone(),
+        resend_window: settings.outbox_resend_window,
     };
     tasks.push(tokio::spawn(relay.run(outbox_ready, shutdown.clone())));
+    tasks.push(tokio::spawn(relay::watch_lag(
+        deps.outbox.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(relay::delete_sent_periodically(
         deps.outbox,
         settings.outbox_retention,

@@ -1,6 +1,6 @@
 //! The Asset Service's Prometheus metrics.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct AssetMetrics {
@@ -11,6 +11,9 @@ pub struct AssetMetrics {
     pub outbox_published: IntCounter,
     pub outbox_dead_lettered: IntCounter,
     pub outbox_deleted: IntCounter,
+    pub outbox_resent: IntCounter,
+    pub outbox_pending: IntGauge,
+    pub outbox_oldest_pending_seconds: Gauge,
     pub owned_shards: IntGauge,
 }
 
@@ -45,6 +48,18 @@ impl AssetMetrics {
                 "signal_outbox_deleted_total",
                 "Sent events deleted from the outbox after their retention",
             )?,
+            outbox_resent: IntCounter::new(
+                "signal_outbox_resent_total",
+                "Sent events put back in line because the bus lost what it had acknowledged",
+            )?,
+            outbox_pending: IntGauge::new(
+                "signal_outbox_pending",
+                "Events waiting for the outbox relay",
+            )?,
+            outbox_oldest_pending_seconds: Gauge::new(
+                "signal_outbox_oldest_pending_seconds",
+                "How long the oldest event waiting for the outbox relay has waited (0 when none)",
+            )?,
             owned_shards: IntGauge::new(
                 "signal_owned_shards",
                 "Shards of instruments whose rules this instance evaluates (of 64)",
@@ -58,6 +73,9 @@ impl AssetMetrics {
         registry.register(Box::new(metrics.outbox_published.clone()))?;
         registry.register(Box::new(metrics.outbox_dead_lettered.clone()))?;
         registry.register(Box::new(metrics.outbox_deleted.clone()))?;
+        registry.register(Box::new(metrics.outbox_resent.clone()))?;
+        registry.register(Box::new(metrics.outbox_pending.clone()))?;
+        registry.register(Box::new(metrics.outbox_oldest_pending_seconds.clone()))?;
         Ok(metrics)
     }
 }

@@ -24,6 +24,13 @@ const SWEEP_EVERY: Duration = Duration::from_secs(300);
 const DELETE_BATCH: usize = 1_000;
 /// The longest pause between attempts while the bus or the store fails.
 const RETRY_MAX: Duration = Duration::from_secs(2);
+/// How often the relay's lag (pending events, the age of the oldest) is measured.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+/// The relay counts as behind once its oldest pending event is this old: with the bus up it
+/// publishes within milliseconds of the engine storing.
+const BEHIND_AFTER: Duration = Duration::from_secs(5);
+/// While it stays behind, it says so this often.
+const BEHIND_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Why a batch did not go out.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +45,8 @@ pub(crate) struct Relay {
     pub outbox: Arc<dyn OutboxStore>,
     pub publisher: Arc<dyn AlertPublisher>,
     pub metrics: AssetMetrics,
+    /// How far back events are published again when the bus lost what it had acknowledged.
+    pub resend_window: Duration,
 }
 
 impl Relay {
@@ -48,11 +57,23 @@ impl Relay {
             .with_min_delay(Duration::from_millis(100))
             .with_max_delay(RETRY_MAX);
         let mut backoff = backoff_policy.build();
+        // The bus lost events it had acknowledged, and they are not back in line yet.
+        let mut resend_due = false;
         loop {
-            match self.relay_batch().await {
-                Ok(handled) => {
+            resend_due |= self.publisher.take_lost_acknowledged();
+            let attempt = if resend_due {
+                self.resend_recent().await.map(|()| {
+                    resend_due = false;
+                    // Go on at once with what is back in line.
+                    true
+                })
+            } else {
+                self.relay_batch().await.map(|handled| handled > 0)
+            };
+            match attempt {
+                Ok(progressed) => {
                     backoff = backoff_policy.build();
-                    if handled > 0 && !shutdown.is_cancelled() {
+                    if progressed && !shutdown.is_cancelled() {
                         continue;
                     }
                     tokio::select! {
@@ -72,6 +93,24 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// Puts what was sent within the resend window back in line: the bus no longer holds some
+    /// of it, and cannot say which. The consumers keep one of each event.
+    async fn resend_recent(&self) -> Result<(), RelayError> {
+        let window =
+            chrono::Duration::from_std(self.resend_window).unwrap_or(chrono::Duration::MAX);
+        let since = chrono::Utc::now()
+            .checked_sub_signed(window)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let requeued = self.outbox.resend_sent_since(since).await?;
+        tracing::warn!(
+            requeued,
+            window = ?self.resend_window,
+            "the bus lost events it had acknowledged; publishing again what was sent within the window"
+        );
+        self.metrics.outbox_resent.inc_by(requeued);
+        Ok(())
     }
 
     /// Publishes one batch in order; returns how many events left the pending set (sent or set
@@ -130,6 +169,44 @@ impl Relay {
             .await?;
         self.metrics.outbox_dead_lettered.inc();
         Ok(())
+    }
+}
+
+/// Every [`LAG_EVERY`], measures how far behind the relay is, for the metrics, and logs it while
+/// the oldest pending event is older than [`BEHIND_AFTER`].
+pub(crate) async fn watch_lag(
+    outbox: Arc<dyn OutboxStore>,
+    metrics: AssetMetrics,
+    shutdown: CancellationToken,
+) {
+    let mut every = tokio::time::interval(LAG_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_said: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        // The relay reports a failing store itself; the figures stay as last measured.
+        let Ok(lag) = outbox.outbox_lag().await else {
+            continue;
+        };
+        let age = lag
+            .oldest
+            .and_then(|oldest| (chrono::Utc::now() - oldest).to_std().ok())
+            .unwrap_or_default();
+        metrics
+            .outbox_pending
+            .set(i64::try_from(lag.pending).unwrap_or(i64::MAX));
+        metrics.outbox_oldest_pending_seconds.set(age.as_secs_f64());
+        if age >= BEHIND_AFTER {
+            if last_said.is_none_or(|at| at.elapsed() >= BEHIND_LOG_EVERY) {
+                tracing::warn!(pending = lag.pending, oldest_pending = ?age, "the outbox relay is behind");
+                last_said = Some(tokio::time::Instant::now());
+            }
+        } else if last_said.take().is_some() {
+            tracing::info!(pending = lag.pending, "the outbox relay caught up");
+        }
     }
 }
 

@@ -16,6 +16,14 @@ pub trait AlertPublisher: Send + Sync + 'static {
     /// `Err(BusError::Refused)` names an event the bus will never take: the ones before it went
     /// through; the ones after it may have, and are to be sent again.
     async fn publish(&self, events: &[TriggeredAlert]) -> Result<(), BusError>;
+
+    /// Whether the bus has been found to no longer hold events it acknowledged earlier (its
+    /// cluster was replaced or came back empty, or the topic was deleted and created again) since
+    /// the last call, which clears it. The relay then publishes again what it sent recently; the
+    /// consumers keep one of each. A bus that never loses what it acknowledged keeps the default.
+    fn take_lost_acknowledged(&self) -> bool {
+        false
+    }
 }
 
 /// Market-data change events for consumers outside the system, keyed by instrument. Unlike alerts

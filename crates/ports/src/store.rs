@@ -135,6 +135,19 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn requeue_dead_letter(&self, id: i64) -> Result<bool, StoreError>;
     /// Deletes at most `limit` events sent before `before`; returns how many went.
     async fn delete_sent(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError>;
+    /// Puts the events sent at or after `since` back in line for the relay, after the bus lost
+    /// what it had acknowledged; returns how many.
+    async fn resend_sent_since(&self, since: Timestamp) -> Result<u64, StoreError>;
+    /// How far behind the relay is.
+    async fn outbox_lag(&self) -> Result<OutboxLag, StoreError>;
+}
+
+/// The events waiting for the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxLag {
+    pub pending: u64,
+    /// When the oldest of them was stored; None when nothing is pending.
+    pub oldest: Option<Timestamp>,
 }
 
 /// One alert in a user's history.

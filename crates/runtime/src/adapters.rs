@@ -110,6 +110,8 @@ pub fn kafka(settings: &Settings) -> anyhow::Result<Option<KafkaSettings>> {
         replication: settings.bus.replication,
         delivery_timeout: std::time::Duration::from_millis(settings.bus.delivery_timeout_ms),
         max_batch_messages: settings.bus.producer_batch_messages,
+        producer_linger: std::time::Duration::from_millis(settings.bus.producer_linger_ms),
+        consumer_fetch_wait: std::time::Duration::from_millis(settings.bus.consumer_fetch_wait_ms),
     }))
 }
 
@@ -133,11 +135,11 @@ pub struct AssetBus {
 /// The Asset Service's end of the bus, with its topics created when absent.
 pub async fn asset_bus(settings: &Settings) -> anyhow::Result<AssetBus> {
     let kafka = require_kafka(settings, "Asset Service")?;
-    signal_kafka::ensure_topics(&kafka).await?;
+    let created = signal_kafka::ensure_topics(&kafka).await?;
     let alerts = KafkaProducer::new(&kafka, Guarantee::Reliable)?;
     let market_data = KafkaProducer::new(&kafka, Guarantee::BestEffort)?;
     Ok(AssetBus {
-        alerts: Arc::new(KafkaPublisher::new(alerts, &kafka)),
+        alerts: Arc::new(KafkaPublisher::new(alerts, &kafka, created)),
         market_data: Some(Arc::new(KafkaMarketDataPublisher::new(market_data, &kafka))),
     })
 }

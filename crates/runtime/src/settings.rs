@@ -55,6 +55,11 @@ pub struct AssetSettings {
     pub max_active_rules_per_user: usize,
     /// How long published alert events stay in the outbox before they are deleted.
     pub outbox_retention_hours: u64,
+    /// When the bus turns out to have lost events it had acknowledged (a cluster replaced or
+    /// restarted empty, the alerts topic deleted), the events sent within this many minutes are
+    /// published again; the Alert Service keeps one of each. Events sent earlier are taken to
+    /// have been consumed already. Capped by the retention.
+    pub outbox_resend_minutes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -221,6 +226,14 @@ pub struct BusSettings {
     /// Caps messages per produced batch (unset: librdkafka's default). Set 1 on brokers that
     /// mis-serve a fetch starting inside a batch, such as tansu 0.6.
     pub producer_batch_messages: Option<u32>,
+    /// How long the producers hold a message for others to batch with (`linger.ms`); each
+    /// alert waits this long before it leaves.
+    pub producer_linger_ms: u64,
+    /// The longest the broker may hold the Alert Service's fetch while nothing is new
+    /// (`fetch.wait.max.ms`). Apache Kafka answers as soon as an alert arrives, so this only
+    /// paces an idle consumer; tansu 0.6 holds every fetch this long, so there it adds to every
+    /// alert's latency: set 5 to 10.
+    pub consumer_fetch_wait_ms: u64,
 }
 
 /// Shared state between instances.
@@ -248,6 +261,8 @@ impl Default for BusSettings {
             consumer_group: "alert-service".into(),
             delivery_timeout_ms: 30_000,
             producer_batch_messages: None,
+            producer_linger_ms: 1,
+            consumer_fetch_wait_ms: 100,
         }
     }
 }
@@ -304,6 +319,7 @@ impl Default for AssetSettings {
             database_url: None,
             max_active_rules_per_user: 200,
             outbox_retention_hours: 24,
+            outbox_resend_minutes: 15,
         }
     }
 }

@@ -404,6 +404,9 @@ async fn launch_asset(
             outbox_retention: std::time::Duration::from_secs(
                 settings.asset.outbox_retention_hours.saturating_mul(3600),
             ),
+            outbox_resend_window: std::time::Duration::from_secs(
+                settings.asset.outbox_resend_minutes.saturating_mul(60),
+            ),
         },
         sources,
         settings.http.socket_limits(),

@@ -17,6 +17,7 @@ use signal_domain::{QuoteChanged, TriggeredAlert};
 use signal_ports::{
     AlertInbox, AlertPublisher, BusError, Delivery, DeliveryAck, MarketDataPublisher,
 };
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,14 @@ pub struct KafkaSettings {
     /// Caps messages per produced record batch; `None` leaves librdkafka's default. Brokers that
     /// mis-serve a fetch starting inside a batch (tansu 0.6, used in tests) need 1.
     pub max_batch_messages: Option<u32>,
+    /// How long a producer holds a message for others to batch with (`linger.ms`): every
+    /// alert waits this long on its way.
+    pub producer_linger: Duration,
+    /// The longest the broker may hold a consumer's fetch while it has nothing new
+    /// (`fetch.wait.max.ms`). Apache Kafka answers as soon as a message arrives, so this only
+    /// paces an idle consumer; tansu 0.6 holds every fetch for this long (half of it when it
+    /// is 250 ms or more), so there it is added to every alert's way.
+    pub consumer_fetch_wait: Duration,
 }
 
 impl KafkaSettings {
@@ -82,7 +91,8 @@ fn base_config(settings: &KafkaSettings) -> ClientConfig {
 /// Creates the alert topic, its dead-letter topic and the market-data topic when they are absent:
 /// at start, and again whenever a client finds one missing (a broker that came back empty, a
 /// cluster replaced, a topic deleted), so that publishing and consuming resume by themselves.
-pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), BusError> {
+/// Returns whether the alert topic was created now: it holds none of the events sent before.
+pub async fn ensure_topics(settings: &KafkaSettings) -> Result<bool, BusError> {
     let admin: AdminClient<DefaultClientContext> =
         base_config(settings).create().map_err(unavailable)?;
     let dead_letter = settings.dead_letter_topic();
@@ -108,9 +118,13 @@ pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), BusError> {
         .create_topics(&topics, &options)
         .await
         .map_err(unavailable)?;
+    let mut alerts_created = false;
     for result in results {
         match result {
-            Ok(topic) => tracing::info!(%topic, "created topic"),
+            Ok(topic) => {
+                tracing::info!(%topic, "created topic");
+                alerts_created |= topic == settings.alerts_topic;
+            }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
                 return Err(BusError::Unavailable(Box::new(TopicNotCreated {
@@ -120,7 +134,7 @@ pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), BusError> {
             }
         }
     }
-    Ok(())
+    Ok(alerts_created)
 }
 
 /// What a producer promises.
@@ -169,6 +183,9 @@ type WatchedProducer = FutureProducer<WatchedContext>;
 struct Generation {
     producer: WatchedProducer,
     watch: Arc<ClusterWatch>,
+    /// Whether the id of the cluster this producer delivered to was compared with the last
+    /// one known.
+    cluster_checked: AtomicBool,
 }
 
 impl Generation {
@@ -177,7 +194,57 @@ impl Generation {
         let producer = config
             .create_with_context(WatchedContext(watch.clone()))
             .map_err(unavailable)?;
-        Ok(Self { producer, watch })
+        Ok(Self {
+            producer,
+            watch,
+            cluster_checked: AtomicBool::new(false),
+        })
+    }
+}
+
+/// What tells a producer that the cluster no longer holds events it acknowledged: the alert
+/// topic was missing or created again, the cluster's id changed, or a partition's log started
+/// over (a delivery at or below an offset acknowledged before, which only a new log gives,
+/// whoever else writes to it).
+#[derive(Default)]
+struct Acknowledged {
+    /// The offset of the last delivery to each partition of each topic.
+    last: std::sync::Mutex<HashMap<(String, i32), i64>>,
+    /// The id of the cluster the producers delivered to.
+    cluster: std::sync::Mutex<Option<String>>,
+    /// Set when found out, until the publisher's user takes it.
+    lost: AtomicBool,
+}
+
+impl Acknowledged {
+    fn lose(&self, why: &str) {
+        tracing::warn!(
+            why,
+            "the Kafka cluster no longer holds events it acknowledged"
+        );
+        self.lost.store(true, Ordering::Relaxed);
+    }
+
+    fn delivered(&self, topic: &str, partition: i32, offset: i64) {
+        let previous = self
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((topic.to_string(), partition), offset);
+        if previous.is_some_and(|previous| offset <= previous) {
+            self.lose("a partition's log started over");
+        }
+    }
+
+    fn cluster_is(&self, id: String) {
+        let previous = self
+            .cluster
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(id.clone());
+        if previous.is_some_and(|previous| previous != id) {
+            self.lose("the cluster was replaced");
+        }
     }
 }
 
@@ -191,6 +258,7 @@ pub struct KafkaProducer {
     /// a new producer carries them.
     current: std::sync::RwLock<Arc<Generation>>,
     delivery_timeout: Duration,
+    acknowledged: Acknowledged,
 }
 
 impl KafkaProducer {
@@ -199,6 +267,10 @@ impl KafkaProducer {
         if let Some(max) = settings.max_batch_messages {
             config.set("batch.num.messages", max.to_string());
         }
+        config.set(
+            "linger.ms",
+            settings.producer_linger.as_millis().to_string(),
+        );
         match guarantee {
             Guarantee::Reliable => config.set("enable.idempotence", "true").set("acks", "all"),
             Guarantee::BestEffort => config.set("enable.idempotence", "false").set("acks", "1"),
@@ -213,6 +285,7 @@ impl KafkaProducer {
             config,
             current: std::sync::RwLock::new(Arc::new(first)),
             delivery_timeout: settings.delivery_timeout,
+            acknowledged: Acknowledged::default(),
         })
     }
 
@@ -266,16 +339,28 @@ impl KafkaProducer {
                 return Err(BusError::Unavailable(Box::new(ClusterLost)));
             }
         };
-        let Some((index, error)) = outcomes
-            .into_iter()
-            .enumerate()
-            .find_map(|(index, outcome)| outcome.err().map(|(error, _)| (index, error)))
-        else {
+        let mut failed = None;
+        for (index, outcome) in outcomes.into_iter().enumerate() {
+            match outcome {
+                Ok(delivery) => {
+                    self.acknowledged
+                        .delivered(topic, delivery.partition, delivery.offset);
+                }
+                Err((error, _)) => {
+                    failed.get_or_insert((index, error));
+                }
+            }
+        }
+        let Some((index, error)) = failed else {
             generation.watch.delivered.store(true, Ordering::Relaxed);
+            self.check_cluster(&generation).await;
             return Ok(());
         };
         if topic_missing(&error) {
-            recreate_topics(&self.settings).await;
+            self.acknowledged.lose("the topic was missing");
+            if recreate_topics(&self.settings).await {
+                self.acknowledged.lose("the alert topic was created again");
+            }
         }
         if let Some(reason) = unusable(producer, &error) {
             self.replace(&generation, &reason)?;
@@ -290,6 +375,31 @@ impl KafkaProducer {
     }
 }
 
+impl KafkaProducer {
+    /// Compares the id of the cluster `generation` delivered to with the last one known, once
+    /// per producer: a producer is replaced when every broker went away, and the cluster that
+    /// answers the next one may be another.
+    async fn check_cluster(&self, generation: &Arc<Generation>) {
+        if generation.cluster_checked.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let asked = generation.clone();
+        // A metadata request, answered at once by a cluster that just took a delivery.
+        let id = tokio::task::spawn_blocking(move || {
+            asked
+                .producer
+                .client()
+                .fetch_cluster_id(Duration::from_secs(1))
+        })
+        .await;
+        match id {
+            Ok(Some(id)) => self.acknowledged.cluster_is(id),
+            // Not known this time; the next producer asks again.
+            _ => generation.cluster_checked.store(false, Ordering::Relaxed),
+        }
+    }
+}
+
 /// Whether `error` says the topic is missing: the broker lost it, or it was never created.
 fn topic_missing(error: &KafkaError) -> bool {
     matches!(
@@ -298,16 +408,18 @@ fn topic_missing(error: &KafkaError) -> bool {
     )
 }
 
-/// Creates the topics again after a client found one missing. A failure is only logged: the
-/// caller reports its own error and tries again later, and so comes back here.
-async fn recreate_topics(settings: &KafkaSettings) {
+/// Creates the topics again after a client found one missing; returns whether the alert topic
+/// was created. A failure is only logged: the caller reports its own error and tries again
+/// later, and so comes back here.
+async fn recreate_topics(settings: &KafkaSettings) -> bool {
     tracing::warn!(
         topic = %settings.alerts_topic,
         "a topic is missing on the broker; creating the topics again"
     );
-    if let Err(error) = ensure_topics(settings).await {
+    ensure_topics(settings).await.unwrap_or_else(|error| {
         tracing::warn!(%error, "creating the missing topics failed");
-    }
+        false
+    })
 }
 
 /// Why `producer` can send nothing more, if so: librdkafka declared a fatal error, the broker
@@ -370,7 +482,15 @@ pub struct KafkaPublisher {
 }
 
 impl KafkaPublisher {
-    pub fn new(producer: KafkaProducer, settings: &KafkaSettings) -> Self {
+    /// `topic_created`: whether the alert topic was created at start ([`ensure_topics`]), so
+    /// that it holds none of what was sent before, as when the cluster lost it while the
+    /// service was down.
+    pub fn new(producer: KafkaProducer, settings: &KafkaSettings, topic_created: bool) -> Self {
+        if topic_created {
+            producer
+                .acknowledged
+                .lose("the alert topic was created at start");
+        }
         Self {
             producer,
             topic: settings.alerts_topic.clone(),
@@ -383,6 +503,13 @@ impl AlertPublisher for KafkaPublisher {
     async fn publish(&self, events: &[TriggeredAlert]) -> Result<(), BusError> {
         let records = keyed_json(events, |event| event.user_id.as_str().to_string())?;
         self.producer.send_all(&self.topic, &records).await
+    }
+
+    fn take_lost_acknowledged(&self) -> bool {
+        self.producer
+            .acknowledged
+            .lost
+            .swap(false, Ordering::Relaxed)
     }
 }
 
@@ -532,6 +659,10 @@ fn group_consumer(settings: &KafkaSettings, group: &str) -> Result<GroupConsumer
         .set("heartbeat.interval.ms", "1000")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        .set(
+            "fetch.wait.max.ms",
+            settings.consumer_fetch_wait.as_millis().to_string(),
+        )
         .create_with_context(GroupContext)
         .map_err(unavailable)?;
     consumer
@@ -580,6 +711,8 @@ impl AlertInbox for KafkaInbox {
                     // for the log, except what only the service can mend.
                     self.errors.report(&error);
                     if topic_missing(&error) {
+                        // What the topic held is gone with it; the Asset Service notices too
+                        // and publishes its recent events again.
                         recreate_topics(&self.settings).await;
                     }
                     // A consumer without partitions (one that rejoined already) fetches nothing.

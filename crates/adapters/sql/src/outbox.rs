@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use signal_domain::Timestamp;
-use signal_ports::{DeadLetter, OutboxEntry, OutboxStore, StoreError, UnreadableEvent};
+use signal_ports::{DeadLetter, OutboxEntry, OutboxLag, OutboxStore, StoreError, UnreadableEvent};
 use sqlx::Row;
 
 use crate::asset::SqlAssetStore;
@@ -110,5 +110,32 @@ impl OutboxStore for SqlAssetStore {
         .await
         .map_err(store_error)?;
         Ok(result.rows_affected())
+    }
+
+    async fn resend_sent_since(&self, since: Timestamp) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL AND sent_at >= $1",
+        )
+        .bind(micros(since))
+        .execute(self.pool())
+        .await
+        .map_err(store_error)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn outbox_lag(&self) -> Result<OutboxLag, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM outbox WHERE {PENDING}"
+        );
+        let row = sqlx::query(&sql)
+            .fetch_one(self.pool())
+            .await
+            .map_err(store_error)?;
+        let pending: i64 = row.try_get("pending").map_err(store_error)?;
+        let oldest: Option<i64> = row.try_get("oldest").map_err(store_error)?;
+        Ok(OutboxLag {
+            pending: u64::try_from(pending).unwrap_or_default(),
+            oldest: oldest.map(from_micros).transpose()?,
+        })
     }
 }

@@ -5,6 +5,7 @@ use signal_domain::{ConditionKind, ErrorChain, RuleId, TriggeredAlert, UserId};
 use signal_memory::in_process_bus;
 use signal_ports::{AlertInbox, AlertPublisher, BusError, OutboxStore, RuleStore};
 use signal_store_sql::{connect, Schema, SqlAssetStore};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -14,6 +15,7 @@ use super::Relay;
 use crate::metrics::AssetMetrics;
 
 const PATIENCE: Duration = Duration::from_secs(10);
+const RESEND_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 fn event(note: &str) -> TriggeredAlert {
     let now = chrono::Utc::now();
@@ -82,6 +84,7 @@ async fn a_corrupt_row_between_two_good_ones_is_set_aside_and_both_good_events_a
         outbox: store.clone(),
         publisher: Arc::new(publisher),
         metrics: metrics.clone(),
+        resend_window: RESEND_WINDOW,
     };
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(relay.run(Arc::new(Notify::new()), shutdown.clone()));
@@ -157,6 +160,7 @@ async fn an_event_the_bus_refuses_for_good_is_set_aside_and_the_rest_go_out() {
         outbox: store.clone(),
         publisher: bus.clone(),
         metrics: metrics(),
+        resend_window: RESEND_WINDOW,
     };
     assert_eq!(
         relay.relay_batch().await.unwrap(),
@@ -182,4 +186,88 @@ async fn an_event_the_bus_refuses_for_good_is_set_aside_and_the_rest_go_out() {
         ErrorChain(&TooLarge).to_string(),
         "the bus's own reason"
     );
+}
+
+/// A bus that takes everything, and can be made to have lost it.
+#[derive(Default)]
+struct Forgetful {
+    taken: Mutex<Vec<uuid::Uuid>>,
+    lost: AtomicBool,
+}
+
+#[async_trait]
+impl AlertPublisher for Forgetful {
+    async fn publish(&self, events: &[TriggeredAlert]) -> Result<(), BusError> {
+        let mut taken = self.taken.lock().unwrap();
+        taken.extend(events.iter().map(|e| e.event_id));
+        Ok(())
+    }
+
+    fn take_lost_acknowledged(&self) -> bool {
+        self.lost.swap(false, Ordering::Relaxed)
+    }
+}
+
+#[tokio::test]
+async fn when_the_bus_lost_what_it_acknowledged_the_events_sent_within_the_window_go_out_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pool) = sqlite(&dir).await;
+    let (long_ago, recent) = (event("long ago"), event("recent"));
+    store
+        .apply_changes(&[], &[long_ago.clone(), recent.clone()])
+        .await
+        .unwrap();
+    let bus = Arc::new(Forgetful::default());
+    let metrics = metrics();
+    let relay = Relay {
+        outbox: store.clone(),
+        publisher: bus.clone(),
+        metrics: metrics.clone(),
+        resend_window: RESEND_WINDOW,
+    };
+    assert_eq!(relay.relay_batch().await.unwrap(), 2);
+    // The first went out before the window: consumed long since, and not sent again.
+    sqlx::query("UPDATE outbox SET sent_at = 0 WHERE event_id = $1")
+        .bind(long_ago.event_id.to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    bus.lost.store(true, Ordering::Relaxed);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(relay.run(Arc::new(Notify::new()), shutdown.clone()));
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while bus.taken.lock().unwrap().len() < 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    task.await.unwrap();
+    assert_eq!(
+        *bus.taken.lock().unwrap(),
+        vec![long_ago.event_id, recent.event_id, recent.event_id]
+    );
+    assert_eq!(metrics.outbox_resent.get(), 1);
+    assert!(store.pending_outbox(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_lag_counts_pending_events_and_dates_the_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = sqlite(&dir).await;
+    assert_eq!(
+        store.outbox_lag().await.unwrap(),
+        signal_ports::OutboxLag::default()
+    );
+    let events = [event("first"), event("second")];
+    store.apply_changes(&[], &events).await.unwrap();
+    let lag = store.outbox_lag().await.unwrap();
+    assert_eq!(lag.pending, 2);
+    let oldest = lag.oldest.expect("a pending event has a date");
+    assert!(oldest <= chrono::Utc::now());
+    let pending = store.pending_outbox(10).await.unwrap();
+    store
+        .mark_outbox_sent(&[pending[0].id], chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(store.outbox_lag().await.unwrap().pending, 1);
 }

@@ -97,6 +97,20 @@ impl ServiceProcess {
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
     }
+
+    /// SIGTERM, as an orchestrator stops a service; whether the process exited within `within`.
+    pub async fn terminate(&mut self, within: Duration) -> bool {
+        let pid = self.child.id().expect("the service is running").to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(status.success());
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .is_ok()
+    }
 }
 
 /// Reads a counter or gauge from a service's /metrics.
@@ -132,6 +146,8 @@ pub async fn topology_env(broker: &Broker, upbit: &FakeUpbit, dir: &Path) -> Vec
         // from a committed offset mid-batch silently skips that batch's tail. One message per
         // batch makes every offset a batch start.
         ("SIGNAL_BUS__PRODUCER_BATCH_MESSAGES".into(), "1".into()),
+        // tansu 0.6 holds every fetch for this long, even when messages arrive meanwhile.
+        ("SIGNAL_BUS__CONSUMER_FETCH_WAIT_MS".into(), "10".into()),
         (
             "SIGNAL_BUS__CONSUMER_GROUP".into(),
             format!("alert-service-{run}"),
