@@ -14,6 +14,7 @@ mod quote_client;
 mod report;
 mod scenarios;
 mod system;
+mod topology;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -50,6 +51,9 @@ enum Scenario {
     /// Tick to alert: a probe rule crossed again and again, from the feed's write to the alert
     /// socket's read, without and with background load.
     TickToAlert(scenarios::tick_to_alert::Options),
+    /// The Kafka path in steady state: tens of alerts a second on the production topology
+    /// (tansu, `asset-service` and `alert-service` apart, PostgreSQL, Redis), fire to socket.
+    KafkaPath(scenarios::kafka_path::Options),
     /// Quote sockets: memory per socket and after they close, a stalled reader, and fan-out beside
     /// the Node `ws` peer.
     Sockets(scenarios::sockets::Options),
@@ -84,6 +88,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::TickToAlert(options) => {
                 scenarios::tick_to_alert::run(&context, options).await
             }
+            Scenario::KafkaPath(options) => scenarios::kafka_path::run(&context, options).await,
             Scenario::Sockets(options) => scenarios::sockets::run(&context, options).await,
             Scenario::Rest(options) => scenarios::rest::run(&context, options).await,
             Scenario::Plot => plot::redraw_all(&context.out),

@@ -2,7 +2,7 @@
 //! without measuring again (`signal-load plot`).
 
 use crate::report;
-use crate::scenarios::{rest, rules, sockets, tick_to_alert};
+use crate::scenarios::{kafka_path, rest, rules, sockets, tick_to_alert};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 use std::path::Path;
@@ -190,6 +190,33 @@ pub fn tick_to_alert(out: &Path, result: &tick_to_alert::TickToAlertResult) -> a
     )
 }
 
+pub fn kafka_path(out: &Path, result: &kafka_path::KafkaPathResult) -> anyhow::Result<()> {
+    let series = [Series {
+        name: format!(
+            "{} alerts/s over {} markets",
+            result.alerts_per_second, result.markets
+        ),
+        points: result.distribution.clone(),
+    }];
+    let lowest = series
+        .iter()
+        .flat_map(|s| s.points.first().map(|p| p.0))
+        .fold(f64::MAX, f64::min)
+        .clamp(0.01, 1.0);
+    let highest = max_of(&series, |p| p.0).max(lowest * 10.0);
+    lines(
+        &report::plot_path(out, kafka_path::SCENARIO),
+        "Rule firing to alert socket over Kafka (cumulative)",
+        (lowest..highest).log_scale(),
+        1.0,
+        (
+            "milliseconds from the rule firing to the alert socket's read",
+            "fraction of alerts",
+        ),
+        &series,
+    )
+}
+
 pub fn sockets(out: &Path, result: &sockets::SocketsResult) -> anyhow::Result<()> {
     let mib = |(t, rss): &(f64, u64)| (*t, *rss as f64 / 1024.0 / 1024.0);
     let series = [
@@ -240,6 +267,9 @@ pub fn redraw_all(out: &Path) -> anyhow::Result<()> {
     }
     if let Some(result) = report::read(out, tick_to_alert::SCENARIO)? {
         tick_to_alert(out, &result)?;
+    }
+    if let Some(result) = report::read(out, kafka_path::SCENARIO)? {
+        kafka_path(out, &result)?;
     }
     if let Some(result) = report::read(out, sockets::SCENARIO)? {
         sockets(out, &result)?;

@@ -99,11 +99,7 @@ impl SystemUnderTest {
         let data = tempfile::Builder::new()
             .prefix("signal-load-")
             .tempdir_in(data_root)?;
-        let secret = format!(
-            "{:032x}{:032x}",
-            rand::random::<u128>(),
-            rand::random::<u128>()
-        );
+        let secret = new_secret();
         let mut command = Command::new(app);
         command
             .env("SIGNAL_DATA_DIR", data.path())
@@ -154,14 +150,7 @@ impl SystemUnderTest {
 
     /// A token for `user`, valid for a day.
     pub fn token(&self, user: &str) -> String {
-        let now = chrono::Utc::now().timestamp();
-        let claims = serde_json::json!({ "sub": user, "iat": now, "exp": now + 86_400 });
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(self.secret.as_bytes()),
-        )
-        .expect("HS256 signing cannot fail")
+        token(&self.secret, user)
     }
 
     pub fn asset_url(&self, path: &str) -> String {
@@ -218,6 +207,27 @@ impl SystemUnderTest {
         }
         Ok(())
     }
+}
+
+/// A fresh random secret for signing the run's tokens.
+pub fn new_secret() -> String {
+    format!(
+        "{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    )
+}
+
+/// A token for `user` signed with `secret`, valid for a day.
+pub fn token(secret: &str, user: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({ "sub": user, "iat": now, "exp": now + 86_400 });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 signing cannot fail")
 }
 
 /// Reads the JSON log until the line announcing both addresses, then keeps reading in the

@@ -1,6 +1,7 @@
 //! One module per scenario; each starts what it measures, runs, writes its result and plot.
 
 pub mod feed;
+pub mod kafka_path;
 pub mod rest;
 pub mod rules;
 pub mod sockets;
