@@ -44,6 +44,13 @@ const TODAY_MINUTE_ROWS: usize = 30;
 const DAY_MINUTE_ROWS: usize = 120;
 const OVERSEAS_MINUTE_ROWS: usize = 120;
 
+/// One of the daily-chart TRs: where it is and how its rows read.
+struct DailyTr {
+    path: &'static str,
+    tr: &'static str,
+    rows: fn(&Row, &InstrumentId) -> Vec<DailyCandle>,
+}
+
 /// Why one chart row could not be read; the row is skipped, the rest kept.
 #[derive(Debug, thiserror::Error)]
 pub enum ChartRowError {
@@ -233,10 +240,13 @@ impl KisFeed {
         first: NaiveDate,
         last: NaiveDate,
     ) -> Result<Vec<DailyCandle>, KisError> {
-        let mut collected = Vec::new();
-        let mut end = last;
-        while end >= first {
-            let query = [
+        let daily = DailyTr {
+            path: DOMESTIC_DAILY_PATH,
+            tr: DOMESTIC_DAILY_TR,
+            rows: domestic_daily_rows,
+        };
+        self.daily_pages(daily, id, first, last, |end| {
+            vec![
                 ("FID_COND_MRKT_DIV_CODE", "J".to_string()),
                 ("FID_INPUT_ISCD", id.symbol().to_string()),
                 ("FID_INPUT_DATE_1", ymd(first)),
@@ -244,21 +254,9 @@ impl KisFeed {
                 ("FID_PERIOD_DIV_CODE", "D".to_string()),
                 // 0: adjusted for splits, so a chart has no artificial jumps.
                 ("FID_ORG_ADJ_PRC", "0".to_string()),
-            ];
-            let reply = self
-                .rest
-                .call(DOMESTIC_DAILY_PATH, DOMESTIC_DAILY_TR, &query)
-                .await?;
-            let page = domestic_daily_rows(&reply, id);
-            let full = page.len() >= DAILY_ROWS;
-            let oldest = page.iter().map(|c| c.day).min();
-            collected.extend(page);
-            match oldest.and_then(|day| day.pred_opt()) {
-                Some(before) if full && before < end => end = before,
-                _ => break,
-            }
-        }
-        Ok(collected)
+            ]
+        })
+        .await
     }
 
     async fn overseas_daily(
@@ -269,10 +267,13 @@ impl KisFeed {
     ) -> Result<Vec<DailyCandle>, KisError> {
         let exchange =
             us_exchange_code(id.market()).ok_or_else(|| KisError::NotServed(id.clone()))?;
-        let mut collected = Vec::new();
-        let mut end = last;
-        while end >= first {
-            let query = [
+        let daily = DailyTr {
+            path: OVERSEAS_DAILY_PATH,
+            tr: OVERSEAS_DAILY_TR,
+            rows: overseas_daily_rows,
+        };
+        self.daily_pages(daily, id, first, last, |end| {
+            vec![
                 ("AUTH", String::new()),
                 ("EXCD", exchange.to_string()),
                 ("SYMB", id.symbol().to_string()),
@@ -280,12 +281,26 @@ impl KisFeed {
                 ("BYMD", ymd(end)),
                 ("MODP", "1".to_string()),
                 ("KEYB", String::new()),
-            ];
-            let reply = self
-                .rest
-                .call(OVERSEAS_DAILY_PATH, OVERSEAS_DAILY_TR, &query)
-                .await?;
-            let page = overseas_daily_rows(&reply, id);
+            ]
+        })
+        .await
+    }
+
+    /// Both daily TRs answer at most `DAILY_ROWS` days, newest first, ending at the asked day:
+    /// pages are asked from `last` backwards until a short page or `first`.
+    async fn daily_pages(
+        &self,
+        daily: DailyTr,
+        id: &InstrumentId,
+        first: NaiveDate,
+        last: NaiveDate,
+        query: impl Fn(NaiveDate) -> Vec<(&'static str, String)>,
+    ) -> Result<Vec<DailyCandle>, KisError> {
+        let mut collected = Vec::new();
+        let mut end = last;
+        while end >= first {
+            let reply = self.rest.call(daily.path, daily.tr, &query(end)).await?;
+            let page = (daily.rows)(&reply, id);
             let full = page.len() >= DAILY_ROWS;
             let oldest = page.iter().map(|c| c.day).min();
             collected.extend(page);
