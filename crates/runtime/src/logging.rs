@@ -1,7 +1,8 @@
 //! Structured logs on stderr, with tokens kept out of them at every level. Request spans carry
 //! the path without the query string (sockets take `?token=`), and every line is scrubbed before
 //! it is written: whatever a dependency logs at `trace` (a WebSocket frame, a header), a JWT or
-//! a `token=` value in it is replaced.
+//! a `token=` value in it is replaced, as is a JWT in hexadecimal (tungstenite logs a frame's
+//! payload so, and a socket may carry a fresh token).
 
 use std::io::Write;
 use tracing_subscriber::fmt::MakeWriter;
@@ -70,6 +71,37 @@ pub fn scrub(text: &str) -> String {
 
 /// Where the next secret in `text` starts, and its length.
 fn next_secret(text: &str) -> Option<(usize, usize)> {
+    let readable = next_readable_secret(text);
+    match (readable, hex_jwt(text)) {
+        (Some(r), Some(h)) => Some(if h.0 < r.0 { h } else { r }),
+        (r, h) => r.or(h),
+    }
+}
+
+/// `eyJ` in hexadecimal, as a frame's payload is logged.
+const HEX_JWT_START: &str = "65794a";
+/// The shortest hexadecimal run taken for a JWT: a token has far more than 40 characters.
+const HEX_JWT_MIN: usize = 80;
+
+/// The next long run of hexadecimal digits with a JWT start in it, from that start to the run's
+/// end (the rest of the payload).
+fn hex_jwt(text: &str) -> Option<(usize, usize)> {
+    let mut from = 0;
+    while let Some(found) = text[from..].find(HEX_JWT_START) {
+        let at = from + found;
+        let len = text[at..]
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(text.len() - at);
+        if len >= HEX_JWT_MIN {
+            return Some((at, len));
+        }
+        from = at + len.max(1);
+    }
+    None
+}
+
+/// Where the next JWT or `token=` value in `text` starts, and its length.
+fn next_readable_secret(text: &str) -> Option<(usize, usize)> {
     let mut from = 0;
     loop {
         let jwt = text[from..].find("eyJ").map(|i| from + i);
@@ -156,6 +188,16 @@ mod tests {
         assert_eq!(
             scrub("signal_csrf_token=abc; x"),
             "signal_csrf_token=<redacted>; x"
+        );
+        let payload: String = format!("{{\"type\":\"auth\",\"token\":\"{JWT}\"}}")
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let scrubbed = scrub(&format!("received frame\npayload: 0x{payload}\n"));
+        assert!(!scrubbed.contains(HEX_JWT_START), "{scrubbed}");
+        assert!(
+            scrubbed.starts_with("received frame\npayload: 0x7b2274797065"),
+            "{scrubbed}"
         );
     }
 
