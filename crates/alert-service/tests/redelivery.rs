@@ -23,6 +23,7 @@ async fn a_redelivered_event_is_stored_once_and_pushed_once() {
     let jwt = JwtConfig {
         secret: "redelivery-test-secret-0123456789abcdef".into(),
         user_claim: "sub".into(),
+        ..Default::default()
     };
     let (publisher, inbox) = in_process_bus(16);
     let registry = prometheus::Registry::new();

@@ -107,6 +107,7 @@ async fn an_event_that_cannot_be_stored_is_retried_in_place_and_never_acknowledg
         Arc::new(JwtVerifier::new(&JwtConfig {
             secret: "store-outage-test-secret-0123456789abcdef".into(),
             user_claim: "sub".into(),
+            ..Default::default()
         })),
         signal_web::SocketLimits::default(),
         &prometheus::Registry::new(),

@@ -86,6 +86,25 @@ pub struct AuthSettings {
     pub jwt_secret_file: Option<PathBuf>,
     /// The claim that names the user: `sub`, or `email` for the original gateway's tokens.
     pub user_claim: String,
+    /// When set, every token must name this issuer (`iss`); this system's own tokens do.
+    pub issuer: Option<String>,
+    /// When not empty, every token must name one of these audiences (`aud`); this system's own
+    /// tokens name the first.
+    pub audience: Vec<String>,
+    /// Seconds a token is still taken after its `exp`, and before its `nbf`: the clocks of the
+    /// issuer and the service differ a little. A socket closes this long after its token's `exp`.
+    pub leeway_seconds: u64,
+    /// An identity provider's public keys (a JWKS URL, e.g.
+    /// `https://id.example/.well-known/jwks.json`): tokens it signs with RS256 or ES256 are
+    /// taken besides HS256 tokens of the secret.
+    pub jwks_url: Option<String>,
+    /// A key set older than this many seconds is fetched again before it is used, so a key the
+    /// provider removed stops working within it.
+    pub jwks_max_age_seconds: u64,
+    /// Fetches of the key set happen at most once per this many seconds, however many tokens
+    /// name a key it does not hold (a key the provider just added is fetched on its first
+    /// token).
+    pub jwks_min_refresh_seconds: u64,
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -97,6 +116,12 @@ impl std::fmt::Debug for AuthSettings {
             )
             .field("jwt_secret_file", &self.jwt_secret_file)
             .field("user_claim", &self.user_claim)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway_seconds", &self.leeway_seconds)
+            .field("jwks_url", &self.jwks_url)
+            .field("jwks_max_age_seconds", &self.jwks_max_age_seconds)
+            .field("jwks_min_refresh_seconds", &self.jwks_min_refresh_seconds)
             .finish()
     }
 }
@@ -155,6 +180,11 @@ pub struct HttpSettings {
     pub requests_per_second_per_address: u32,
     /// Requests one client address may send at once above the sustained rate.
     pub burst_per_address: u32,
+    /// Requests per second from one user, sustained, on the routes and sockets that identify
+    /// them (0: unlimited). Counted beside the address's rate.
+    pub requests_per_second_per_user: u32,
+    /// Requests one user may send at once above the sustained rate.
+    pub burst_per_user: u32,
     /// Largest WebSocket frame a client may send, in bytes (the socket closes with 1009).
     pub max_socket_frame_bytes: usize,
     /// Largest WebSocket message a client may send, fragments together (closes with 1009).
@@ -175,6 +205,8 @@ impl Default for HttpSettings {
             max_header_bytes: 16 * 1024,
             requests_per_second_per_address: 200,
             burst_per_address: 400,
+            requests_per_second_per_user: 100,
+            burst_per_user: 200,
             max_socket_frame_bytes: 64 * 1024,
             max_socket_message_bytes: 64 * 1024,
         }
@@ -182,6 +214,11 @@ impl Default for HttpSettings {
 }
 
 impl HttpSettings {
+    /// The per-user request rate; None when it is off.
+    pub fn user_rate_limit(&self) -> Option<signal_web::UserRateLimit> {
+        signal_web::UserRateLimit::new(self.requests_per_second_per_user, self.burst_per_user)
+    }
+
     pub fn socket_limits(&self) -> signal_web::SocketLimits {
         signal_web::SocketLimits {
             max_frame_bytes: self.max_socket_frame_bytes,
@@ -347,6 +384,12 @@ impl Default for AuthSettings {
             jwt_secret: None,
             jwt_secret_file: None,
             user_claim: "sub".into(),
+            issuer: None,
+            audience: Vec::new(),
+            leeway_seconds: 30,
+            jwks_url: None,
+            jwks_max_age_seconds: 300,
+            jwks_min_refresh_seconds: 10,
         }
     }
 }

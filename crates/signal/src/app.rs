@@ -19,7 +19,7 @@ use signal_runtime::serve::serve;
 use signal_runtime::Settings;
 use signal_sim_market::{SimConfig, SimulatedMarket};
 use signal_upbit::UpbitFeed;
-use signal_web::{JwtConfig, JwtSigner, JwtVerifier, TrustedProxies};
+use signal_web::{Jwks, JwksConfig, JwtConfig, JwtSigner, JwtVerifier, TrustedProxies};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -204,26 +204,45 @@ fn prepare_data_dir(settings: &Settings) -> anyhow::Result<()> {
     })
 }
 
-fn jwt_config(settings: &Settings, may_generate: bool) -> anyhow::Result<JwtConfig> {
+/// How tokens are signed and checked: the secret, the user claim, the issuer and audience.
+pub fn jwt_config(settings: &Settings, may_generate: bool) -> anyhow::Result<JwtConfig> {
+    let auth = &settings.auth;
     Ok(JwtConfig {
         secret: settings.jwt_secret(may_generate)?,
-        user_claim: settings.auth.user_claim.clone(),
+        user_claim: auth.user_claim.clone(),
+        issuer: auth.issuer.clone(),
+        audience: auth.audience.clone(),
+        leeway: std::time::Duration::from_secs(auth.leeway_seconds),
     })
 }
 
-/// Verifies tokens for either service; with built-in accounts on, also refuses the tokens of
-/// sessions that ended early, as recorded in the shared cache both services read.
+/// Verifies tokens for either service: HS256 with the secret, and an identity provider's RS256
+/// and ES256 tokens when its key set is configured; counts each user's requests against their
+/// rate; with built-in accounts on, also refuses the tokens of sessions that ended early, as
+/// recorded in the shared cache both services read.
 fn verifier(
     settings: &Settings,
     may_generate: bool,
     shared: &SharedState,
 ) -> anyhow::Result<Arc<JwtVerifier>> {
-    let verifier = JwtVerifier::new(&jwt_config(settings, may_generate)?);
-    Ok(Arc::new(if settings.accounts.enabled {
-        verifier.with_ended_sessions(EndedSessions::new(shared.cache.clone()))
-    } else {
-        verifier
-    }))
+    let auth = &settings.auth;
+    let mut verifier = JwtVerifier::new(&jwt_config(settings, may_generate)?);
+    if let Some(url) = &auth.jwks_url {
+        let jwks = Jwks::new(JwksConfig {
+            url: url.clone(),
+            max_age: std::time::Duration::from_secs(auth.jwks_max_age_seconds),
+            min_refresh_interval: std::time::Duration::from_secs(auth.jwks_min_refresh_seconds),
+        })
+        .context("invalid configuration: auth.jwks_url")?;
+        verifier = verifier.with_jwks(jwks);
+    }
+    if let Some(limit) = settings.http.user_rate_limit() {
+        verifier = verifier.with_user_rate_limit(limit);
+    }
+    if settings.accounts.enabled {
+        verifier = verifier.with_ended_sessions(EndedSessions::new(shared.cache.clone()));
+    }
+    Ok(Arc::new(verifier))
 }
 
 /// Built-in accounts as the settings describe them; None when switched off.

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dontouch_signal::Settings;
 use signal_domain::UserId;
-use signal_web::{JwtConfig, JwtSigner};
+use signal_web::JwtSigner;
 use std::path::PathBuf;
 
 /// Real-time market monitoring and price alerts for Korean and US stocks and Upbit crypto.
@@ -104,9 +104,6 @@ async fn main() -> anyhow::Result<()> {
 /// A token for `user`, signed with the configured secret.
 fn sign(settings: &Settings, user: String, valid_for: chrono::Duration) -> anyhow::Result<String> {
     let user = UserId::new(user).context("invalid user")?;
-    let signer = JwtSigner::new(&JwtConfig {
-        secret: settings.jwt_secret(true)?,
-        user_claim: settings.auth.user_claim.clone(),
-    });
+    let signer = JwtSigner::new(&dontouch_signal::app::jwt_config(settings, true)?);
     signer.sign(&user, valid_for).context("signing the token")
 }

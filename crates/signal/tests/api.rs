@@ -35,6 +35,7 @@ async fn every_user_route_and_socket_needs_a_valid_token() {
         let config = signal_web::JwtConfig {
             secret: "some-other-secret-entirely-0123456789".into(),
             user_claim: "sub".into(),
+            ..Default::default()
         };
         signal_web::JwtSigner::new(&config)
             .sign(

@@ -1,16 +1,19 @@
 //! The HTTP edge every service shares: one error type that maps to JSON responses, extractors
 //! whose rejections are JSON too, identity from a JWT (header, socket query or sign-in session
-//! cookie), the client's address, JSON for every error status,
-//! socket limits, and the health and metrics endpoints.
+//! cookie; HS256, or an identity provider's keys) with a request rate per user, the client's
+//! address, JSON for every error status, socket limits and token expiry, and the health and
+//! metrics endpoints.
 
 pub mod auth;
 pub mod client;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod jwks;
 pub mod ops;
 pub mod session;
 pub mod socket;
+pub mod user_rate;
 
 pub use auth::{
     AuthError, AuthUser, Caller, JwtConfig, JwtSigner, JwtVerifier, SocketUser, Verified,
@@ -18,9 +21,11 @@ pub use auth::{
 pub use client::{ClientAddress, TrustedProxies};
 pub use error::{ApiError, Cause, ErrorBody};
 pub use extract::{ApiJson, ApiPath, ApiQuery, InputRejection};
+pub use jwks::{Jwks, JwksConfig, JwksError};
 pub use ops::{ops_router, NotReady, Readiness};
 pub use session::{CookieRefusal, SessionClaims};
-pub use socket::{SocketLimits, SocketUpgrade};
+pub use socket::{SocketIdentity, SocketLimits, SocketUpgrade};
+pub use user_rate::{UserRateLimit, UserRateLimited};
 
 /// The longest error message a response carries, in characters. Messages quote input only as
 /// short prefixes; this bounds whatever else (a serde message quoting a value) could grow.

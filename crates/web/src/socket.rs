@@ -1,5 +1,6 @@
 //! What both services' WebSockets share: the upgrade with the configured frame and message limits
-//! (a plain HTTP request to a socket route gets a JSON error), and the close code that tells a
+//! (a plain HTTP request to a socket route gets a JSON error), the identity a socket holds until
+//! its token expires (unless the client sends a fresh one), and the close codes that tell a
 //! client why its socket ended.
 
 use axum::extract::ws::{close_code, CloseFrame, WebSocketUpgrade};
@@ -7,6 +8,17 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use signal_domain::{ErrorChain, Timestamp, UserId};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::auth::JwtVerifier;
+
+/// The close code of a socket whose token expired (4000-4999 are the application's own): the
+/// client reconnects with a fresh token, or sends one before expiry to keep the socket.
+pub const TOKEN_EXPIRED: u16 = 4401;
 
 /// The largest frame and message a client may send; a larger one closes its socket with 1009.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,5 +109,84 @@ pub fn close_frame_for(error: axum::Error) -> Option<CloseFrame> {
             })
         }
         _ => None,
+    }
+}
+
+/// The user of an open socket, and until when their token holds. A client keeps its socket past
+/// that moment by sending a fresh token for the same user over it:
+/// `{"type":"auth","token":"<jwt>"}`.
+pub struct SocketIdentity {
+    pub user: UserId,
+    expires_at: Option<Timestamp>,
+    verifier: Arc<JwtVerifier>,
+}
+
+#[derive(Deserialize)]
+struct AuthMessage<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    token: Option<String>,
+}
+
+impl SocketIdentity {
+    /// `expires_at` None: the identity holds as long as the socket (one not proven by a token).
+    pub fn new(user: UserId, expires_at: Option<Timestamp>, verifier: Arc<JwtVerifier>) -> Self {
+        Self {
+            user,
+            expires_at,
+            verifier,
+        }
+    }
+
+    /// Resolves when the token has expired, its leeway passed; never for an identity without
+    /// expiry.
+    pub async fn expired(&self) {
+        let Some(expires_at) = self.expires_at else {
+            return std::future::pending().await;
+        };
+        let leeway = chrono::Duration::from_std(self.verifier.leeway()).unwrap_or_default();
+        let left = (expires_at + leeway - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        tokio::time::sleep(left).await;
+    }
+
+    /// The close frame of a socket whose token expired.
+    pub fn expired_frame(&self) -> CloseFrame {
+        CloseFrame {
+            code: TOKEN_EXPIRED,
+            reason: "the token expired: reconnect with a fresh one".into(),
+        }
+    }
+
+    /// Takes a client message that is `{"type":"auth","token":"<jwt>"}`: a token for the same
+    /// user extends the socket to that token's expiry. Returns the reply, or None for any other
+    /// message (the socket's own protocol reads it).
+    pub async fn reauthenticate(&mut self, text: &str) -> Option<Value> {
+        let message: AuthMessage = serde_json::from_str(text).ok()?;
+        if message.kind != "auth" {
+            return None;
+        }
+        let refused = |why: &str| json!({"type": "auth", "status": "error", "message": crate::limit_message(why)});
+        let Some(token) = message.token else {
+            return Some(refused(
+                r#"an auth message carries a fresh token: {"type":"auth","token":"<jwt>"}"#,
+            ));
+        };
+        Some(match self.verifier.verify(&token).await {
+            Ok(verified) if verified.user == self.user => {
+                self.expires_at = verified.expires_at;
+                json!({
+                    "type": "auth",
+                    "status": "success",
+                    "expiresAt": verified.expires_at,
+                    "message": "the socket now lasts until the new token expires",
+                })
+            }
+            Ok(_) => {
+                refused("the token is another user's; a socket keeps the user it was opened for")
+            }
+            Err(e) => refused(&format!("the token was not accepted: {}", ErrorChain(&e))),
+        })
     }
 }

@@ -8,6 +8,9 @@
 //!
 //! An acknowledgement can only name alerts this socket has sent, so its cost is bounded by what
 //! the socket delivered, not by what the client writes.
+//!
+//! The socket closes (4401) when its token expires, unless the client sent a fresh one:
+//! `{"type":"auth","token":"<jwt>"}`.
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use axum::extract::State;
@@ -18,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use signal_domain::ErrorChain;
 use signal_domain::UserId;
 use signal_ports::AlertRecord;
-use signal_web::{SocketUpgrade, SocketUser};
+use signal_web::{SocketIdentity, SocketUpgrade, SocketUser};
 use std::collections::{BTreeSet, HashSet};
 
 use super::api::AlertView;
@@ -34,11 +37,11 @@ pub fn routes() -> Router<AlertState> {
 }
 
 async fn upgrade(
-    SocketUser(user): SocketUser,
+    SocketUser(identity): SocketUser,
     State(state): State<AlertState>,
     SocketUpgrade(ws): SocketUpgrade,
 ) -> Response {
-    ws.on_upgrade(move |socket| session(socket, user, state))
+    ws.on_upgrade(move |socket| session(socket, identity, state))
 }
 
 #[derive(Serialize)]
@@ -65,7 +68,8 @@ struct ClientMessage {
     ids: Vec<i64>,
 }
 
-async fn session(mut ws: WebSocket, user: UserId, state: AlertState) {
+async fn session(mut ws: WebSocket, mut identity: SocketIdentity, state: AlertState) {
+    let user = identity.user.clone();
     state.metrics.alert_sockets_open.inc();
     // Register before reading the backlog, so nothing stored in between is missed; `sent` keeps
     // an alert that is both in the backlog and pushed live from going out twice.
@@ -85,7 +89,10 @@ async fn session(mut ws: WebSocket, user: UserId, state: AlertState) {
         tokio::select! {
             incoming = ws.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    open = handle_client(&mut ws, &state, &user, &text, &sent).await;
+                    open = match identity.reauthenticate(&text).await {
+                        Some(reply) => ws.send(Message::Text(reply.to_string().into())).await.is_ok(),
+                        None => handle_client(&mut ws, &state, &user, &text, &sent).await,
+                    };
                 }
                 Some(Ok(Message::Close(_))) | None => open = false,
                 Some(Err(e)) => {
@@ -102,6 +109,10 @@ async fn session(mut ws: WebSocket, user: UserId, state: AlertState) {
                 // gets its backlog.
                 None => open = false,
             },
+            () = identity.expired() => {
+                closing = Some(identity.expired_frame());
+                open = false;
+            }
             // A stopping service closes its sockets ("going away"), so clients reconnect at
             // once, to this instance once it is back or to another, and get their backlog.
             () = state.shutdown.cancelled() => {

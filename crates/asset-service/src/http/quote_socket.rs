@@ -4,6 +4,9 @@
 //!
 //! Each subscription is a `watch` receiver, so the socket holds at most one pending quote per
 //! instrument: a slow client gets the latest price, never a backlog.
+//!
+//! The socket closes (4401) when its token expires, unless the client sent a fresh one:
+//! `{"type":"auth","token":"<jwt>"}`.
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use axum::extract::State;
@@ -13,7 +16,7 @@ use axum::Router;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use signal_domain::{ErrorChain, InstrumentId, Quote};
-use signal_web::{SocketUpgrade, SocketUser};
+use signal_web::{SocketIdentity, SocketUpgrade, SocketUser};
 use std::collections::HashMap;
 use tokio_stream::wrappers::WatchStream;
 use tokio_stream::StreamMap;
@@ -32,12 +35,12 @@ pub fn routes() -> Router<AssetState> {
 }
 
 async fn upgrade(
-    SocketUser(user): SocketUser,
+    SocketUser(identity): SocketUser,
     State(state): State<AssetState>,
     SocketUpgrade(ws): SocketUpgrade,
 ) -> Response {
-    tracing::debug!(%user, "quote socket opened");
-    ws.on_upgrade(move |socket| session(socket, state))
+    tracing::debug!(user = %identity.user, "quote socket opened");
+    ws.on_upgrade(move |socket| session(socket, identity, state))
 }
 
 #[derive(Deserialize)]
@@ -77,7 +80,7 @@ struct Socket {
     views: HashMap<InstrumentId, ViewGuard>,
 }
 
-async fn session(ws: WebSocket, state: AssetState) {
+async fn session(ws: WebSocket, mut identity: SocketIdentity, state: AssetState) {
     state.metrics.quote_sockets_open.inc();
     let mut socket = Socket {
         ws,
@@ -88,8 +91,14 @@ async fn session(ws: WebSocket, state: AssetState) {
         tokio::select! {
             incoming = socket.ws.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    let reply = socket.handle(&state, &text);
-                    if socket.send_json(&reply).await.is_err() {
+                    let sent = match identity.reauthenticate(&text).await {
+                        Some(reply) => socket.send_json(&reply).await,
+                        None => {
+                            let reply = socket.handle(&state, &text);
+                            socket.send_json(&reply).await
+                        }
+                    };
+                    if sent.is_err() {
                         break;
                     }
                 }
@@ -107,6 +116,10 @@ async fn session(ws: WebSocket, state: AssetState) {
                 if socket.send_json(&price_update(&quote)).await.is_err() {
                     break;
                 }
+            }
+            () = identity.expired() => {
+                let _ = socket.ws.send(Message::Close(Some(identity.expired_frame()))).await;
+                break;
             }
             // A stopping service closes its sockets ("going away"), so clients reconnect at
             // once, to this instance once it is back or to another.

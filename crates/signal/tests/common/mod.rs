@@ -78,6 +78,7 @@ pub fn token(user: &str) -> String {
     let config = signal_web::JwtConfig {
         secret: SECRET.into(),
         user_claim: "sub".into(),
+        ..Default::default()
     };
     signal_web::JwtSigner::new(&config)
         .sign(

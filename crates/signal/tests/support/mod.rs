@@ -197,6 +197,7 @@ pub fn token(user: &str) -> String {
     signal_web::JwtSigner::new(&signal_web::JwtConfig {
         secret: SECRET.into(),
         user_claim: "sub".into(),
+        ..Default::default()
     })
     .sign(
         &signal_domain::UserId::new(user).unwrap(),
