@@ -1,8 +1,9 @@
 //! Structured logs on stderr, with tokens kept out of them at every level. Request spans carry
 //! the path without the query string (sockets take `?token=`), and every line is scrubbed before
 //! it is written: whatever a dependency logs at `trace` (a WebSocket frame, a header), a JWT or
-//! a `token=` value in it is replaced, as is a JWT in hexadecimal (tungstenite logs a frame's
-//! payload so, and a socket may carry a fresh token).
+//! a `token=` value in it is replaced, as is a JWT in hexadecimal (tungstenite's `Display` of a
+//! frame writes its payload so, and a socket may carry a fresh token; its trace lines today use
+//! the readable forms).
 
 use std::io::Write;
 use tracing_subscriber::fmt::MakeWriter;
@@ -78,7 +79,7 @@ fn next_secret(text: &str) -> Option<(usize, usize)> {
     }
 }
 
-/// `eyJ` in hexadecimal, as a frame's payload is logged.
+/// `eyJ` in hexadecimal, as a displayed frame writes its payload.
 const HEX_JWT_START: &str = "65794a";
 /// The shortest hexadecimal run taken for a JWT: a token has far more than 40 characters.
 const HEX_JWT_MIN: usize = 80;

@@ -120,7 +120,7 @@ async fn no_token_reaches_the_log_even_at_trace_level() {
     assert!(log.contains("/api/v1/watchlist"), "{log}");
     assert!(log.contains("TRACE"), "not a trace log");
     let signature = alice.rsplit('.').next().unwrap();
-    // tungstenite logs a frame's payload in hexadecimal.
+    // A displayed WebSocket frame writes its payload in hexadecimal.
     let in_hex: String = alice.bytes().map(|b| format!("{b:02x}")).collect();
     for (what, secret) in [
         ("token", alice.as_str()),
