@@ -81,6 +81,11 @@ async fn a_redelivered_event_is_stored_once_and_pushed_once() {
         triggered_at: chrono::Utc::now(),
         note: None,
         simulated: false,
+        params: None,
+        also: None,
+        channels: None,
+        message: None,
+        change_percent: None,
     };
     publisher
         .publish(std::slice::from_ref(&event))

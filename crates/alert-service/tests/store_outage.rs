@@ -71,6 +71,11 @@ fn event(rule: i64) -> TriggeredAlert {
         triggered_at: chrono::Utc::now(),
         note: None,
         simulated: false,
+        params: None,
+        also: None,
+        channels: None,
+        message: None,
+        change_percent: None,
     }
 }
 

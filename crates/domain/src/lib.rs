@@ -18,8 +18,8 @@ pub mod user;
 pub use bar::{Bar, Interval, UnknownInterval};
 pub use calendar::{CalendarConfig, Exchange, MarketCalendar, SessionHours, SessionState};
 pub use event::{
-    firing_id, QuoteChanged, TriggeredAlert, QUOTE_CHANGED_SCHEMA_VERSION,
-    TRIGGERED_ALERT_SCHEMA_VERSION,
+    firing_id, AlsoCondition, QuoteChanged, TriggeredAlert, QUOTE_CHANGED_SCHEMA_VERSION,
+    TRIGGERED_ALERT_SCHEMA_V1, TRIGGERED_ALERT_SCHEMA_VERSION,
 };
 pub use failure::{ErrorChain, Failure, FailureKind};
 pub use instrument::{Instrument, InstrumentId, InstrumentIdError};

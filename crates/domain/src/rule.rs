@@ -653,9 +653,15 @@ pub struct RuleSpec {
     pub repeat: Repeat,
     pub expires_at: Option<Timestamp>,
     pub note: Option<String>,
+    /// Which of the user's notification channels the rule's alerts go to, by channel id, in
+    /// ascending order; `None` is all of them. Sockets always receive. The channels live in the
+    /// Alert Service, so an id that names none (a channel deleted since) simply reaches nobody.
+    pub channels: Option<Vec<i64>>,
 }
 
 pub const MAX_NOTE_CHARS: usize = 500;
+/// Most channels a rule may name: far more than a person has.
+pub const MAX_RULE_CHANNELS: usize = 50;
 pub const MAX_COOLDOWN_DAYS: i64 = 30;
 
 impl RuleSpec {
@@ -687,7 +693,36 @@ impl RuleSpec {
             repeat,
             expires_at,
             note,
+            channels: None,
         })
+    }
+
+    /// The spec with its alerts going only to `channels` (`None`: to all the user's channels).
+    pub fn with_channels(mut self, channels: Option<Vec<i64>>) -> Result<Self, RuleError> {
+        if let Some(ids) = &channels {
+            if ids.len() > MAX_RULE_CHANNELS {
+                return Err(RuleError::parameter(
+                    "channels",
+                    Problem::TooMany(MAX_RULE_CHANNELS),
+                ));
+            }
+            if let Some(&bad) = ids.iter().find(|&&id| id < 1) {
+                return Err(RuleError::parameter(
+                    "channels",
+                    Problem::Range {
+                        min: Decimal::ONE,
+                        max: Decimal::from(i64::MAX),
+                        got: Decimal::from(bad),
+                    },
+                ));
+            }
+        }
+        self.channels = channels.map(|mut ids| {
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        });
+        Ok(self)
     }
 }
 
@@ -814,6 +849,8 @@ pub enum Problem {
     NotApplicable(&'static str),
     #[error("is required")]
     Missing,
+    #[error("may hold at most {0} entries")]
+    TooMany(usize),
     #[error("is not supported")]
     Unsupported(#[source] crate::bar::UnknownInterval),
 }

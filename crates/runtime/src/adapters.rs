@@ -102,6 +102,12 @@ pub fn kafka(settings: &Settings) -> anyhow::Result<Option<KafkaSettings>> {
     let brokers = url
         .strip_prefix("kafka://")
         .with_context(|| format!("bus.url must be memory:// or kafka://host:9092, got `{url}`"))?;
+    let version = settings.bus.alert_schema_version;
+    if !(signal_domain::TRIGGERED_ALERT_SCHEMA_V1..=signal_domain::TRIGGERED_ALERT_SCHEMA_VERSION)
+        .contains(&version)
+    {
+        anyhow::bail!("bus.alert_schema_version must be 1 or 2, got {version}");
+    }
     Ok(Some(KafkaSettings {
         brokers: brokers.trim_end_matches('/').to_string(),
         alerts_topic: settings.bus.alerts_topic.clone(),
@@ -112,6 +118,7 @@ pub fn kafka(settings: &Settings) -> anyhow::Result<Option<KafkaSettings>> {
         max_batch_messages: settings.bus.producer_batch_messages,
         producer_linger: std::time::Duration::from_millis(settings.bus.producer_linger_ms),
         consumer_fetch_wait: std::time::Duration::from_millis(settings.bus.consumer_fetch_wait_ms),
+        alert_schema_version: version,
     }))
 }
 

@@ -271,6 +271,10 @@ pub struct BusSettings {
     /// paces an idle consumer; tansu 0.6 holds every fetch this long, so there it adds to every
     /// alert's latency: set 5 to 10.
     pub consumer_fetch_wait_ms: u64,
+    /// The triggered-alert schema version producers write: 2 (per-rule channels, every
+    /// condition's parameters, the message template), or 1 while consumers of the first version
+    /// remain (see docs/events.md). Consumers read both.
+    pub alert_schema_version: u16,
 }
 
 /// Shared state between instances.
@@ -300,6 +304,7 @@ impl Default for BusSettings {
             producer_batch_messages: None,
             producer_linger_ms: 1,
             consumer_fetch_wait_ms: 100,
+            alert_schema_version: signal_domain::TRIGGERED_ALERT_SCHEMA_VERSION,
         }
     }
 }

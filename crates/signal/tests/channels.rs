@@ -230,6 +230,89 @@ async fn a_webhook_gets_each_alert_once_signed_with_its_event_id() {
     app.app.stop().await;
 }
 
+/// Each rule chooses its channels: a rule that names one webhook reaches only it, a rule that
+/// names none reaches only the sockets, a rule that says nothing reaches every channel.
+#[tokio::test]
+async fn each_rule_reaches_the_channels_it_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(channel_settings(dir.path())).await;
+    let receiver = StandIn::start("webhook", &[]).await;
+    let mut socket = app.alert_socket("alice").await;
+    let first = webhook(&app, "alice", &receiver, "/first", None).await;
+    let second = webhook(&app, "alice", &receiver, "/second", None).await;
+
+    let create = |body: Value| {
+        let app = &app;
+        async move {
+            let response = app
+                .post(format!("{}/api/v1/rules", app.asset), "alice")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let rule = |note: &str, channels: Option<Value>| {
+        let mut body = json!({"instrument": "KRX:005930", "condition": "ABOVE", "level": "71900", "note": note});
+        if let Some(channels) = channels {
+            body["channels"] = channels;
+        }
+        body
+    };
+    let (status, only_first) =
+        create(rule("first only", Some(json!([first["id"], first["id"]])))).await;
+    assert_eq!(status, 201, "{only_first}");
+    assert_eq!(only_first["channels"], json!([first["id"]]));
+    let (status, sockets_only) = create(rule("sockets only", Some(json!([])))).await;
+    assert_eq!(status, 201, "{sockets_only}");
+    assert_eq!(sockets_only["channels"], json!([]));
+    let (status, everywhere) = create(rule("everywhere", None)).await;
+    assert_eq!(status, 201, "{everywhere}");
+    assert_eq!(everywhere["channels"], Value::Null);
+    let (status, refused) = create(rule("bad", Some(json!([0])))).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["field"], "channels", "{refused}");
+
+    app.tick("KRX:005930", "72000").await;
+    let mut seen = BTreeSet::new();
+    while seen.len() < 3 {
+        seen.insert(socket.next_of("alert").await["ruleId"].as_i64().unwrap());
+    }
+    let alerts = history(&app, "alice").await;
+    assert_eq!(alerts.len(), 3);
+    let alert_of =
+        |rule: &Value| alerts.iter().find(|a| a["ruleId"] == rule["id"]).unwrap()["id"].clone();
+    // The deliveries are created with the alerts, so once every alert is stored they are all there.
+    let delivered_alerts = |items: &[Value]| -> BTreeSet<String> {
+        items.iter().map(|d| d["alertId"].to_string()).collect()
+    };
+    let to_first = deliveries_until(&app, "alice", &first, "both alerts of the first", |items| {
+        items.len() == 2 && items.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+    assert_eq!(
+        delivered_alerts(&to_first),
+        BTreeSet::from([
+            alert_of(&only_first).to_string(),
+            alert_of(&everywhere).to_string()
+        ])
+    );
+    let to_second = deliveries_until(
+        &app,
+        "alice",
+        &second,
+        "the one alert of the second",
+        |items| items.len() == 1 && items[0]["status"] == "delivered",
+    )
+    .await;
+    assert_eq!(to_second[0]["alertId"], alert_of(&everywhere));
+    app.app.stop().await;
+}
+
 #[tokio::test]
 async fn a_retry_waits_for_retry_after_and_a_gone_endpoint_disables_its_channel() {
     let dir = tempfile::tempdir().unwrap();

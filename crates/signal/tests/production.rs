@@ -527,19 +527,33 @@ async fn while_the_broker_is_down_alerts_wait_in_the_outbox_and_none_is_lost() {
 
 #[tokio::test]
 async fn a_kafka_client_that_is_not_ours_reads_valid_alerts_and_market_data_from_the_topics() {
+    external_client_reads_the_topics(None, "triggered-alert.v2").await;
+}
+
+/// Producers told to write the first version (while consumers of it remain) write exactly it,
+/// and the Alert Service still reads it.
+#[tokio::test]
+async fn producers_told_to_write_version_1_serve_a_version_1_consumer() {
+    external_client_reads_the_topics(Some("1"), "triggered-alert.v1").await;
+}
+
+async fn external_client_reads_the_topics(version: Option<&str>, alert_schema: &str) {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start().await;
     let upbit = FakeUpbit::start().await;
     upbit.trade("KRW-BTC", "162000000");
-    let env = topology_env(&broker, &upbit, dir.path()).await;
-    let _alert = start_alert(&env, dir.path()).await;
+    let mut env = topology_env(&broker, &upbit, dir.path()).await;
+    if let Some(version) = version {
+        env.push(("SIGNAL_BUS__ALERT_SCHEMA_VERSION".into(), version.into()));
+    }
+    let alert = start_alert(&env, dir.path()).await;
     let asset = start_asset(&env, dir.path()).await;
     let http = reqwest::Client::new();
     let rules = format!("http://127.0.0.1:{}/api/v1/rules", asset.port);
     for (user, body) in [
         (
             "gale",
-            json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": "162500000.5", "note": "익절 목표"}),
+            json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": "162500000.5", "note": "익절 목표", "channels": [3, 1]}),
         ),
         (
             "gale",
@@ -588,11 +602,13 @@ async fn a_kafka_client_that_is_not_ours_reads_valid_alerts_and_market_data_from
     validate_topic(
         &broker,
         &setting("SIGNAL_BUS__ALERTS_TOPIC"),
-        "triggered-alert.v1",
+        alert_schema,
         "userId",
         4,
     )
     .await;
+    assert_eq!(history_of(alert.port, "gale", 2).await.len(), 2);
+    assert_eq!(history_of(alert.port, "hana@example.com", 2).await.len(), 2);
     // Two trades of one instrument, at least one market-data event each interval they fell in.
     validate_topic(
         &broker,

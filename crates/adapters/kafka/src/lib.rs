@@ -13,7 +13,9 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use signal_domain::ErrorChain;
-use signal_domain::{QuoteChanged, TriggeredAlert};
+use signal_domain::{
+    QuoteChanged, TriggeredAlert, TRIGGERED_ALERT_SCHEMA_V1, TRIGGERED_ALERT_SCHEMA_VERSION,
+};
 use signal_ports::{
     AlertInbox, AlertPublisher, BusError, Delivery, DeliveryAck, MarketDataPublisher,
 };
@@ -48,6 +50,8 @@ pub struct KafkaSettings {
     /// paces an idle consumer; tansu 0.6 holds every fetch for this long (half of it when it
     /// is 250 ms or more), so there it is added to every alert's way.
     pub consumer_fetch_wait: Duration,
+    /// The triggered-alert schema version written (1 or 2); both are read.
+    pub alert_schema_version: u16,
 }
 
 impl KafkaSettings {
@@ -479,6 +483,7 @@ fn keyed_json<E: serde::Serialize>(
 pub struct KafkaPublisher {
     producer: KafkaProducer,
     topic: String,
+    version: u16,
 }
 
 impl KafkaPublisher {
@@ -494,6 +499,7 @@ impl KafkaPublisher {
         Self {
             producer,
             topic: settings.alerts_topic.clone(),
+            version: settings.alert_schema_version,
         }
     }
 }
@@ -501,7 +507,11 @@ impl KafkaPublisher {
 #[async_trait]
 impl AlertPublisher for KafkaPublisher {
     async fn publish(&self, events: &[TriggeredAlert]) -> Result<(), BusError> {
-        let records = keyed_json(events, |event| event.user_id.as_str().to_string())?;
+        let events: Vec<TriggeredAlert> = events
+            .iter()
+            .map(|event| event.in_version(self.version))
+            .collect();
+        let records = keyed_json(&events, |event| event.user_id.as_str().to_string())?;
         self.producer.send_all(&self.topic, &records).await
     }
 
@@ -731,7 +741,13 @@ impl AlertInbox for KafkaInbox {
                 message.offset(),
             );
             let payload = message.payload().unwrap_or_default();
-            match serde_json::from_slice::<TriggeredAlert>(payload) {
+            let decoded = serde_json::from_slice::<TriggeredAlert>(payload)
+                .map_err(|e| format!("not a triggered-alert event: {e}"))
+                .and_then(|event| match event.schema_version {
+                    TRIGGERED_ALERT_SCHEMA_V1..=TRIGGERED_ALERT_SCHEMA_VERSION => Ok(event),
+                    other => Err(format!("unsupported schemaVersion {other}")),
+                });
+            match decoded {
                 Ok(event) => {
                     return Ok(Delivery {
                         event,
@@ -743,8 +759,7 @@ impl AlertInbox for KafkaInbox {
                         }),
                     })
                 }
-                Err(e) => {
-                    let reason = format!("not a triggered-alert event: {e}");
+                Err(reason) => {
                     tracing::warn!(%topic, partition, offset, %reason, "dead-lettering a message");
                     let headers = OwnedHeaders::new()
                         .insert(Header {

@@ -93,6 +93,11 @@ mod tests {
             triggered_at: chrono::Utc::now(),
             note: None,
             simulated: true,
+            params: None,
+            also: None,
+            channels: None,
+            message: None,
+            change_percent: None,
         }
     }
 

@@ -101,7 +101,7 @@ impl AlertHistoryStore for SqlAlertStore {
             return Ok(None);
         };
         let record = record_from_row(&row)?;
-        crate::channels::create_deliveries(&mut tx, &record, at).await?;
+        crate::channels::create_deliveries(&mut tx, &record, event.channels.as_deref(), at).await?;
         tx.commit().await.map_err(store_error)?;
         Ok(Some(record))
     }

@@ -16,7 +16,7 @@ use crate::codec::{
 
 const RULE_COLUMNS: &str = "id, user_id, instrument, condition, value, params, repeat_mode, \
      cooldown_ms, rearm_band, expires_at, note, state, rearmed, cooling_until, trigger_count, \
-     last_triggered_at, created_at, updated_at";
+     last_triggered_at, created_at, updated_at, channels";
 
 const ACTIVE: &str = "state IN ('armed', 'cooling')";
 
@@ -52,6 +52,8 @@ struct SpecColumns {
     rearm_band: String,
     expires_at: Option<i64>,
     note: Option<String>,
+    /// The channel ids as a JSON array; NULL for all the user's channels.
+    channels: Option<String>,
 }
 
 impl SpecColumns {
@@ -73,6 +75,12 @@ impl SpecColumns {
         };
         let params = serde_json::to_string(&ConditionParams::of(spec.condition))
             .map_err(|e| StoreError::Failed(Box::new(e)))?;
+        let channels = spec
+            .channels
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Failed(Box::new(e)))?;
         Ok(Self {
             instrument: spec.instrument.to_string(),
             condition: spec.condition.kind().as_str(),
@@ -83,6 +91,7 @@ impl SpecColumns {
             rearm_band,
             expires_at: spec.expires_at.map(micros),
             note: spec.note.clone(),
+            channels,
         })
     }
 }
@@ -159,6 +168,11 @@ fn rule_from_row(row: &AnyRow) -> Result<AlertRule, StoreError> {
             repeat,
             expires_at: opt_from_micros(opt_int("expires_at")?)?,
             note: row.try_get::<Option<String>, _>("note").map_err(get_err)?,
+            channels: row
+                .try_get::<Option<String>, _>("channels")
+                .map_err(get_err)?
+                .map(|ids| serde_json::from_str(&ids).map_err(|e| corrupt("channels", e)))
+                .transpose()?,
         },
         state,
         trigger_count: u32::try_from(int("trigger_count")?).unwrap_or(u32::MAX),
@@ -181,8 +195,8 @@ async fn insert_armed<'e>(
     let sql = format!(
         "INSERT INTO alert_rule (user_id, instrument, condition, value, repeat_mode, \
          cooldown_ms, rearm_band, expires_at, note, state, rearmed, trigger_count, \
-         created_at, updated_at, params) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'armed', 0, 0, $10, $10, $12 \
+         created_at, updated_at, params, channels) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'armed', 0, 0, $10, $10, $12, $13 \
          WHERE (SELECT COUNT(*) FROM alert_rule WHERE user_id = $1 AND {ACTIVE}) < $11 \
          RETURNING {RULE_COLUMNS}"
     );
@@ -199,6 +213,7 @@ async fn insert_armed<'e>(
         .bind(micros(at))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(cols.params)
+        .bind(cols.channels)
         .fetch_optional(executor)
         .await
         .map_err(store_error)?;
@@ -350,7 +365,8 @@ impl RuleStore for SqlAssetStore {
         let sql = format!(
             "UPDATE alert_rule SET instrument = $1, condition = $2, value = $3, repeat_mode = $4, \
              cooldown_ms = $5, rearm_band = $6, expires_at = $7, note = $8, state = 'armed', \
-             rearmed = 0, cooling_until = NULL, updated_at = $9, params = $13 \
+             rearmed = 0, cooling_until = NULL, updated_at = $9, params = $13, \
+             channels = $14 \
              WHERE id = $10 AND user_id = $11 AND ({ACTIVE} OR \
              (SELECT COUNT(*) FROM alert_rule WHERE user_id = $11 AND {ACTIVE}) < $12) \
              RETURNING {RULE_COLUMNS}"
@@ -369,6 +385,7 @@ impl RuleStore for SqlAssetStore {
             .bind(user.as_str())
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(cols.params)
+            .bind(cols.channels)
             .fetch_optional(&self.pool)
             .await
             .map_err(store_error)?;

@@ -27,25 +27,33 @@ const DELIVERY_COLUMNS: &str = "id, alert_id, event_id, user_id, channel_id, kin
      latency_ms";
 
 /// Creates the deliveries of a newly stored alert, inside the transaction that stores it: one
-/// per active channel of its user.
+/// per active channel of its user, or of those among `channels` when the rule chose some.
 pub(crate) async fn create_deliveries(
     tx: &mut Transaction<'static, Any>,
     alert: &AlertRecord,
+    channels: Option<&[i64]>,
     at: Timestamp,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let chosen = match channels {
+        Some([]) => return Ok(()),
+        Some(ids) => format!(" AND id IN ({})", placeholders(5, ids.len())),
+        None => String::new(),
+    };
+    let sql = format!(
         "INSERT INTO deliveries (alert_id, event_id, user_id, channel_id, kind, status, attempts, \
          next_attempt_at, created_at) \
          SELECT $1, $2, $3, id, kind, 'pending', 0, $4, $4 FROM channels \
-         WHERE user_id = $3 AND state = 'active'",
-    )
-    .bind(alert.id)
-    .bind(alert.event_id.to_string())
-    .bind(alert.user.as_str())
-    .bind(micros(at))
-    .execute(&mut **tx)
-    .await
-    .map_err(store_error)?;
+         WHERE user_id = $3 AND state = 'active'{chosen}"
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(alert.id)
+        .bind(alert.event_id.to_string())
+        .bind(alert.user.as_str())
+        .bind(micros(at));
+    for id in channels.unwrap_or_default() {
+        query = query.bind(*id);
+    }
+    query.execute(&mut **tx).await.map_err(store_error)?;
     Ok(())
 }
 

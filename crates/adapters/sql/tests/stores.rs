@@ -88,6 +88,11 @@ fn event(user: &UserId, rule: signal_domain::RuleId, price: &str) -> TriggeredAl
         triggered_at: Utc::now(),
         note: None,
         simulated: true,
+        params: None,
+        also: None,
+        channels: None,
+        message: None,
+        change_percent: None,
     }
 }
 
@@ -235,7 +240,10 @@ async fn every_kind_stored_whole(store: SqlAssetStore) {
         condition: written[7].spec.condition,
         repeat: written[7].spec.repeat,
         ..first.spec.clone()
-    };
+    }
+    .with_channels(Some(vec![5, 2, 5]))
+    .unwrap();
+    assert_eq!(rsi.channels, Some(vec![2, 5]), "sorted, once each");
     let updated = store
         .update(&alice, first.id, &rsi, 100, Utc::now())
         .await

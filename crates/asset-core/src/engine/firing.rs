@@ -4,8 +4,8 @@
 
 use rust_decimal::Decimal;
 use signal_domain::{
-    Condition, Price, Quote, QuoteSource, RuleId, RuleState, Timestamp, TriggeredAlert,
-    TRIGGERED_ALERT_SCHEMA_VERSION,
+    Condition, ConditionParams, Price, Quote, QuoteSource, RuleId, RuleState, Timestamp,
+    TriggeredAlert, TRIGGERED_ALERT_SCHEMA_VERSION,
 };
 use signal_ports::RuleChange;
 use signal_trigger_engine::{Transition, TransitionKind};
@@ -101,6 +101,11 @@ fn event(
         triggered_at: now,
         note: facts.note.clone(),
         simulated: quote.source == QuoteSource::Simulated,
+        params: Some(ConditionParams::of(facts.condition)),
+        also: None,
+        channels: facts.channels.clone(),
+        message: None,
+        change_percent: quote.change_percent,
     }
 }
 
@@ -115,6 +120,7 @@ mod tests {
             instrument: "KRX:005930".parse().unwrap(),
             condition,
             note: Some("take profit".into()),
+            channels: Some(vec![3]),
             trigger_count,
             updated_at: chrono::Utc::now(),
         }
@@ -165,6 +171,8 @@ mod tests {
         assert_eq!(event.event_id, signal_domain::firing_id(RuleId(7), 3));
         assert_eq!(event.level.to_string(), "71900");
         assert_eq!(event.note.as_deref(), Some("take profit"));
+        assert_eq!(event.params, Some(ConditionParams::of(above)));
+        assert_eq!(event.channels, Some(vec![3]));
         assert!(!event.simulated);
         assert_eq!(firing.ended, vec![RuleId(7)]);
     }

@@ -44,6 +44,8 @@ pub(crate) struct RuleFacts {
     pub instrument: InstrumentId,
     pub condition: Condition,
     pub note: Option<String>,
+    /// The notification channels its alerts go to (`None`: all).
+    pub channels: Option<Vec<i64>>,
     /// Firings so far: the next one's ordinal names its event.
     pub trigger_count: u32,
     /// When the rule was last written by a user or a transition this engine knows of.
@@ -130,6 +132,7 @@ impl Engine {
                 instrument: rule.spec.instrument.clone(),
                 condition: rule.spec.condition,
                 note: rule.spec.note,
+                channels: rule.spec.channels,
                 trigger_count: rule.trigger_count,
                 updated_at: rule.updated_at,
             },

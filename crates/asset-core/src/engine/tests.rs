@@ -258,6 +258,11 @@ async fn fired_elsewhere(store: &dyn RuleStore, rule: &AlertRule, count: u32, st
         triggered_at: at,
         note: None,
         simulated: false,
+        params: None,
+        also: None,
+        channels: None,
+        message: None,
+        change_percent: None,
     };
     store
         .apply_changes(

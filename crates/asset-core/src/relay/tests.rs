@@ -34,6 +34,11 @@ fn event(note: &str) -> TriggeredAlert {
         triggered_at: now,
         note: Some(note.into()),
         simulated: false,
+        params: None,
+        also: None,
+        channels: None,
+        message: None,
+        change_percent: None,
     }
 }
 

@@ -220,6 +220,9 @@ struct RuleRequest {
     rearm_band: Option<rust_decimal::Decimal>,
     expires_at: Option<Timestamp>,
     note: Option<String>,
+    /// The ids of the user's notification channels the rule's alerts go to; absent or null, all
+    /// of them; `[]`, none (the app's sockets always receive).
+    channels: Option<Vec<i64>>,
     /// Whatever else the body holds: refused, naming the first such field.
     #[serde(flatten)]
     unknown: BTreeMap<String, serde_json::Value>,
@@ -303,7 +306,8 @@ impl RuleRequest {
         let repeat = self.repeat(condition, bars_of)?;
         Ok(state
             .assets
-            .rule_spec(instrument, condition, repeat, self.expires_at, self.note)?)
+            .rule_spec(instrument, condition, repeat, self.expires_at, self.note)?
+            .with_channels(self.channels)?)
     }
 }
 
@@ -325,6 +329,8 @@ struct RuleView {
     rearm_band: Option<String>,
     expires_at: Option<Timestamp>,
     note: Option<String>,
+    /// The channel ids the rule's alerts go to; null for all.
+    channels: Option<Vec<i64>>,
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     cooling_until: Option<Timestamp>,
@@ -364,6 +370,7 @@ impl From<AlertRule> for RuleView {
             rearm_band,
             expires_at: rule.spec.expires_at,
             note: rule.spec.note,
+            channels: rule.spec.channels,
             state: rule.state.name(),
             cooling_until: match rule.state {
                 RuleState::Cooling { until, .. } => Some(until),
