@@ -557,7 +557,7 @@ async fn external_client_reads_the_topics(version: Option<&str>, alert_schema: &
         ),
         (
             "gale",
-            json!({"instrument": "UPBIT:KRW-BTC", "condition": "CHANGE_DOWN", "percent": "0.5"}),
+            json!({"instrument": "UPBIT:KRW-BTC", "condition": "CHANGE_UP", "percent": "0.5"}),
         ),
         (
             "hana@example.com",
@@ -577,9 +577,27 @@ async fn external_client_reads_the_topics(version: Option<&str>, alert_schema: &
             .unwrap();
         assert_eq!(response.status(), 201);
     }
-    // 163,158,000 -0.5 % = 162,342,210: the CHANGE_DOWN and the BELOW fire at once; then the
-    // ABOVE rules fire on the way up.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once the feed streams the market the rules asked for (a trade sent before reaches nobody)
+    // and has taken its snapshot of it (at 162,000,000, so the every-time ABOVE cannot fire on
+    // it), a trade at 162,000,000 fires the BELOW and the CHANGE_UP (a streamed trade's previous
+    // close is 31,883,000), then one at 163,000,000 fires both ABOVE rules. The snapshot may fire
+    // the BELOW first; a once rule fires once either way.
+    for _ in 0..400 {
+        let streamed = upbit.subscribed_codes();
+        let snapshot_taken = upbit
+            .rest_requests()
+            .iter()
+            .any(|(_, request)| request.starts_with("/v1/ticker"));
+        if snapshot_taken
+            && streamed
+                .last()
+                .is_some_and(|codes| codes.iter().any(|c| c == "KRW-BTC"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    upbit.trade("KRW-BTC", "162000000");
     upbit.trade("KRW-BTC", "163000000");
     let fired = 4.0;
     for _ in 0..200 {
