@@ -17,7 +17,6 @@ pub mod service;
 pub mod ssrf;
 pub mod storm;
 pub mod telegram;
-pub mod template;
 pub mod webhook;
 pub mod worker;
 
@@ -34,6 +33,8 @@ use tokio_util::sync::CancellationToken;
 pub use metrics::DeliveryMetrics;
 pub use sender::{ChannelSender, SendError, Sent};
 pub use service::{ChannelError, ChannelService, ChannelUpdate, Created, NewTarget};
+/// The one renderer of `{{placeholders}}`, shared with the rules' messages.
+pub use signal_domain::template;
 pub use worker::{WorkerConfig, WorkerDeps};
 
 /// Web push settings.

@@ -12,6 +12,7 @@ pub mod params;
 pub mod price;
 pub mod quote;
 pub mod rule;
+pub mod template;
 pub mod text;
 pub mod user;
 

@@ -1,12 +1,13 @@
-//! Message templates with `{{placeholders}}`: a webhook's body, and any text built from an alert.
-//! A template that looks like JSON (its text starts with `{` or `[`) is rendered as JSON: every value is
-//! escaped for a JSON string, and the template must render to valid JSON, which is checked when
-//! it is saved, not when the first alert goes out.
+//! Message templates with `{{placeholders}}`: a webhook's body, a rule's message, any text built
+//! from an alert. Pure: the values come from whoever renders it. A webhook body that looks like
+//! JSON (its text starts with `{` or `[`) is rendered as JSON: every value is escaped for a JSON
+//! string, and the template must render to valid JSON, which is checked when it is saved, not when
+//! the first alert goes out. A rule's message is plain text ([`Template::text`]).
 
 use std::collections::BTreeMap;
 
 /// Every placeholder a template may use.
-pub const PLACEHOLDERS: [&str; 12] = [
+pub const PLACEHOLDERS: [&str; 13] = [
     "symbol",
     "name",
     "instrument",
@@ -14,6 +15,7 @@ pub const PLACEHOLDERS: [&str; 12] = [
     "level",
     "condition",
     "percent",
+    "change_percent",
     "time",
     "note",
     "rule_id",
@@ -63,6 +65,7 @@ impl TemplateValues {
             ("level", "71900"),
             ("condition", "ABOVE"),
             ("percent", "2.5"),
+            ("change_percent", "-3.12"),
             ("time", "2026-12-02T10:26:16+09:00"),
             ("note", "take profit\nnow"),
             ("rule_id", "7"),
@@ -89,7 +92,29 @@ pub struct Template {
 }
 
 impl Template {
+    /// A template, rendered as JSON when its text looks like JSON.
     pub fn parse(source: &str) -> Result<Self, TemplateError> {
+        let pieces = Self::pieces(source)?;
+        // JSON when its literal text opens with a brace or bracket (not a placeholder's braces).
+        let json = matches!(pieces.first(), Some(Piece::Text(text))
+            if text.trim_start().starts_with(['{', '[']));
+        let template = Template { pieces, json };
+        if template.json {
+            serde_json::from_str::<serde_json::Value>(&template.render(&TemplateValues::sample()))
+                .map_err(|e| TemplateError::InvalidJson(e.to_string()))?;
+        }
+        Ok(template)
+    }
+
+    /// A template of plain text, whatever it starts with (`[BTC] {{price}}` is not JSON).
+    pub fn text(source: &str) -> Result<Self, TemplateError> {
+        Ok(Template {
+            pieces: Self::pieces(source)?,
+            json: false,
+        })
+    }
+
+    fn pieces(source: &str) -> Result<Vec<Piece>, TemplateError> {
         if source.trim().is_empty() {
             return Err(TemplateError::Empty);
         }
@@ -117,15 +142,7 @@ impl Template {
         if !rest.is_empty() {
             pieces.push(Piece::Text(rest.to_string()));
         }
-        // JSON when its literal text opens with a brace or bracket (not a placeholder's braces).
-        let json = matches!(pieces.first(), Some(Piece::Text(text))
-            if text.trim_start().starts_with(['{', '[']));
-        let template = Template { pieces, json };
-        if template.json {
-            serde_json::from_str::<serde_json::Value>(&template.render(&TemplateValues::sample()))
-                .map_err(|e| TemplateError::InvalidJson(e.to_string()))?;
-        }
-        Ok(template)
+        Ok(pieces)
     }
 
     /// True when the template renders JSON.
@@ -190,6 +207,17 @@ mod tests {
             Template::parse(r#"{"note": {{note}}}"#),
             Err(TemplateError::InvalidJson(_))
         ));
+    }
+
+    #[test]
+    fn a_text_template_is_never_json() {
+        let template = Template::text("[{{symbol}}] {{change_percent}}%").unwrap();
+        assert!(!template.is_json());
+        assert_eq!(
+            template.render(&TemplateValues::sample()),
+            "[005930] -3.12%"
+        );
+        assert!(Template::parse("[{{symbol}}] {{change_percent}}%").is_err());
     }
 
     #[test]
