@@ -10,7 +10,7 @@ use signal_domain::{
     Timestamp, UserId,
 };
 use signal_ports::{
-    Candle, CandleStore, Capped, DailyCandle, QuoteCache, RuleStore, WatchlistStore,
+    Candle, CandleStore, Capped, DailyCandle, QuoteCache, RuleHold, RuleStore, WatchlistStore,
 };
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
@@ -217,6 +217,63 @@ impl Assets {
             Some(Capped::LimitReached) => return Err(CoreError::RuleLimit { limit }),
             None => return Err(CoreError::NoSuchRule(id)),
         };
+        self.engine.upsert(rule.clone()).await?;
+        self.announcer.announce(user, rule.id).await;
+        Ok(rule)
+    }
+
+    /// Pauses the rule: it keeps its state and is not evaluated until resumed.
+    pub async fn pause_rule(&self, user: &UserId, id: RuleId) -> Result<AlertRule, CoreError> {
+        self.hold_rule(user, id, |hold, now| RuleHold {
+            paused_at: hold.paused_at.or(Some(now)),
+            ..hold
+        })
+        .await
+    }
+
+    /// Resumes a paused or snoozed rule: it is evaluated, and may fire, from the next trade on.
+    pub async fn resume_rule(&self, user: &UserId, id: RuleId) -> Result<AlertRule, CoreError> {
+        self.hold_rule(user, id, |_, _| RuleHold::default()).await
+    }
+
+    /// Snoozes the rule until `until` (`None`: ends a snooze): it is evaluated but cannot fire
+    /// before then.
+    pub async fn snooze_rule(
+        &self,
+        user: &UserId,
+        id: RuleId,
+        until: Option<Timestamp>,
+    ) -> Result<AlertRule, CoreError> {
+        let until = until
+            .map(|until| signal_domain::snooze_end(until, Utc::now()))
+            .transpose()?;
+        self.hold_rule(user, id, |hold, _| RuleHold {
+            snoozed_until: until,
+            ..hold
+        })
+        .await
+    }
+
+    async fn hold_rule(
+        &self,
+        user: &UserId,
+        id: RuleId,
+        change: impl FnOnce(RuleHold, Timestamp) -> RuleHold,
+    ) -> Result<AlertRule, CoreError> {
+        let rule = self.rule(user, id).await?;
+        let now = Utc::now();
+        let hold = change(
+            RuleHold {
+                paused_at: rule.paused_at,
+                snoozed_until: rule.snoozed_until,
+            },
+            now,
+        );
+        let rule = self
+            .rules
+            .hold(user, id, hold, now)
+            .await?
+            .ok_or(CoreError::NoSuchRule(id))?;
         self.engine.upsert(rule.clone()).await?;
         self.announcer.announce(user, rule.id).await;
         Ok(rule)

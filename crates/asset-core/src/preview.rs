@@ -102,7 +102,7 @@ pub(crate) fn replay(spec: &RuleSpec, candles: &[Candle]) -> Vec<PreviewFiring> 
         id: RuleId(0),
         instrument: instrument.clone(),
         condition: spec.condition,
-        and: None,
+        and: spec.and,
         repeat,
         expires_at: None,
         snoozed_until: None,

@@ -25,13 +25,13 @@ pub use event::{
 pub use failure::{ErrorChain, Failure, FailureKind};
 pub use instrument::{Instrument, InstrumentId, InstrumentIdError};
 pub use market::{AssetClass, Market};
-pub use params::{AverageParams, ConditionParams};
+pub use params::{AverageParams, ConditionParams, ConjunctParams};
 pub use price::{Percent, Price, PriceError};
 pub use quote::{Quote, QuoteSource, Tick};
 pub use rule::{
-    check_repeat, rsi_history_wanted, AlertRule, Average, AverageKind, ChannelEdge, Condition,
-    ConditionKind, Conjunct, Crossing, Direction, MoveSize, Problem, Repeat, RuleError, RuleId,
-    RuleSpec, RuleState,
+    check_repeat, rsi_history_wanted, snooze_end, AlertRule, Average, AverageKind, ChannelEdge,
+    Condition, ConditionKind, Conjunct, Crossing, Direction, MoveSize, Problem, Repeat, RuleError,
+    RuleId, RuleSpec, RuleState, MAX_MESSAGE_CHARS, MAX_SNOOZE_DAYS,
 };
 pub use text::abbreviate;
 pub use user::{UserId, UserIdError};

@@ -6,8 +6,8 @@
 use crate::bar::Interval;
 use crate::price::{optional_decimal, Percent, Price};
 use crate::rule::{
-    Average, AverageKind, ChannelEdge, Condition, ConditionKind, Crossing, Direction, MoveSize,
-    Problem, RuleError,
+    Average, AverageKind, ChannelEdge, Condition, ConditionKind, Conjunct, Crossing, Direction,
+    MoveSize, Problem, RuleError,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -335,6 +335,46 @@ impl ConditionParams {
     }
 }
 
+/// A rule's second condition as the API and the store spell it: its kind, the kind's parameters
+/// beside it, and within how many seconds of the first it must be met.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConjunctParams {
+    pub condition: ConditionKind,
+    #[serde(flatten)]
+    pub params: ConditionParams,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_seconds: Option<u32>,
+}
+
+impl ConjunctParams {
+    pub fn of(conjunct: Conjunct) -> Self {
+        Self {
+            condition: conjunct.condition.kind(),
+            params: ConditionParams::of(conjunct.condition),
+            within_seconds: u32::try_from(conjunct.within.num_seconds()).ok(),
+        }
+    }
+
+    /// The second condition these describe, checked; a field at fault is named `and.<field>`.
+    pub fn conjunct(&self) -> Result<Conjunct, RuleError> {
+        let read = || {
+            let condition = self.params.condition(self.condition)?;
+            let seconds = self.within_seconds.ok_or(RuleError::Parameter {
+                field: "withinSeconds",
+                problem: Problem::Missing,
+            })?;
+            let conjunct = Conjunct {
+                condition,
+                within: chrono::Duration::seconds(i64::from(seconds)),
+            };
+            conjunct.validate()?;
+            Ok(conjunct)
+        };
+        read().map_err(RuleError::second)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +454,42 @@ mod tests {
             .condition(ConditionKind::RsiBelow)
             .unwrap();
         assert_eq!(rsi.value(), dec!(70.5));
+    }
+
+    #[test]
+    fn a_second_condition_reads_back_and_names_its_fields_under_and() {
+        use crate::Failure;
+        let written = json!({"condition": "CROSS_UP", "level": "100000000", "withinSeconds": 3600});
+        let pair: ConjunctParams = serde_json::from_value(written.clone()).unwrap();
+        let conjunct = pair.conjunct().unwrap();
+        assert_eq!(conjunct.within, chrono::Duration::hours(1));
+        assert_eq!(
+            serde_json::to_value(ConjunctParams::of(conjunct)).unwrap(),
+            written
+        );
+        let field = |value: serde_json::Value| {
+            let pair: ConjunctParams = serde_json::from_value(value).unwrap();
+            pair.conjunct().unwrap_err().field().map(str::to_string)
+        };
+        assert_eq!(
+            field(json!({"condition": "CROSS_UP", "level": "-1", "withinSeconds": 60})),
+            Some("and.level".into())
+        );
+        assert_eq!(
+            field(json!({"condition": "CROSS_UP", "level": "1"})),
+            Some("and.withinSeconds".into())
+        );
+        assert_eq!(
+            field(json!({"condition": "CROSS_UP", "level": "1", "withinSeconds": 90000})),
+            Some("and.withinSeconds".into())
+        );
+        assert_eq!(
+            field(
+                json!({"condition": "RSI_ABOVE", "interval": "1h", "bars": 0, "level": 70,
+                         "withinSeconds": 60})
+            ),
+            Some("and.bars".into())
+        );
     }
 
     #[test]

@@ -588,6 +588,26 @@ pub struct Conjunct {
 /// Longest time allowed between the two conditions of a rule.
 pub const MAX_WITHIN_HOURS: i64 = 24;
 
+impl Conjunct {
+    /// Checks the condition's parameters and the time, naming the first field out of range (as
+    /// the second condition's own field: `level`, `withinSeconds`).
+    pub fn validate(self) -> Result<(), RuleError> {
+        self.condition.validate()?;
+        let max = chrono::Duration::hours(MAX_WITHIN_HOURS);
+        if self.within < chrono::Duration::seconds(1) || self.within > max {
+            return Err(RuleError::parameter(
+                "withinSeconds",
+                Problem::Range {
+                    min: Decimal::ONE,
+                    max: Decimal::from(max.num_seconds()),
+                    got: Decimal::from(self.within.num_seconds()),
+                },
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// How often a rule fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Repeat {
@@ -650,6 +670,8 @@ impl RuleState {
 pub struct RuleSpec {
     pub instrument: InstrumentId,
     pub condition: Condition,
+    /// A second condition that must be met too, within its time of the first.
+    pub and: Option<Conjunct>,
     pub repeat: Repeat,
     pub expires_at: Option<Timestamp>,
     pub note: Option<String>,
@@ -657,12 +679,27 @@ pub struct RuleSpec {
     /// ascending order; `None` is all of them. Sockets always receive. The channels live in the
     /// Alert Service, so an id that names none (a channel deleted since) simply reaches nobody.
     pub channels: Option<Vec<i64>>,
+    /// What its alerts say: plain text with `{{placeholders}}` (see [`crate::template`]),
+    /// rendered for each reader in their language and time zone.
+    pub message: Option<String>,
 }
 
 pub const MAX_NOTE_CHARS: usize = 500;
 /// Most channels a rule may name: far more than a person has.
 pub const MAX_RULE_CHANNELS: usize = 50;
+pub const MAX_MESSAGE_CHARS: usize = 1000;
 pub const MAX_COOLDOWN_DAYS: i64 = 30;
+/// Longest snooze: a rule meant to stay quiet longer is paused.
+pub const MAX_SNOOZE_DAYS: i64 = 30;
+
+/// The instant a snooze asked for at `now` ends, checked: later than `now`, at most
+/// [`MAX_SNOOZE_DAYS`] after it.
+pub fn snooze_end(until: Timestamp, now: Timestamp) -> Result<Timestamp, RuleError> {
+    if until <= now || until > now + chrono::Duration::days(MAX_SNOOZE_DAYS) {
+        return Err(RuleError::Snooze);
+    }
+    Ok(until)
+}
 
 impl RuleSpec {
     pub fn new(
@@ -690,10 +727,12 @@ impl RuleSpec {
         Ok(Self {
             instrument,
             condition,
+            and: None,
             repeat,
             expires_at,
             note,
             channels: None,
+            message: None,
         })
     }
 
@@ -723,6 +762,34 @@ impl RuleSpec {
             ids
         });
         Ok(self)
+    }
+
+    /// The rule with a second condition; its frequency must suit both.
+    pub fn with_and(mut self, and: Conjunct) -> Result<Self, RuleError> {
+        and.validate().map_err(RuleError::second)?;
+        check_repeat(self.repeat, &[self.condition, and.condition])?;
+        self.and = Some(and);
+        Ok(self)
+    }
+
+    /// The rule with a message for its alerts, checked: every placeholder must be known.
+    pub fn with_message(mut self, message: &str) -> Result<Self, RuleError> {
+        let message = message.trim();
+        if message.is_empty() {
+            self.message = None;
+            return Ok(self);
+        }
+        if message.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(RuleError::MessageTooLong);
+        }
+        crate::template::Template::text(message).map_err(RuleError::Message)?;
+        self.message = Some(message.to_string());
+        Ok(self)
+    }
+
+    /// The conditions, first then second.
+    pub fn conditions(&self) -> impl Iterator<Item = Condition> + '_ {
+        std::iter::once(self.condition).chain(self.and.map(|and| and.condition))
     }
 }
 
@@ -766,6 +833,11 @@ pub struct AlertRule {
     pub user: UserId,
     pub spec: RuleSpec,
     pub state: RuleState,
+    /// Set while the user has paused the rule: it keeps its state and is not evaluated.
+    pub paused_at: Option<Timestamp>,
+    /// The rule does not fire before this instant, though it is evaluated (a crossing or a
+    /// window follows the price meanwhile).
+    pub snoozed_until: Option<Timestamp>,
     pub trigger_count: u32,
     pub last_triggered_at: Option<Timestamp>,
     pub created_at: Timestamp,
@@ -796,6 +868,19 @@ pub enum RuleError {
     Cooldown,
     #[error("the re-arm band must not be negative, got {0}")]
     RearmBand(Decimal),
+    #[error("a snooze must end in the future, at most {MAX_SNOOZE_DAYS} days from now")]
+    Snooze,
+    #[error("the message may hold at most {MAX_MESSAGE_CHARS} characters")]
+    MessageTooLong,
+    #[error("invalid message")]
+    Message(#[source] crate::template::TemplateError),
+    /// The second condition of a pair is at fault; `field` names it as `and.<its field>`.
+    #[error("the second condition's `{field}`")]
+    Second {
+        field: String,
+        #[source]
+        error: Box<RuleError>,
+    },
 }
 
 impl crate::Failure for RuleError {
@@ -804,7 +889,10 @@ impl crate::Failure for RuleError {
     }
 
     fn field(&self) -> Option<&str> {
-        self.field_name()
+        match self {
+            RuleError::Second { field, .. } => Some(field),
+            other => other.field_name(),
+        }
     }
 }
 
@@ -813,7 +901,18 @@ impl RuleError {
         RuleError::Parameter { field, problem }
     }
 
-    /// The request field the error is about, in the API's spelling, when it is about one.
+    /// The error as one about the second condition of a pair.
+    pub fn second(error: RuleError) -> Self {
+        let field = format!("and.{}", error.field_name().unwrap_or("condition"));
+        RuleError::Second {
+            field,
+            error: Box::new(error),
+        }
+    }
+
+    /// The request field the error is about, in the API's spelling, when it is about one (for
+    /// the second condition of a pair: its own field, which [`crate::Failure::field`] prefixes
+    /// with `and.`).
     pub fn field_name(&self) -> Option<&'static str> {
         match self {
             RuleError::Parameter { field, .. } => Some(field),
@@ -824,6 +923,9 @@ impl RuleError {
             RuleError::NoteTooLong => Some("note"),
             RuleError::Cooldown => Some("cooldownSeconds"),
             RuleError::RearmBand(_) => Some("rearmBand"),
+            RuleError::Snooze => Some("until"),
+            RuleError::MessageTooLong | RuleError::Message(_) => Some("message"),
+            RuleError::Second { error, .. } => error.field_name(),
         }
     }
 }
@@ -969,6 +1071,42 @@ mod tests {
             high: "100".parse().unwrap(),
         };
         assert_eq!(field_of(channel), Some("low"));
+    }
+
+    #[test]
+    fn a_message_may_use_known_placeholders_only() {
+        use crate::Failure;
+        let spec = RuleSpec::new(
+            "UPBIT:KRW-BTC".parse().unwrap(),
+            Condition::Above("100".parse().unwrap()),
+            Repeat::Once,
+            None,
+            None,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        let with = spec
+            .clone()
+            .with_message(" [{{symbol}}] {{price}} at {{time}} ")
+            .unwrap();
+        assert_eq!(
+            with.message.as_deref(),
+            Some("[{{symbol}}] {{price}} at {{time}}")
+        );
+        assert_eq!(spec.clone().with_message("  ").unwrap().message, None);
+        let unknown = spec.clone().with_message("{{volume}} traded").unwrap_err();
+        assert_eq!(unknown.field(), Some("message"));
+        assert!(
+            crate::ErrorChain(&unknown)
+                .to_string()
+                .contains("{{volume}}"),
+            "{unknown}"
+        );
+        let long = "x".repeat(MAX_MESSAGE_CHARS + 1);
+        assert_eq!(
+            spec.with_message(&long).unwrap_err().field(),
+            Some("message")
+        );
     }
 
     #[test]

@@ -22,6 +22,6 @@ pub use notify::{
 pub use state::{Broadcast, QuoteCache, SharedCache};
 pub use store::{
     AlertHistoryStore, AlertRecord, Candle, CandleStore, Capped, DailyCandle, DeadLetter,
-    HistoryPage, HistoryQuery, OutboxEntry, OutboxLag, OutboxStore, RuleChange, RuleStore,
-    UnreadableEvent, WatchlistStore,
+    HistoryPage, HistoryQuery, OutboxEntry, OutboxLag, OutboxStore, RuleChange, RuleHold,
+    RuleStore, UnreadableEvent, WatchlistStore,
 };

@@ -49,6 +49,14 @@ pub struct RuleChange {
     pub trigger_count: u32,
 }
 
+/// Whether a rule is paused, and until when it is snoozed: what a user sets on a rule without
+/// changing its condition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuleHold {
+    pub paused_at: Option<Timestamp>,
+    pub snoozed_until: Option<Timestamp>,
+}
+
 #[async_trait]
 pub trait RuleStore: Send + Sync + 'static {
     /// Creates an armed rule, unless the user already has `limit` active rules.
@@ -84,7 +92,16 @@ pub trait RuleStore: Send + Sync + 'static {
         limit: usize,
         at: Timestamp,
     ) -> Result<Capped<AlertRule>, StoreError>;
-    /// Every active rule of every user: what the trigger engine loads at start.
+    /// Sets the rule's pause and snooze, leaving its state alone. None when the user has no such
+    /// rule.
+    async fn hold(
+        &self,
+        user: &UserId,
+        id: RuleId,
+        hold: RuleHold,
+        at: Timestamp,
+    ) -> Result<Option<AlertRule>, StoreError>;
+    /// Every active rule of every user that is not paused: what the trigger engine evaluates.
     async fn active_rules(&self) -> Result<Vec<AlertRule>, StoreError>;
     /// In one transaction: the rule state changes and the events they raised, into the outbox.
     /// Either all of it is stored or none.

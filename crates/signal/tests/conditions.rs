@@ -296,3 +296,259 @@ async fn a_preview_counts_the_firings_over_the_stored_candles_without_saving_the
     assert!(saved.is_empty(), "a preview saves nothing: {saved:?}");
     app.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_paused_rule_is_not_evaluated_and_a_snoozed_one_cannot_fire_until_its_snooze_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let mut socket = app.alert_socket("lena").await;
+    let rule = create(
+        &app,
+        "lena",
+        json!({"instrument": "NASDAQ:AAPL", "condition": "ABOVE", "level": "100",
+               "repeat": "every", "cooldownSeconds": 0}),
+    )
+    .await;
+    assert_eq!(rule["paused"], false);
+    assert_eq!(rule["snoozedUntil"], Value::Null);
+    let url = format!("{}/api/v1/rules/{}", app.asset, rule["id"]);
+    let call = |request: reqwest::RequestBuilder| async move {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        response.json::<Value>().await.unwrap()
+    };
+
+    let paused = call(app.post(format!("{url}/pause"), "lena")).await;
+    assert_eq!(paused["paused"], true);
+    assert!(paused["pausedAt"].is_string());
+    assert_eq!(paused["state"], "armed", "a pause keeps the rule's state");
+    app.tick("NASDAQ:AAPL", "101").await;
+    socket.assert_no_alert().await;
+    let listed: Vec<Value> = app
+        .get_json(format!("{}/api/v1/rules?active=true", app.asset), "lena")
+        .await;
+    assert_eq!(
+        listed[0]["paused"], true,
+        "a paused rule is still the user's"
+    );
+
+    let resumed = call(app.post(format!("{url}/resume"), "lena")).await;
+    assert_eq!(resumed["paused"], false);
+    assert_eq!(resumed["pausedAt"], Value::Null);
+    app.tick("NASDAQ:AAPL", "102").await;
+    assert_eq!(socket.next_of("alert").await["price"], "102");
+
+    // Back below the level re-arms it; snoozed for an hour, it watches but does not fire.
+    app.tick("NASDAQ:AAPL", "99").await;
+    socket.assert_no_alert().await;
+    let snoozed = call(
+        app.post(format!("{url}/snooze"), "lena")
+            .json(&json!({"seconds": 3600})),
+    )
+    .await;
+    let until: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(snoozed["snoozedUntil"].clone()).unwrap();
+    assert!(until > chrono::Utc::now() + chrono::Duration::minutes(59));
+    app.tick("NASDAQ:AAPL", "101").await;
+    socket.assert_no_alert().await;
+    let woken = call(app.delete(format!("{url}/snooze"), "lena")).await;
+    assert_eq!(woken["snoozedUntil"], Value::Null);
+    app.tick("NASDAQ:AAPL", "102").await;
+    assert_eq!(socket.next_of("alert").await["price"], "102");
+
+    // Snoozed until an instant: the first trade past it fires.
+    app.tick("NASDAQ:AAPL", "99").await;
+    socket.assert_no_alert().await;
+    let end = chrono::Utc::now() + chrono::Duration::seconds(2);
+    call(
+        app.post(format!("{url}/snooze"), "lena")
+            .json(&json!({ "until": end })),
+    )
+    .await;
+    app.tick("NASDAQ:AAPL", "101").await;
+    socket.assert_no_alert().await;
+    let left = (end - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(left + Duration::from_millis(100)).await;
+    app.tick("NASDAQ:AAPL", "103").await;
+    assert_eq!(socket.next_of("alert").await["price"], "103");
+
+    for (body, field) in [
+        (json!({"seconds": 0}), "seconds"),
+        (json!({"seconds": 31 * 86400}), "seconds"),
+        (json!({}), "seconds"),
+        (json!({"until": "2020-01-01T00:00:00Z"}), "until"),
+    ] {
+        let response = app
+            .post(format!("{url}/snooze"), "lena")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_of(response, 422).await["field"], field, "{body}");
+    }
+    let theirs = app
+        .post(format!("{url}/pause"), "mina")
+        .send()
+        .await
+        .unwrap();
+    error_of(theirs, 404).await;
+    app.app.stop().await;
+}
+
+#[tokio::test]
+async fn once_per_bar_fires_once_in_a_bar_and_once_per_bar_close_on_the_close_only() {
+    use chrono::{DurationRound, TimeDelta, Utc};
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let mut socket = app.alert_socket("nora").await;
+    // Two trades must fall in one minute: start early in one.
+    let minute = |at: chrono::DateTime<Utc>| at.duration_trunc(TimeDelta::minutes(1)).unwrap();
+    if Utc::now() - minute(Utc::now()) > TimeDelta::seconds(45) {
+        let next = minute(Utc::now()) + TimeDelta::minutes(1);
+        tokio::time::sleep((next - Utc::now()).to_std().unwrap_or_default()).await;
+    }
+    let per_bar = create(
+        &app,
+        "nora",
+        json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": "100",
+               "repeat": "once_per_bar", "interval": "1m"}),
+    )
+    .await;
+    assert_eq!(per_bar["repeat"], "once_per_bar");
+    assert_eq!(per_bar["interval"], "1m");
+    let on_close = create(
+        &app,
+        "nora",
+        json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": "100",
+               "repeat": "once_per_bar_close", "interval": "1m"}),
+    )
+    .await;
+    let first_bar = minute(Utc::now());
+    app.tick("UPBIT:KRW-BTC", "101").await;
+    let alert = socket.next_of("alert").await;
+    assert_eq!(alert["ruleId"], per_bar["id"]);
+    assert_eq!(alert["price"], "101");
+    // Still above in the same bar: once per bar is spent, and the bar has not closed.
+    app.tick("UPBIT:KRW-BTC", "104").await;
+    app.tick("UPBIT:KRW-BTC", "102").await;
+    socket.assert_no_alert().await;
+    assert_eq!(minute(Utc::now()), first_bar, "the trades shared a bar");
+
+    // The bar closes at 102, above the level: the close fires; the next bar frees the other.
+    let next = first_bar + TimeDelta::minutes(1);
+    tokio::time::sleep((next - Utc::now()).to_std().unwrap_or_default()).await;
+    let closed = socket.next_of("alert").await;
+    assert_eq!(closed["ruleId"], on_close["id"]);
+    assert_eq!(closed["price"], "102", "the bar's close");
+    app.tick("UPBIT:KRW-BTC", "103").await;
+    let again = socket.next_of("alert").await;
+    assert_eq!(again["ruleId"], per_bar["id"]);
+    assert_eq!(again["price"], "103");
+    app.app.stop().await;
+}
+
+#[tokio::test]
+async fn two_conditions_fire_together_only_when_both_are_met_within_their_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let mut socket = app.alert_socket("olga").await;
+    // Fifteen minutes of steady rises: RSI(2) on 1m bars is 100.
+    let rising: Vec<i64> = (0..15).map(|minute| 1000 + minute * 10).collect();
+    minutes_before(&app, "UPBIT:KRW-XRP", &rising).await;
+    let pair = |rsi: &str, level: i64| {
+        json!({"instrument": "UPBIT:KRW-XRP", "condition": rsi, "interval": "1m", "bars": 2,
+               "level": level, "message": "{{name}} {{condition}} at {{price}}",
+               "and": {"condition": "CROSS_UP", "level": "1200", "withinSeconds": 60}})
+    };
+    let hot = create(&app, "olga", pair("RSI_ABOVE", 70)).await;
+    assert_eq!(
+        hot["and"],
+        json!({"condition": "CROSS_UP", "level": "1200", "withinSeconds": 60})
+    );
+    assert_eq!(hot["message"], "{{name}} {{condition}} at {{price}}");
+    // RSI is high, so the same crossing must not fire this one.
+    create(&app, "olga", pair("RSI_BELOW", 30)).await;
+
+    // RSI above 70 but no crossing yet; then the crossing, within the minute.
+    app.tick("UPBIT:KRW-XRP", "1150").await;
+    socket.assert_no_alert().await;
+    app.tick("UPBIT:KRW-XRP", "1210").await;
+    let alert = socket.next_of("alert").await;
+    assert_eq!(alert["ruleId"], hot["id"]);
+    assert_eq!(alert["condition"], "RSI_ABOVE");
+    assert_eq!(alert["price"], "1210");
+    socket.assert_no_alert().await;
+
+    let rules = format!("{}/api/v1/rules", app.asset);
+    let cross = |and: Value| json!({"instrument": "UPBIT:KRW-XRP", "condition": "ABOVE", "level": "1", "and": and});
+    for (body, field) in [
+        (
+            cross(json!({"condition": "CROSS_UP", "level": "-1", "withinSeconds": 60})),
+            "and.level",
+        ),
+        (
+            cross(json!({"condition": "CROSS_UP", "level": "1"})),
+            "and.withinSeconds",
+        ),
+        (
+            cross(json!({"condition": "CROSS_UP", "level": "1", "withinSeconds": 0})),
+            "and.withinSeconds",
+        ),
+        (
+            cross(
+                json!({"condition": "RSI_ABOVE", "interval": "2h", "bars": 14, "level": 70,
+                         "withinSeconds": 60}),
+            ),
+            "and.interval",
+        ),
+        (
+            cross(json!({"condition": "CROSS_UP", "level": "1", "withinSeconds": 60, "lvl": 1})),
+            "and.lvl",
+        ),
+        (
+            json!({"instrument": "UPBIT:KRW-XRP", "condition": "ABOVE", "level": "1",
+                   "repeat": "every", "rearmBand": "5",
+                   "and": {"condition": "CROSS_UP", "level": "1", "withinSeconds": 60}}),
+            "rearmBand",
+        ),
+    ] {
+        let response = app.post(&rules, "olga").json(&body).send().await.unwrap();
+        let error = error_of(response, 422).await;
+        assert_eq!(error["field"], field, "{body}: {error}");
+    }
+    app.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_with_an_unknown_placeholder_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let rules = format!("{}/api/v1/rules", app.asset);
+    let response = app
+        .post(&rules, "pia")
+        .json(
+            &json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": "1",
+                      "message": "{{symbol}} traded {{volume}}"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let error = error_of(response, 422).await;
+    assert_eq!(error["field"], "message");
+    assert!(
+        error["message"].as_str().unwrap().contains("{{volume}}"),
+        "{error}"
+    );
+    let rule = create(
+        &app,
+        "pia",
+        json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": "1",
+               "message": "[{{symbol}}] {{change_percent}}% at {{time}}"}),
+    )
+    .await;
+    assert_eq!(
+        rule["message"],
+        "[{{symbol}}] {{change_percent}}% at {{time}}"
+    );
+    app.app.stop().await;
+}

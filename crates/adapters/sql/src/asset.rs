@@ -2,10 +2,10 @@
 
 use async_trait::async_trait;
 use signal_domain::{
-    AlertRule, Condition, ConditionParams, InstrumentId, Repeat, RuleId, RuleSpec, RuleState,
-    Timestamp, TriggeredAlert, UserId,
+    AlertRule, Condition, ConditionParams, ConjunctParams, InstrumentId, Repeat, RuleId, RuleSpec,
+    RuleState, Timestamp, TriggeredAlert, UserId,
 };
-use signal_ports::{Capped, RuleChange, RuleStore, StoreError, WatchlistStore};
+use signal_ports::{Capped, RuleChange, RuleHold, RuleStore, StoreError, WatchlistStore};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Executor, Row};
 
@@ -16,9 +16,12 @@ use crate::codec::{
 
 const RULE_COLUMNS: &str = "id, user_id, instrument, condition, value, params, repeat_mode, \
      cooldown_ms, rearm_band, expires_at, note, state, rearmed, cooling_until, trigger_count, \
-     last_triggered_at, created_at, updated_at, channels";
+     last_triggered_at, created_at, updated_at, channels, paused_at, snoozed_until, message, \
+     and_condition";
 
 const ACTIVE: &str = "state IN ('armed', 'cooling')";
+/// The active rules an engine evaluates: a paused one waits for its resumption.
+const EVALUATED: &str = "state IN ('armed', 'cooling') AND paused_at IS NULL";
 
 /// The per-bar repeat modes, stored with their interval: `once_per_bar:1m`.
 const ONCE_PER_BAR: &str = "once_per_bar:";
@@ -54,6 +57,9 @@ struct SpecColumns {
     note: Option<String>,
     /// The channel ids as a JSON array; NULL for all the user's channels.
     channels: Option<String>,
+    message: Option<String>,
+    /// The second condition, as JSON ([`ConjunctParams`]).
+    and_condition: Option<String>,
 }
 
 impl SpecColumns {
@@ -73,14 +79,18 @@ impl SpecColumns {
                 (format!("{ONCE_PER_BAR_CLOSE}{interval}"), 0, "0".into())
             }
         };
-        let params = serde_json::to_string(&ConditionParams::of(spec.condition))
-            .map_err(|e| StoreError::Failed(Box::new(e)))?;
+        let failed = |e: serde_json::Error| StoreError::Failed(Box::new(e));
+        let params = serde_json::to_string(&ConditionParams::of(spec.condition)).map_err(failed)?;
         let channels = spec
             .channels
             .as_ref()
             .map(serde_json::to_string)
             .transpose()
-            .map_err(|e| StoreError::Failed(Box::new(e)))?;
+            .map_err(failed)?;
+        let and_condition = spec
+            .and
+            .map(|and| serde_json::to_string(&ConjunctParams::of(and)).map_err(failed))
+            .transpose()?;
         Ok(Self {
             instrument: spec.instrument.to_string(),
             condition: spec.condition.kind().as_str(),
@@ -92,6 +102,8 @@ impl SpecColumns {
             expires_at: spec.expires_at.map(micros),
             note: spec.note.clone(),
             channels,
+            message: spec.message.clone(),
+            and_condition,
         })
     }
 }
@@ -159,22 +171,33 @@ fn rule_from_row(row: &AnyRow) -> Result<AlertRule, StoreError> {
         "expired" => RuleState::Expired,
         other => return Err(corrupt("state", UnexpectedValue(other.into()))),
     };
+    let opt_text = |name: &str| row.try_get::<Option<String>, _>(name).map_err(get_err);
+    let and = opt_text("and_condition")?
+        .map(|json| {
+            serde_json::from_str::<ConjunctParams>(&json)
+                .map_err(|e| corrupt("and_condition", e))?
+                .conjunct()
+                .map_err(|e| corrupt("and_condition", e))
+        })
+        .transpose()?;
     Ok(AlertRule {
         id: RuleId(int("id")?),
         user: user(text("user_id")?)?,
         spec: RuleSpec {
             instrument: instrument(&text("instrument")?)?,
             condition,
+            and,
             repeat,
             expires_at: opt_from_micros(opt_int("expires_at")?)?,
-            note: row.try_get::<Option<String>, _>("note").map_err(get_err)?,
-            channels: row
-                .try_get::<Option<String>, _>("channels")
-                .map_err(get_err)?
+            note: opt_text("note")?,
+            message: opt_text("message")?,
+            channels: opt_text("channels")?
                 .map(|ids| serde_json::from_str(&ids).map_err(|e| corrupt("channels", e)))
                 .transpose()?,
         },
         state,
+        paused_at: opt_from_micros(opt_int("paused_at")?)?,
+        snoozed_until: opt_from_micros(opt_int("snoozed_until")?)?,
         trigger_count: u32::try_from(int("trigger_count")?).unwrap_or(u32::MAX),
         last_triggered_at: opt_from_micros(opt_int("last_triggered_at")?)?,
         created_at: from_micros(int("created_at")?)?,
@@ -195,8 +218,8 @@ async fn insert_armed<'e>(
     let sql = format!(
         "INSERT INTO alert_rule (user_id, instrument, condition, value, repeat_mode, \
          cooldown_ms, rearm_band, expires_at, note, state, rearmed, trigger_count, \
-         created_at, updated_at, params, channels) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'armed', 0, 0, $10, $10, $12, $13 \
+         created_at, updated_at, params, channels, message, and_condition) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'armed', 0, 0, $10, $10, $12, $13, $14, $15 \
          WHERE (SELECT COUNT(*) FROM alert_rule WHERE user_id = $1 AND {ACTIVE}) < $11 \
          RETURNING {RULE_COLUMNS}"
     );
@@ -214,6 +237,8 @@ async fn insert_armed<'e>(
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(cols.params)
         .bind(cols.channels)
+        .bind(cols.message)
+        .bind(cols.and_condition)
         .fetch_optional(executor)
         .await
         .map_err(store_error)?;
@@ -366,7 +391,7 @@ impl RuleStore for SqlAssetStore {
             "UPDATE alert_rule SET instrument = $1, condition = $2, value = $3, repeat_mode = $4, \
              cooldown_ms = $5, rearm_band = $6, expires_at = $7, note = $8, state = 'armed', \
              rearmed = 0, cooling_until = NULL, updated_at = $9, params = $13, \
-             channels = $14 \
+             channels = $14, message = $15, and_condition = $16 \
              WHERE id = $10 AND user_id = $11 AND ({ACTIVE} OR \
              (SELECT COUNT(*) FROM alert_rule WHERE user_id = $11 AND {ACTIVE}) < $12) \
              RETURNING {RULE_COLUMNS}"
@@ -386,6 +411,8 @@ impl RuleStore for SqlAssetStore {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(cols.params)
             .bind(cols.channels)
+            .bind(cols.message)
+            .bind(cols.and_condition)
             .fetch_optional(&self.pool)
             .await
             .map_err(store_error)?;
@@ -422,12 +449,35 @@ impl RuleStore for SqlAssetStore {
     }
 
     async fn active_rules(&self) -> Result<Vec<AlertRule>, StoreError> {
-        let sql = format!("SELECT {RULE_COLUMNS} FROM alert_rule WHERE {ACTIVE} ORDER BY id");
+        let sql = format!("SELECT {RULE_COLUMNS} FROM alert_rule WHERE {EVALUATED} ORDER BY id");
         let rows = sqlx::query(&sql)
             .fetch_all(&self.pool)
             .await
             .map_err(store_error)?;
         rows.iter().map(rule_from_row).collect()
+    }
+
+    async fn hold(
+        &self,
+        user: &UserId,
+        id: RuleId,
+        hold: RuleHold,
+        at: Timestamp,
+    ) -> Result<Option<AlertRule>, StoreError> {
+        let sql = format!(
+            "UPDATE alert_rule SET paused_at = $1, snoozed_until = $2, updated_at = $3 \
+             WHERE id = $4 AND user_id = $5 RETURNING {RULE_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(hold.paused_at.map(micros))
+            .bind(hold.snoozed_until.map(micros))
+            .bind(micros(at))
+            .bind(id.0)
+            .bind(user.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.as_ref().map(rule_from_row).transpose()
     }
 
     async fn apply_changes(

@@ -14,7 +14,8 @@ use signal_domain::{
 use signal_ports::{
     AlertHistoryStore, Candle, CandleStore, Capped, ChannelKind, ChannelRecord, ChannelState,
     ChannelStore, ChannelTarget, DeliveryAttempt, DeliveryOutcome, DeliveryQuery, DeliveryStatus,
-    DeliveryStore, HistoryQuery, NewChannel, OutboxStore, RuleChange, RuleStore, WatchlistStore,
+    DeliveryStore, HistoryQuery, NewChannel, OutboxStore, RuleChange, RuleHold, RuleStore,
+    WatchlistStore,
 };
 use signal_store_sql::{
     connect, Schema, SqlAccountStore, SqlAlertStore, SqlAssetStore, SqlCandleStore,
@@ -259,6 +260,84 @@ async fn every_kind_stored_whole(store: SqlAssetStore) {
             .map(|rule| rule.spec),
         Some(rsi)
     );
+}
+
+#[tokio::test]
+async fn a_pause_a_snooze_a_message_and_a_second_condition_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    for (_, store) in asset_stores(&dir).await {
+        rule_controls_kept(store).await;
+    }
+}
+
+async fn rule_controls_kept(store: SqlAssetStore) {
+    use signal_domain::{Conjunct, Direction, Interval};
+    let carol = UserId::new("carol").unwrap();
+    let rsi = Condition::Rsi {
+        direction: Direction::Up,
+        bars: 14,
+        level: dec!(70),
+        interval: Interval::H1,
+    };
+    let spec = RuleSpec::new(
+        "UPBIT:KRW-BTC".parse().unwrap(),
+        rsi,
+        Repeat::Once,
+        None,
+        None,
+        Utc::now(),
+    )
+    .unwrap()
+    .with_and(Conjunct {
+        condition: Condition::from_parts(ConditionKind::CrossUp, dec!(100000000)).unwrap(),
+        within: chrono::Duration::minutes(30),
+    })
+    .unwrap()
+    .with_message("{{name}} overbought at {{price}} ({{time}})")
+    .unwrap();
+    let rule = stored(store.create(&carol, &spec, 10, Utc::now()).await.unwrap());
+    assert_eq!(rule.spec, spec);
+    assert_eq!((rule.paused_at, rule.snoozed_until), (None, None));
+
+    // Paused: still the user's active rule, not one the engines evaluate.
+    let at = Utc::now();
+    let until = at + chrono::Duration::hours(1);
+    let paused = store
+        .hold(
+            &carol,
+            rule.id,
+            RuleHold {
+                paused_at: Some(at),
+                snoozed_until: Some(until),
+            },
+            at,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let micros = |t: chrono::DateTime<Utc>| t.timestamp_micros();
+    assert_eq!(paused.paused_at.map(micros), Some(micros(at)));
+    assert_eq!(paused.snoozed_until.map(micros), Some(micros(until)));
+    assert_eq!(paused.state, RuleState::Armed);
+    assert_eq!(paused.spec, spec);
+    assert_eq!(
+        RuleStore::list(&store, &carol, true).await.unwrap().len(),
+        1
+    );
+    assert!(store.active_rules().await.unwrap().is_empty());
+    let stranger = UserId::new("mallory").unwrap();
+    let refused = store
+        .hold(&stranger, rule.id, RuleHold::default(), at)
+        .await;
+    assert_eq!(refused.unwrap(), None, "only its owner holds a rule");
+
+    let resumed = store
+        .hold(&carol, rule.id, RuleHold::default(), Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((resumed.paused_at, resumed.snoozed_until), (None, None));
+    assert_eq!(store.active_rules().await.unwrap(), vec![resumed]);
 }
 
 #[tokio::test]

@@ -97,7 +97,7 @@ impl Engine {
         // One warm-up per instrument and interval, as long as its longest indicator wants.
         let mut wanted: HashMap<(InstrumentId, Interval), usize> = HashMap::new();
         for rule in active {
-            if let Some((interval, bars)) = rule.spec.condition.history_wanted() {
+            for (interval, bars) in rule.spec.conditions().filter_map(Condition::history_wanted) {
                 let entry = wanted
                     .entry((rule.spec.instrument.clone(), interval))
                     .or_default();
@@ -113,16 +113,18 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Holds `rule` as given; an ended rule is let go.
+    /// Holds `rule` as given; an ended or paused rule is let go.
     fn upsert(&mut self, rule: AlertRule) {
-        if !rule.state.is_active() {
+        if !rule.state.is_active() || rule.paused_at.is_some() {
             self.forget(rule.id);
             return;
         }
         self.deps
             .interest
             .rule_active(rule.id, &rule.spec.instrument);
-        if rule.spec.condition.interval().is_some() || rule.spec.repeat.interval().is_some() {
+        if rule.spec.conditions().any(|c| c.interval().is_some())
+            || rule.spec.repeat.interval().is_some()
+        {
             self.bars.follow(&rule.spec.instrument);
         }
         self.rules.insert(
@@ -141,10 +143,10 @@ impl Engine {
             id: rule.id,
             instrument: rule.spec.instrument,
             condition: rule.spec.condition,
-            and: None,
+            and: rule.spec.and,
             repeat: rule.spec.repeat,
             expires_at: rule.spec.expires_at,
-            snoozed_until: None,
+            snoozed_until: rule.snoozed_until,
             state: rule.state,
         });
         self.count_rules();

@@ -3,7 +3,7 @@
 //! rule states and events together, in one transaction before the next quote.
 
 use backon::Retryable;
-use signal_domain::{ErrorChain, Quote, Timestamp};
+use signal_domain::{Condition, ErrorChain, Interval, Quote, Timestamp};
 use signal_ports::StoreError;
 use signal_trigger_engine::{RuleEngine, Trade, Transition};
 use std::time::Duration;
@@ -46,13 +46,19 @@ impl Engine {
     pub(super) async fn apply(&mut self, command: EngineCommand) {
         match command {
             EngineCommand::Upsert(rule, done) => {
-                let history = rule
-                    .spec
-                    .condition
-                    .history_wanted()
-                    .map(|(interval, bars)| (rule.spec.instrument.clone(), interval, bars));
+                let instrument = rule.spec.instrument.clone();
+                // One warm-up per interval, as long as the longer of the two conditions wants:
+                // an indicator takes the first history offered to it.
+                let mut history: Vec<(Interval, usize)> = Vec::new();
+                for (interval, bars) in rule.spec.conditions().filter_map(Condition::history_wanted)
+                {
+                    match history.iter_mut().find(|(known, _)| *known == interval) {
+                        Some((_, most)) => *most = (*most).max(bars),
+                        None => history.push((interval, bars)),
+                    }
+                }
                 self.upsert(rule);
-                if let Some((instrument, interval, bars)) = history {
+                for (interval, bars) in history {
                     self.warm_up(&instrument, interval, bars).await;
                 }
                 // The caller may have gone; the rule is held either way.

@@ -10,7 +10,8 @@ use signal_domain::{
 use signal_memory::MemoryQuoteCache;
 use signal_ownership::{handshake, shard_of, Assigner, ShardSet};
 use signal_ports::{
-    Capped, OutboxEntry, OutboxStore, QuoteCache, RuleChange, RuleStore, StoreError, WatchlistStore,
+    Capped, OutboxEntry, OutboxStore, QuoteCache, RuleChange, RuleHold, RuleStore, StoreError,
+    WatchlistStore,
 };
 use signal_store_sql::{connect, Schema, SqlAssetStore};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -222,6 +223,15 @@ impl RuleStore for SlowFirstLoad {
         at: Timestamp,
     ) -> Result<Capped<AlertRule>, StoreError> {
         self.inner.replace(user, replaced, spec, limit, at).await
+    }
+    async fn hold(
+        &self,
+        user: &UserId,
+        id: RuleId,
+        hold: RuleHold,
+        at: Timestamp,
+    ) -> Result<Option<AlertRule>, StoreError> {
+        self.inner.hold(user, id, hold, at).await
     }
     async fn active_rules(&self) -> Result<Vec<AlertRule>, StoreError> {
         let active = self.inner.active_rules().await?;

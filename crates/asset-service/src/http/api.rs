@@ -7,8 +7,8 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use signal_domain::{
-    AlertRule, AssetClass, Condition, ConditionKind, ConditionParams, Failure, FailureKind,
-    InstrumentId, Interval, Market, Quote, Repeat, RuleId, RuleState, Timestamp,
+    AlertRule, AssetClass, Condition, ConditionKind, ConditionParams, ConjunctParams, Failure,
+    FailureKind, InstrumentId, Interval, Market, Quote, Repeat, RuleId, RuleState, Timestamp,
 };
 use signal_web::{ApiError, ApiJson, ApiPath, ApiQuery, AuthUser};
 use std::collections::BTreeMap;
@@ -29,6 +29,12 @@ pub fn routes() -> Router<AssetState> {
         .route(
             "/api/v1/rules/{id}",
             get(get_rule).put(update_rule).delete(delete_rule),
+        )
+        .route("/api/v1/rules/{id}/pause", post(pause_rule))
+        .route("/api/v1/rules/{id}/resume", post(resume_rule))
+        .route(
+            "/api/v1/rules/{id}/snooze",
+            post(snooze_rule).delete(unsnooze_rule),
         )
 }
 
@@ -223,7 +229,24 @@ struct RuleRequest {
     /// The ids of the user's notification channels the rule's alerts go to; absent or null, all
     /// of them; `[]`, none (the app's sockets always receive).
     channels: Option<Vec<i64>>,
+    /// A second condition that must be met too, within `withinSeconds` of the first.
+    and: Option<AndRequest>,
+    /// What the rule's alerts say, with `{{placeholders}}`.
+    message: Option<String>,
     /// Whatever else the body holds: refused, naming the first such field.
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde_json::Value>,
+}
+
+/// The second condition as a client writes it: `{"condition": "CROSS_UP", "level": ...,
+/// "withinSeconds": 3600}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AndRequest {
+    condition: ConditionKind,
+    #[serde(flatten)]
+    params: ConditionParams,
+    within_seconds: Option<u32>,
     #[serde(flatten)]
     unknown: BTreeMap<String, serde_json::Value>,
 }
@@ -304,10 +327,31 @@ impl RuleRequest {
         let instrument = state.assets.resolve(&self.instrument)?;
         let (condition, bars_of) = self.condition()?;
         let repeat = self.repeat(condition, bars_of)?;
-        Ok(state
+        let and = self
+            .and
+            .map(|and| {
+                if let Some(field) = and.unknown.keys().next() {
+                    return Err(RuleRequestError::UnknownField(format!("and.{field}")).into());
+                }
+                let conjunct = ConjunctParams {
+                    condition: and.condition,
+                    params: and.params,
+                    within_seconds: and.within_seconds,
+                };
+                conjunct.conjunct().map_err(ApiError::from)
+            })
+            .transpose()?;
+        let mut spec = state
             .assets
             .rule_spec(instrument, condition, repeat, self.expires_at, self.note)?
-            .with_channels(self.channels)?)
+            .with_channels(self.channels)?;
+        if let Some(and) = and {
+            spec = spec.with_and(and)?;
+        }
+        if let Some(message) = &self.message {
+            spec = spec.with_message(message)?;
+        }
+        Ok(spec)
     }
 }
 
@@ -331,9 +375,16 @@ struct RuleView {
     note: Option<String>,
     /// The channel ids the rule's alerts go to; null for all.
     channels: Option<Vec<i64>>,
+    and: Option<ConjunctParams>,
+    message: Option<String>,
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     cooling_until: Option<Timestamp>,
+    /// Paused by the user: not evaluated until resumed.
+    paused: bool,
+    paused_at: Option<Timestamp>,
+    /// It cannot fire before this instant.
+    snoozed_until: Option<Timestamp>,
     trigger_count: u32,
     last_triggered_at: Option<Timestamp>,
     created_at: Timestamp,
@@ -371,11 +422,16 @@ impl From<AlertRule> for RuleView {
             expires_at: rule.spec.expires_at,
             note: rule.spec.note,
             channels: rule.spec.channels,
+            and: rule.spec.and.map(ConjunctParams::of),
+            message: rule.spec.message,
             state: rule.state.name(),
             cooling_until: match rule.state {
                 RuleState::Cooling { until, .. } => Some(until),
                 _ => None,
             },
+            paused: rule.paused_at.is_some(),
+            paused_at: rule.paused_at,
+            snoozed_until: rule.snoozed_until,
             trigger_count: rule.trigger_count,
             last_triggered_at: rule.last_triggered_at,
             created_at: rule.created_at,
@@ -497,4 +553,95 @@ async fn delete_rule(
 ) -> Result<StatusCode, ApiError> {
     state.assets.delete_rule(&user, RuleId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn pause_rule(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<RuleView>, ApiError> {
+    Ok(Json(
+        state.assets.pause_rule(&user, RuleId(id)).await?.into(),
+    ))
+}
+
+async fn resume_rule(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<RuleView>, ApiError> {
+    Ok(Json(
+        state.assets.resume_rule(&user, RuleId(id)).await?.into(),
+    ))
+}
+
+/// How long to snooze: for `seconds` from now, or `until` an instant.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SnoozeRequest {
+    seconds: Option<u32>,
+    until: Option<Timestamp>,
+}
+
+/// A snooze request that does not say how long.
+#[derive(Debug, thiserror::Error)]
+enum SnoozeRequestError {
+    #[error("give either `seconds` or `until`, not both")]
+    Both,
+    #[error("say how long: `seconds` (1 to {max}) or `until`", max = MAX_SNOOZE_SECONDS)]
+    Neither,
+    #[error("`seconds` must be between 1 and {MAX_SNOOZE_SECONDS}, got {0}")]
+    Seconds(u32),
+}
+
+const MAX_SNOOZE_SECONDS: u32 = 86_400 * signal_domain::MAX_SNOOZE_DAYS as u32;
+
+impl Failure for SnoozeRequestError {
+    fn kind(&self) -> FailureKind {
+        FailureKind::Invalid
+    }
+
+    fn field(&self) -> Option<&str> {
+        Some("seconds")
+    }
+}
+
+async fn snooze_rule(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(request): ApiJson<SnoozeRequest>,
+) -> Result<Json<RuleView>, ApiError> {
+    let until = match (request.seconds, request.until) {
+        (Some(_), Some(_)) => return Err(SnoozeRequestError::Both.into()),
+        (None, None) => return Err(SnoozeRequestError::Neither.into()),
+        (Some(seconds), None) => {
+            if seconds == 0 || seconds > MAX_SNOOZE_SECONDS {
+                return Err(SnoozeRequestError::Seconds(seconds).into());
+            }
+            chrono::Utc::now() + chrono::Duration::seconds(i64::from(seconds))
+        }
+        (None, Some(until)) => until,
+    };
+    Ok(Json(
+        state
+            .assets
+            .snooze_rule(&user, RuleId(id), Some(until))
+            .await?
+            .into(),
+    ))
+}
+
+async fn unsnooze_rule(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<RuleView>, ApiError> {
+    Ok(Json(
+        state
+            .assets
+            .snooze_rule(&user, RuleId(id), None)
+            .await?
+            .into(),
+    ))
 }
