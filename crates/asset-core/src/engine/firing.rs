@@ -4,8 +4,8 @@
 
 use rust_decimal::Decimal;
 use signal_domain::{
-    Condition, ConditionParams, Price, Quote, QuoteSource, RuleId, RuleState, Timestamp,
-    TriggeredAlert, TRIGGERED_ALERT_SCHEMA_VERSION,
+    AlsoCondition, Condition, ConditionParams, Price, Quote, QuoteSource, RuleId, RuleState,
+    Timestamp, TriggeredAlert, TRIGGERED_ALERT_SCHEMA_VERSION,
 };
 use signal_ports::RuleChange;
 use signal_trigger_engine::{Transition, TransitionKind};
@@ -102,9 +102,13 @@ fn event(
         note: facts.note.clone(),
         simulated: quote.source == QuoteSource::Simulated,
         params: Some(ConditionParams::of(facts.condition)),
-        also: None,
+        also: facts.and.map(|and| AlsoCondition {
+            condition: and.condition.kind(),
+            params: ConditionParams::of(and.condition),
+            within_seconds: u32::try_from(and.within.num_seconds()).unwrap_or(u32::MAX),
+        }),
         channels: facts.channels.clone(),
-        message: None,
+        message: facts.message.clone(),
         change_percent: quote.change_percent,
     }
 }
@@ -121,6 +125,8 @@ mod tests {
             condition,
             note: Some("take profit".into()),
             channels: Some(vec![3]),
+            and: None,
+            message: Some("{{name}} at {{price}}".into()),
             trigger_count,
             updated_at: chrono::Utc::now(),
         }
@@ -173,6 +179,7 @@ mod tests {
         assert_eq!(event.note.as_deref(), Some("take profit"));
         assert_eq!(event.params, Some(ConditionParams::of(above)));
         assert_eq!(event.channels, Some(vec![3]));
+        assert_eq!(event.message.as_deref(), Some("{{name}} at {{price}}"));
         assert!(!event.simulated);
         assert_eq!(firing.ended, vec![RuleId(7)]);
     }

@@ -46,6 +46,10 @@ pub(crate) struct RuleFacts {
     pub note: Option<String>,
     /// The notification channels its alerts go to (`None`: all).
     pub channels: Option<Vec<i64>>,
+    /// Its second condition, which the event names beside the first.
+    pub and: Option<signal_domain::Conjunct>,
+    /// Its message template, which the event carries for the Alert Service to render.
+    pub message: Option<String>,
     /// Firings so far: the next one's ordinal names its event.
     pub trigger_count: u32,
     /// When the rule was last written by a user or a transition this engine knows of.
@@ -135,6 +139,8 @@ impl Engine {
                 condition: rule.spec.condition,
                 note: rule.spec.note,
                 channels: rule.spec.channels,
+                and: rule.spec.and,
+                message: rule.spec.message,
                 trigger_count: rule.trigger_count,
                 updated_at: rule.updated_at,
             },
