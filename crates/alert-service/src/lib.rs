@@ -12,8 +12,10 @@ mod sessions;
 use axum::Router;
 use prometheus::Registry;
 use signal_ports::{AlertHistoryStore, AlertInbox, Broadcast, SharedCache};
-use signal_web::{ops_router, JwtVerifier, NotReady, Readiness, SocketLimits, TrustedProxies};
-use std::sync::atomic::{AtomicBool, Ordering};
+use signal_web::{
+    ops_router, Dependency, JwtVerifier, Readiness, SocketLimits, TaskRunning, TrustedProxies,
+};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -44,19 +46,9 @@ pub struct AlertDeps {
 
 pub struct AlertService {
     pub router: Router,
+    /// What `/health/ready` checks: the consumer; add the adapters' dependencies to it.
+    pub readiness: Readiness,
     pub tasks: Vec<JoinHandle<()>>,
-}
-
-struct ConsumerRunning(Arc<AtomicBool>);
-
-#[async_trait::async_trait]
-impl Readiness for ConsumerRunning {
-    async fn ready(&self) -> Result<(), NotReady> {
-        self.0
-            .load(Ordering::Relaxed)
-            .then_some(())
-            .ok_or(NotReady::Stopped("the alert consumer"))
-    }
 }
 
 pub async fn start(
@@ -125,12 +117,19 @@ pub async fn start(
         channels,
         socket_limits,
     };
-    let router = http::router(state).merge(ops_router(
-        registry.clone(),
-        Arc::new(ConsumerRunning(running)),
-    ));
+    let readiness = Readiness::default();
+    readiness.add(Dependency {
+        name: "consumer",
+        required: true,
+        probe: Arc::new(TaskRunning(running)),
+    });
+    let router = http::router(state).merge(ops_router(registry.clone(), readiness.clone()));
     tasks.extend(deliveries);
-    Ok(AlertService { router, tasks })
+    Ok(AlertService {
+        router,
+        readiness,
+        tasks,
+    })
 }
 
 async fn maintain_accounts_once(accounts: &signal_accounts::Accounts) {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod feed;
 pub mod history;
 pub mod notify;
+pub mod probe;
 pub mod state;
 pub mod store;
 
@@ -19,6 +20,7 @@ pub use notify::{
     DeliveryOutcome, DeliveryQuery, DeliveryRecord, DeliveryStatus, DeliveryStore, Language,
     NewChannel, PendingCode, QuietHours, UnknownName, UserSettings,
 };
+pub use probe::{Probe, ProbeError};
 pub use state::{Broadcast, QuoteCache, SharedCache};
 pub use store::{
     AlertHistoryStore, AlertRecord, Candle, CandleStore, Capped, DailyCandle, DeadLetter,

@@ -4,6 +4,7 @@
 
 pub mod adapters;
 pub mod logging;
+pub mod readiness;
 pub mod serve;
 pub mod settings;
 

@@ -13,8 +13,11 @@ use signal_domain::{ErrorChain, Market};
 use signal_feed_metrics::FeedMetrics;
 use signal_kis::KisFeed;
 use signal_memory::in_process_bus;
-use signal_ports::{AlertInbox, CandleHistory, FeedContext, QuoteFeed, SharedCache, TickSink};
+use signal_ports::{
+    AlertInbox, CandleHistory, FeedContext, Probe, QuoteFeed, SharedCache, TickSink,
+};
 use signal_runtime::adapters::{self, SharedState};
+use signal_runtime::readiness;
 use signal_runtime::serve::serve;
 use signal_runtime::Settings;
 use signal_sim_market::{SimConfig, SimulatedMarket};
@@ -388,6 +391,7 @@ async fn launch_asset(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<LaunchedAsset> {
     let store = adapters::asset_store(settings).await?;
+    let database: Arc<dyn Probe> = store.clone();
     let candles = adapters::candle_store(settings).await?;
     let registry = Registry::new();
     // A given feed (a test's) has no history: its charts are what the store holds.
@@ -434,6 +438,13 @@ async fn launch_asset(
         shutdown.clone(),
     )
     .await?;
+    asset.readiness.add(readiness::database(database));
+    for dependency in readiness::shared(settings, shared)? {
+        asset.readiness.add(dependency);
+    }
+    for feed in &feeds {
+        asset.readiness.add(readiness::feed(feed.clone()));
+    }
     // Unknown paths and methods answer JSON, on the service's port and through the gateway.
     let router = signal_web::edge::with_json_fallbacks(asset.router);
     let (addr, server) = serve(
@@ -512,6 +523,7 @@ async fn launch_alert(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<LaunchedAlert> {
     let store = adapters::alert_store(settings).await?;
+    let database: Arc<dyn Probe> = store.clone();
     let channels = signal_channels::Channels::new(
         &settings.channels,
         &settings.data_dir,
@@ -537,6 +549,10 @@ async fn launch_alert(
         shutdown.clone(),
     )
     .await?;
+    alert.readiness.add(readiness::database(database));
+    for dependency in readiness::shared(settings, shared)? {
+        alert.readiness.add(dependency);
+    }
     let router = signal_web::edge::with_json_fallbacks(alert.router);
     let (addr, server) = serve(
         settings.alert.bind,

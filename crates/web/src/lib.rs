@@ -22,7 +22,7 @@ pub use client::{ClientAddress, TrustedProxies};
 pub use error::{ApiError, Cause, ErrorBody};
 pub use extract::{ApiJson, ApiPath, ApiQuery, InputRejection};
 pub use jwks::{Jwks, JwksConfig, JwksError};
-pub use ops::{ops_router, NotReady, Readiness};
+pub use ops::{ops_router, Check, Dependency, Readiness, Report, TaskRunning};
 pub use session::{CookieRefusal, SessionClaims};
 pub use socket::{SocketIdentity, SocketLimits, SocketUpgrade};
 pub use user_rate::{UserRateLimit, UserRateLimited};

@@ -4,6 +4,10 @@
 //! the history row is stored). A message that cannot be decoded goes to the dead-letter topic with
 //! the reason, and its partition moves on.
 
+mod probe;
+
+pub use probe::KafkaProbe;
+
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};

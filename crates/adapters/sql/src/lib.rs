@@ -11,6 +11,7 @@ mod codec;
 mod connect;
 mod outbox;
 mod owner_only;
+mod probe;
 
 pub use accounts::SqlAccountStore;
 pub use alert::SqlAlertStore;
