@@ -16,13 +16,15 @@
 //! Beside the path: [`backfill`] fetches from the exchanges the candles the store lacks (history
 //! for charts and indicators); [`engine::replica`] keeps this instance's rules in step with the others';
 //! [`engine::handover`] follows shard ownership (the `signal-ownership` crate); [`interest`] tells
-//! the feeds which instruments to stream; [`assets`] holds the use cases.
+//! the feeds which instruments to stream; [`listings`] adds what the feeds newly list to the
+//! catalog; [`assets`] holds the use cases.
 
 mod assets;
 mod backfill;
 mod engine;
 mod error;
 mod interest;
+mod listings;
 mod market;
 mod metrics;
 mod preview;
@@ -32,6 +34,7 @@ pub use assets::{is_target, Assets, Chart, Listing};
 pub use backfill::{Backfill, BackfillError};
 pub use error::CoreError;
 pub use interest::ViewGuard;
+pub use listings::follow_listings;
 pub use metrics::AssetMetrics;
 pub use preview::{Preview, PreviewFiring, APPROXIMATION, MAX_LISTED, PREVIEW_DAYS};
 

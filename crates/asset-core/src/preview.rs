@@ -16,8 +16,9 @@ use signal_domain::{
 use signal_ports::Candle;
 use signal_trigger_engine::{EngineRule, RuleEngine, Trade, TransitionKind, TriggerEngine};
 
+use crate::assets::Assets;
 use crate::engine::bars::BarClock;
-use crate::{Assets, CoreError};
+use crate::error::CoreError;
 
 /// The spans the preview counts firings over, in days; the longest is the history replayed.
 pub const PREVIEW_DAYS: [i64; 3] = [1, 7, 30];

@@ -13,7 +13,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use asset_core::{AssetDeps, AssetMetrics, AssetSettings, CoreError, StartError};
+pub use asset_core::{
+    follow_listings, AssetDeps, AssetMetrics, AssetSettings, CoreError, StartError,
+};
 use signal_catalog::Catalog;
 use signal_ports::{Interest, TickSink};
 pub use sources::{NoQuote, PriceSource, PriceSources, Unavailable};

@@ -4,7 +4,7 @@
 use crate::CatalogEntry;
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use signal_domain::{Instrument, InstrumentId, Market, Price};
+use signal_domain::{Instrument, InstrumentId, InstrumentIdError, Market, Price, PriceError};
 use std::str::FromStr;
 
 /// (file name for error messages, contents), in catalog order.
@@ -16,17 +16,43 @@ const FILES: [(&str, &str); 3] = [
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DataError {
-    #[error("{file}: {source}")]
+    #[error("{file} is not readable CSV")]
     Csv {
         file: &'static str,
         #[source]
         source: csv::Error,
     },
-    #[error("{file} line {line}: {reason}")]
+    #[error("{file} line {line}")]
     Row {
         file: &'static str,
         line: u64,
-        reason: String,
+        #[source]
+        source: RowError,
+    },
+}
+
+/// What is wrong with one row.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RowError {
+    #[error("the row does not have the listing's columns")]
+    Columns(#[source] csv::Error),
+    #[error("unknown market")]
+    Market(#[source] <Market as FromStr>::Err),
+    #[error("invalid symbol")]
+    Symbol(#[source] InstrumentIdError),
+    #[error("{0} needs both a Korean and an English name")]
+    Unnamed(InstrumentId),
+    #[error("reference_price `{text}` is not a number")]
+    NotANumber {
+        text: String,
+        #[source]
+        source: rust_decimal::Error,
+    },
+    #[error("reference_price `{text}` is not a price")]
+    NotAPrice {
+        text: String,
+        #[source]
+        source: PriceError,
     },
 }
 
@@ -41,17 +67,23 @@ struct Row {
 }
 
 impl Row {
-    fn into_entry(self) -> Result<CatalogEntry, String> {
-        let market = Market::from_str(&self.market).map_err(|e| e.to_string())?;
-        let id = InstrumentId::new(market, &self.symbol).map_err(|e| e.to_string())?;
+    fn into_entry(self) -> Result<CatalogEntry, RowError> {
+        let market = Market::from_str(&self.market).map_err(RowError::Market)?;
+        let id = InstrumentId::new(market, &self.symbol).map_err(RowError::Symbol)?;
         if self.korean_name.is_empty() || self.english_name.is_empty() {
-            return Err(format!("{id} needs both a Korean and an English name"));
+            return Err(RowError::Unnamed(id));
         }
-        let raw = Decimal::from_str(&self.reference_price)
-            .map_err(|e| format!("reference_price `{}`: {e}", self.reference_price))?;
+        let raw =
+            Decimal::from_str(&self.reference_price).map_err(|source| RowError::NotANumber {
+                text: self.reference_price.clone(),
+                source,
+            })?;
         // Rounded so that a sloppy seed can never put the simulated market off its grid.
-        let reference_price = Price::new(market.round_to_unit(raw))
-            .map_err(|e| format!("reference_price `{}`: {e}", self.reference_price))?;
+        let reference_price =
+            Price::new(market.round_to_unit(raw)).map_err(|source| RowError::NotAPrice {
+                text: self.reference_price.clone(),
+                source,
+            })?;
         Ok(CatalogEntry {
             instrument: Instrument {
                 id,
@@ -59,7 +91,7 @@ impl Row {
                 english_name: self.english_name,
                 warning: false,
             },
-            reference_price,
+            reference_price: Some(reference_price),
         })
     }
 }
@@ -79,9 +111,9 @@ fn parse(file: &'static str, text: &str) -> Result<Vec<CatalogEntry>, DataError>
             let line = record.position().map_or(0, |p| p.line());
             record
                 .deserialize::<Row>(Some(&headers))
-                .map_err(|e| e.to_string())
+                .map_err(RowError::Columns)
                 .and_then(Row::into_entry)
-                .map_err(|reason| DataError::Row { file, line, reason })
+                .map_err(|source| DataError::Row { file, line, source })
         })
         .collect()
 }
@@ -90,7 +122,10 @@ fn parse(file: &'static str, text: &str) -> Result<Vec<CatalogEntry>, DataError>
 pub(crate) fn entries() -> impl Iterator<Item = CatalogEntry> {
     FILES.into_iter().flat_map(|(file, text)| {
         parse(file, text).unwrap_or_else(|err| {
-            panic!("embedded catalog data is invalid, which the builtin tests rule out: {err}")
+            panic!(
+                "embedded catalog data is invalid, which the builtin tests rule out: {}",
+                signal_domain::ErrorChain(&err)
+            )
         })
     })
 }
@@ -165,12 +200,12 @@ mod tests {
         let text = "market,symbol,korean_name,english_name,reference_price\n\
                     KRX,005930,삼성전자,Samsung Electronics,71000\n\
                     KRX,AAPL,애플,Apple,230\n";
-        let err = parse("test.csv", text).unwrap_err().to_string();
+        let err = signal_domain::ErrorChain(&parse("test.csv", text).unwrap_err()).to_string();
         assert!(err.starts_with("test.csv line 3:"), "{err}");
 
         let text = "market,symbol,korean_name,english_name,reference_price\n\
                     UPBIT,KRW-BTC,비트코인,Bitcoin,-5\n";
-        let err = parse("test.csv", text).unwrap_err().to_string();
+        let err = signal_domain::ErrorChain(&parse("test.csv", text).unwrap_err()).to_string();
         assert!(err.contains("reference_price `-5`"), "{err}");
     }
 
@@ -179,6 +214,6 @@ mod tests {
         let text = "market,symbol,korean_name,english_name,reference_price\n\
                     KRX,005930,삼성전자,Samsung Electronics,71949\n";
         let entries = parse("test.csv", text).expect("row is valid");
-        assert_eq!(entries[0].reference_price.to_string(), "71900");
+        assert_eq!(entries[0].reference_price.unwrap().to_string(), "71900");
     }
 }

@@ -16,8 +16,9 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq)]
 pub struct CatalogEntry {
     pub instrument: Instrument,
-    /// An approximate recent price on the market's grid; seeds the simulated market.
-    pub reference_price: Price,
+    /// An approximate recent price on the market's grid, from the embedded listings; seeds the
+    /// simulated market. None for an instrument a live feed listed that they do not hold.
+    pub reference_price: Option<Price>,
 }
 
 /// Why some text does not name exactly one catalogued instrument.
@@ -125,6 +126,29 @@ impl Catalog {
         }
     }
 
+    /// Takes in what a live feed lists now (Upbit's markets): instruments already known are
+    /// refreshed in place (names, warnings) and keep their reference price; new listings are
+    /// added. Nothing is removed: a market the feed no longer lists may still have rules and
+    /// history. Returns the instruments added.
+    pub fn merge_listing(&mut self, listed: Vec<Instrument>) -> Vec<InstrumentId> {
+        let mut added = Vec::new();
+        for instrument in listed {
+            let reference_price = match self.get(&instrument.id) {
+                Some(known) if known.instrument == instrument => continue,
+                Some(known) => known.reference_price,
+                None => {
+                    added.push(instrument.id.clone());
+                    None
+                }
+            };
+            self.upsert(CatalogEntry {
+                instrument,
+                reference_price,
+            });
+        }
+        added
+    }
+
     /// Resolves what a client sent to a catalogued instrument.
     ///
     /// Accepts `MARKET:SYMBOL` (`KRX:005930`) or, as the original API did, the venue symbol alone
@@ -223,7 +247,7 @@ mod tests {
                 english_name: english.to_string(),
                 warning: false,
             },
-            reference_price: price.parse().expect("test prices are valid"),
+            reference_price: Some(price.parse().expect("test prices are valid")),
         }
     }
 
@@ -297,13 +321,42 @@ mod tests {
         assert_eq!(catalog.len(), before);
         let first = catalog.entries().next().expect("catalog is not empty");
         assert_eq!(first.instrument.english_name, "Samsung Elec");
-        assert_eq!(first.reference_price.to_string(), "72000");
+        assert_eq!(first.reference_price.unwrap().to_string(), "72000");
 
         catalog.upsert(entry("UPBIT:KRW-NEWCOIN", "뉴코인", "New Coin", "12.5"));
         assert_eq!(catalog.len(), before + 1);
         assert_eq!(catalog.resolve("krw-newcoin"), Ok(id("UPBIT:KRW-NEWCOIN")));
         assert_eq!(first_hit(&catalog, "뉴코"), id("UPBIT:KRW-NEWCOIN"));
         assert!(catalog.get(&id("UPBIT:KRW-NEWCOIN")).is_some());
+    }
+
+    #[test]
+    fn a_listing_adds_new_markets_and_refreshes_known_ones_keeping_their_price() {
+        let mut catalog = Catalog::builtin();
+        let before = catalog.len();
+        let btc = catalog.get(&id("UPBIT:KRW-BTC")).unwrap().clone();
+        let mut flagged = btc.instrument.clone();
+        flagged.warning = true;
+        let new = Instrument {
+            id: id("UPBIT:KRW-NEWCOIN"),
+            korean_name: "뉴코인".into(),
+            english_name: "New Coin".into(),
+            warning: false,
+        };
+        let added = catalog.merge_listing(vec![flagged, new.clone()]);
+        assert_eq!(added, [id("UPBIT:KRW-NEWCOIN")]);
+        assert_eq!(catalog.len(), before + 1);
+        let refreshed = catalog.get(&id("UPBIT:KRW-BTC")).unwrap();
+        assert!(refreshed.instrument.warning);
+        assert_eq!(refreshed.reference_price, btc.reference_price);
+        assert_eq!(first_hit(&catalog, "뉴코인"), id("UPBIT:KRW-NEWCOIN"));
+        assert_eq!(catalog.get(&new.id).unwrap().reference_price, None);
+
+        assert!(
+            catalog.merge_listing(vec![new]).is_empty(),
+            "listed twice, added once"
+        );
+        assert_eq!(catalog.len(), before + 1);
     }
 
     #[test]

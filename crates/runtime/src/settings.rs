@@ -60,6 +60,9 @@ pub struct AssetSettings {
     /// published again; the Alert Service keeps one of each. Events sent earlier are taken to
     /// have been consumed already. Capped by the retention.
     pub outbox_resend_minutes: u64,
+    /// How often the feeds that list their markets (Upbit) are asked again, so new listings
+    /// join the catalog without a restart.
+    pub listing_refresh_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -362,6 +365,7 @@ impl Default for AssetSettings {
             max_active_rules_per_user: 200,
             outbox_retention_hours: 24,
             outbox_resend_minutes: 15,
+            listing_refresh_seconds: 600,
         }
     }
 }

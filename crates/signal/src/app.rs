@@ -304,7 +304,7 @@ fn market_sources(
     if settings.demo {
         let instruments = Catalog::builtin()
             .entries()
-            .map(|e| (e.instrument.id.clone(), e.reference_price))
+            .filter_map(|e| Some((e.instrument.id.clone(), e.reference_price?)))
             .collect();
         let config = SimConfig {
             seed: settings.simulation.seed,
@@ -467,9 +467,13 @@ async fn launch_asset(
             interest: asset.interest.clone(),
             shutdown: shutdown.clone(),
         };
-        let catalog = asset.catalog.clone();
+        handles.push(tokio::spawn(asset_service::follow_listings(
+            feed.clone(),
+            asset.catalog.clone(),
+            std::time::Duration::from_secs(settings.asset.listing_refresh_seconds.max(1)),
+            shutdown.clone(),
+        )));
         handles.push(tokio::spawn(async move {
-            refresh_catalog(feed.as_ref(), &catalog).await;
             if let Err(e) = feed.run(context).await {
                 tracing::error!(feed = feed.name(), error = %ErrorChain(&e), "market feed stopped");
             }
@@ -481,30 +485,6 @@ async fn launch_asset(
         ticks: asset.ticks,
         handles,
     })
-}
-
-/// Adds what a feed lists (Upbit's KRW markets, with their warnings) to the catalog.
-async fn refresh_catalog(feed: &dyn QuoteFeed, catalog: &std::sync::RwLock<Catalog>) {
-    match feed.instruments().await {
-        Ok(listed) if !listed.is_empty() => {
-            let mut catalog = catalog.write().unwrap_or_else(|p| p.into_inner());
-            let count = listed.len();
-            for instrument in listed {
-                let reference_price = catalog.get(&instrument.id).map(|e| e.reference_price);
-                if let Some(reference_price) = reference_price {
-                    catalog.upsert(signal_catalog::CatalogEntry {
-                        instrument,
-                        reference_price,
-                    });
-                }
-            }
-            tracing::info!(feed = feed.name(), count, "instrument list refreshed");
-        }
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(feed = feed.name(), error = %ErrorChain(&e), "instrument list unavailable")
-        }
-    }
 }
 
 /// A started Alert Service: its address, its router (for the gateway) and its tasks.

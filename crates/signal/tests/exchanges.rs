@@ -36,7 +36,17 @@ impl Exchanges {
 
     /// The system with both connectors on, pointed at the stand-ins.
     async fn spawn_system(&self, dir: &std::path::Path) -> TestApp {
+        self.spawn_system_with(dir, |_| {}).await
+    }
+
+    /// The same, with some settings of the test's own.
+    async fn spawn_system_with(
+        &self,
+        dir: &std::path::Path,
+        adjust: impl FnOnce(&mut dontouch_signal::Settings),
+    ) -> TestApp {
         let mut settings = settings(dir);
+        adjust(&mut settings);
         settings.feeds.upbit = true;
         settings.upbit.rest_url = self.upbit.rest_url();
         settings.upbit.ws_url = self.upbit.ws_url();
@@ -317,5 +327,51 @@ async fn a_fresh_system_charts_the_history_the_exchanges_report_and_keeps_it() {
         )
         .await;
     assert!(stored.len() >= 498, "{} stored", stored.len());
+    app.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_market_upbit_lists_while_the_system_runs_can_be_looked_up_and_fire_a_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let exchanges = Exchanges::start().await;
+    let app = exchanges
+        .spawn_system_with(dir.path(), |settings| {
+            settings.asset.listing_refresh_seconds = 1;
+        })
+        .await;
+    let lookup = format!("{}/api/v1/instruments/UPBIT:KRW-NEWCOIN", app.asset);
+    let unknown = app.get(&lookup, "mina").send().await.unwrap();
+    assert_eq!(unknown.status(), 404, "not listed yet");
+
+    exchanges.upbit.list_markets([
+        ("KRW-BTC", "비트코인", "Bitcoin"),
+        ("KRW-NEWCOIN", "뉴코인", "New Coin"),
+    ]);
+    exchanges.upbit.set_price("KRW-NEWCOIN", "1500");
+    let mut listed = Value::Null;
+    for _ in 0..400 {
+        let response = app.get(&lookup, "mina").send().await.unwrap();
+        if response.status() == 200 {
+            listed = response.json().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        listed["englishName"], "New Coin",
+        "listed without a restart: {listed}"
+    );
+    let found: Value = app
+        .get_json(format!("{}/asset/search?keyword=뉴코인", app.asset), "mina")
+        .await;
+    assert_eq!(found[0]["instrument"], "UPBIT:KRW-NEWCOIN", "{found}");
+
+    let mut socket = app.alert_socket("mina").await;
+    create_rule(&app, "mina", "UPBIT:KRW-NEWCOIN", "ABOVE", "1600").await;
+    exchanges.upbit_subscribed("KRW-NEWCOIN", 0).await;
+    quoted_at(&app, "UPBIT:KRW-NEWCOIN", "1500").await;
+    exchanges.upbit.trade("KRW-NEWCOIN", "1610");
+    let fired = alerts(&mut socket, 1).await;
+    assert_eq!(fired["UPBIT:KRW-NEWCOIN"]["price"], "1610");
     app.app.stop().await;
 }

@@ -38,11 +38,13 @@ pub fn upbit_markets() -> Vec<Market> {
     signal_catalog::Catalog::builtin()
         .entries()
         .filter(|entry| entry.instrument.id.market() == signal_domain::Market::Upbit)
-        .map(|entry| Market {
-            code: entry.instrument.id.symbol().to_string(),
-            korean_name: entry.instrument.korean_name.clone(),
-            english_name: entry.instrument.english_name.clone(),
-            base: entry.reference_price.to_f64_lossy(),
+        .filter_map(|entry| {
+            Some(Market {
+                code: entry.instrument.id.symbol().to_string(),
+                korean_name: entry.instrument.korean_name.clone(),
+                english_name: entry.instrument.english_name.clone(),
+                base: entry.reference_price?.to_f64_lossy(),
+            })
         })
         .collect()
 }
