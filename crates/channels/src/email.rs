@@ -176,11 +176,49 @@ pub fn html(message: &Notification) -> String {
         .lines()
         .map(|line| format!("<p style=\"margin:4px 0\">{}</p>", escape(line)))
         .collect();
+    let links = message.snooze_links();
+    let snooze = if links.is_empty() {
+        String::new()
+    } else {
+        let anchors: Vec<String> = links
+            .iter()
+            .map(|link| {
+                format!(
+                    "<a href=\"{}\">{}</a>",
+                    escape(&link.url),
+                    link.label(&message.locale)
+                )
+            })
+            .collect();
+        format!(
+            "<p>{}: {}</p>",
+            message.snooze_prompt(),
+            anchors.join(" · ")
+        )
+    };
     format!(
-        "<!doctype html><html><body style=\"font-family:sans-serif\"><h2 style=\"margin:0 0 8px\">{}</h2>{lines}<p><a href=\"{}\">{open}</a></p></body></html>",
+        "<!doctype html><html><body style=\"font-family:sans-serif\"><h2 style=\"margin:0 0 8px\">{}</h2>{lines}<p><a href=\"{}\">{open}</a></p>{snooze}</body></html>",
         escape(&message.title()),
         escape(&message.link()),
     )
+}
+
+/// The plain-text part: the title, the text, the link to the app, and the snooze links.
+pub fn text(message: &Notification) -> String {
+    let mut text = format!(
+        "{}\n\n{}\n\n{}\n",
+        message.title(),
+        message.body(),
+        message.link()
+    );
+    let links = message.snooze_links();
+    if !links.is_empty() {
+        text.push_str(&format!("\n{}:\n", message.snooze_prompt()));
+        for link in links {
+            text.push_str(&format!("{}: {}\n", link.label(&message.locale), link.url));
+        }
+    }
+    text
 }
 
 #[async_trait]
@@ -201,17 +239,11 @@ impl ChannelSender for EmailSender {
         let ChannelTarget::Email { address } = &channel.target else {
             return Err(SendError::Misconfigured("not an email channel"));
         };
-        let text = format!(
-            "{}\n\n{}\n\n{}\n",
-            message.title(),
-            message.body(),
-            message.link()
-        );
         let mail = self.mail(
             address,
             format!("<{}@dontouch-signal>", message.message_id),
             &message.title(),
-            text,
+            text(message),
             html(message),
         )?;
         self.deliver(mail).await

@@ -67,6 +67,29 @@ pub fn group_thousands(value: Decimal) -> String {
     }
 }
 
+/// How long a notification's snooze actions put its rule to sleep, as the web app's snooze page
+/// reads it (`/rules/{id}/snooze?for=1h`).
+pub const SNOOZE_CHOICES: [&str; 3] = ["15m", "1h", "1d"];
+
+/// One of a notification's snooze actions: a page of the web app that snoozes the alert's rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnoozeLink {
+    /// `15m`, `1h` or `1d`.
+    pub code: &'static str,
+    pub url: String,
+}
+
+impl SnoozeLink {
+    /// `15분` / `15 min`.
+    pub fn label(&self, locale: &Locale) -> &'static str {
+        match self.code {
+            "15m" => locale.pick("15분", "15 min"),
+            "1h" => locale.pick("1시간", "1 hour"),
+            _ => locale.pick("1일", "1 day"),
+        }
+    }
+}
+
 /// One alert, with the instrument's name in the user's language.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertNotice {
@@ -183,9 +206,29 @@ impl AlertNotice {
         values
     }
 
-    /// The alert as JSON, in the field names of the alert API.
-    pub fn json(&self) -> serde_json::Value {
+    /// The pages that snooze the alert's rule, one per [`SNOOZE_CHOICES`]. They are the web app's:
+    /// a person opens one signed in (or signs in first), so a link that leaks or is prefetched
+    /// snoozes nothing on its own.
+    pub fn snooze_links(&self, app_url: &str) -> Vec<SnoozeLink> {
+        let base = app_url.trim_end_matches('/');
+        SNOOZE_CHOICES
+            .iter()
+            .map(|&code| SnoozeLink {
+                code,
+                url: format!("{base}/rules/{}/snooze?for={code}", self.alert.rule_id),
+            })
+            .collect()
+    }
+
+    /// The alert as JSON, in the field names of the alert API, with the pages that snooze its
+    /// rule (`snoozeUrls`, by duration).
+    pub fn json(&self, app_url: &str) -> serde_json::Value {
         let alert = &self.alert;
+        let snooze: serde_json::Map<String, serde_json::Value> = self
+            .snooze_links(app_url)
+            .into_iter()
+            .map(|link| (link.code.to_string(), link.url.into()))
+            .collect();
         json!({
             "id": alert.id,
             "eventId": alert.event_id,
@@ -201,6 +244,7 @@ impl AlertNotice {
             "triggeredAt": alert.triggered_at,
             "note": alert.note,
             "simulated": alert.simulated,
+            "snoozeUrls": snooze,
         })
     }
 }
@@ -314,6 +358,20 @@ impl Notification {
             Content::Alert(notice) => format!("{base}/i/{}", notice.alert.instrument),
             Content::Digest(_) | Content::Test => format!("{base}/alerts"),
         }
+    }
+
+    /// The snooze actions of a message about one alert; a digest or a test has none (its alerts
+    /// may come from many rules).
+    pub fn snooze_links(&self) -> Vec<SnoozeLink> {
+        match &self.content {
+            Content::Alert(notice) => notice.snooze_links(&self.app_url),
+            Content::Digest(_) | Content::Test => Vec::new(),
+        }
+    }
+
+    /// The words before the snooze links.
+    pub fn snooze_prompt(&self) -> &'static str {
+        self.locale.pick("이 규칙 잠시 끄기", "Snooze this rule")
     }
 
     /// The alerts the message carries.

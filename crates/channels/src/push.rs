@@ -153,12 +153,25 @@ pub fn payload(message: &Notification) -> serde_json::Value {
         })),
         Content::Digest(_) | Content::Test => None,
     };
+    // The service worker offers these as the notification's actions.
+    let snooze: Vec<serde_json::Value> = message
+        .snooze_links()
+        .into_iter()
+        .map(|link| {
+            json!({
+                "action": format!("snooze-{}", link.code),
+                "title": format!("{} {}", message.snooze_prompt(), link.label(&message.locale)),
+                "url": link.url,
+            })
+        })
+        .collect();
     json!({
         "title": message.title(),
         "body": body,
         "url": message.link(),
         "tag": message.message_id,
         "alert": alert,
+        "snooze": snooze,
     })
 }
 

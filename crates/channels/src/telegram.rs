@@ -238,18 +238,39 @@ fn escape_html(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// A notification as Telegram HTML: the title in bold, the text, a link to the app.
+/// A notification as Telegram HTML: the title in bold, the text, a link to the app, and for one
+/// alert the links that snooze its rule. Links in the text rather than buttons: Telegram refuses a
+/// whole message whose button points at an address it does not like (a local app's).
 pub fn html(message: &Notification) -> String {
     let open = match message.locale.language {
         Language::Ko => "앱에서 보기",
         Language::En => "Open in the app",
     };
-    format!(
+    let mut html = format!(
         "<b>{}</b>\n{}\n<a href=\"{}\">{open}</a>",
         escape_html(&message.title()),
         escape_html(&message.body()),
         escape_html(&message.link()),
-    )
+    );
+    let links = message.snooze_links();
+    if !links.is_empty() {
+        let anchors: Vec<String> = links
+            .iter()
+            .map(|link| {
+                format!(
+                    "<a href=\"{}\">{}</a>",
+                    escape_html(&link.url),
+                    link.label(&message.locale)
+                )
+            })
+            .collect();
+        html.push_str(&format!(
+            "\n{}: {}",
+            message.snooze_prompt(),
+            anchors.join(" · ")
+        ));
+    }
+    html
 }
 
 pub struct TelegramSender {

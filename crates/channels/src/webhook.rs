@@ -86,14 +86,14 @@ fn default_body(channel_id: i64, message: &Notification) -> String {
         Content::Alert(notice) => json!({
             "type": "alert.triggered",
             "timestamp": timestamp,
-            "data": notice.json(),
+            "data": notice.json(&message.app_url),
         }),
         Content::Digest(notices) => json!({
             "type": "alert.digest",
             "timestamp": timestamp,
             "data": {
                 "count": notices.len(),
-                "alerts": notices.iter().map(|n| n.json()).collect::<Vec<_>>(),
+                "alerts": notices.iter().map(|n| n.json(&message.app_url)).collect::<Vec<_>>(),
             },
         }),
         Content::Test => json!({

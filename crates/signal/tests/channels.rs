@@ -752,6 +752,15 @@ async fn web_push_reaches_the_push_service_signed_and_encrypted() {
     assert_eq!(payload["tag"], alert["eventId"]);
     assert_eq!(payload["alert"]["instrument"], "KRX:005930");
     assert_eq!(payload["alert"]["id"], alert["id"]);
+    // Its actions snooze the rule, each through a page of the app.
+    let snooze = payload["snooze"].as_array().unwrap();
+    assert_eq!(snooze.len(), 3);
+    assert_eq!(snooze[0]["action"], "snooze-15m");
+    assert_eq!(snooze[0]["title"], "이 규칙 잠시 끄기 15분");
+    assert_eq!(
+        snooze[2]["url"],
+        format!("http://app.example/rules/{}/snooze?for=1d", alert["ruleId"])
+    );
 
     // An expired subscription (410) stops the channel.
     let subscription_id = subscription["endpoint"]
@@ -850,6 +859,14 @@ async fn telegram_links_by_deep_link_and_delivers_within_its_limits() {
         "{text}"
     );
     assert!(text.contains("<a href=\"http://app.example/i/KRX:005930\">"));
+    // One alert's message snoozes its rule from a link into the app.
+    let rule = history(&app, "alice").await.last().unwrap()["ruleId"].clone();
+    assert!(
+        text.ends_with(&format!(
+            "Snooze this rule: <a href=\"http://app.example/rules/{rule}/snooze?for=15m\">15 min</a> · <a href=\"http://app.example/rules/{rule}/snooze?for=1h\">1 hour</a> · <a href=\"http://app.example/rules/{rule}/snooze?for=1d\">1 day</a>"
+        )),
+        "{text}"
+    );
 
     // 429: the retry waits at least the retry_after Telegram asked for.
     bot.control(
@@ -1017,6 +1034,17 @@ async fn email_is_confirmed_by_link_then_sent_in_two_parts_at_most_once_a_window
     for mail in &mails {
         assert!(mail["text"].as_str().unwrap().contains("72,000"), "{mail}");
         assert!(mail["html"].as_str().unwrap().contains("<h2"), "{mail}");
+    }
+    // A mail of one alert snoozes its rule from a link, in both parts; a digest has none.
+    for mail in &mails {
+        let single = !mail["subject"].as_str().unwrap().starts_with("가격 알림");
+        for part in ["text", "html"] {
+            assert_eq!(
+                mail[part].as_str().unwrap().contains("/snooze?for=1h"),
+                single,
+                "{mail}"
+            );
+        }
     }
     let first = &mails[0];
     if !first["subject"].as_str().unwrap().starts_with("가격 알림") {
