@@ -108,6 +108,8 @@ export interface RuleRequest extends ConditionParams {
   rearmBand?: string;
   expiresAt?: string;
   note?: string;
+  /** The notification channels the rule uses; absent or null, all of them. */
+  channels?: number[] | null;
 }
 
 export interface Rule extends ConditionParams {
@@ -120,6 +122,7 @@ export interface Rule extends ConditionParams {
   rearmBand?: string;
   expiresAt: string | null;
   note: string | null;
+  channels: number[] | null;
   state: RuleState;
   /** Not checked until resumed; its state is kept as it was. */
   paused?: boolean;

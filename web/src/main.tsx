@@ -12,6 +12,7 @@ import { InstrumentPage } from './pages/Instrument';
 import { Markets } from './pages/Markets';
 import { Rules } from './pages/Rules';
 import { Settings } from './pages/Settings';
+import { Snooze } from './pages/Snooze';
 import { Watchlist } from './pages/Watchlist';
 import { syncServerSettings } from './serverSettings';
 import { loadSession, session } from './session';
@@ -58,6 +59,7 @@ function SignedIn() {
         <Route path="/watchlist" component={Watchlist} />
         <Route path="/i/:id" component={InstrumentPage} />
         <Route path="/rules" component={Rules} />
+        <Route path="/rules/:id/snooze" component={Snooze} />
         <Route path="/alerts" component={Alerts} />
         <Route path="/settings" component={Settings} />
         <Route default component={NotFound} />

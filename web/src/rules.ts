@@ -27,6 +27,7 @@ export function rearmRule(rule: Rule): Promise<Rule> {
     ...paramsOf(rule),
     repeat: rule.repeat,
     note: rule.note ?? undefined,
+    channels: rule.channels,
   };
   if (rule.repeat === 'every') {
     request.cooldownSeconds = rule.cooldownSeconds;

@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod stand_ins;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -21,6 +22,7 @@ use serde::Deserialize;
 use signal_domain::Timestamp;
 use signal_exchange_fakes::kis::{domestic_record_at, frame};
 use signal_exchange_fakes::{Bar, FakeKis, FakeUpbit};
+use stand_ins::StandIn;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,15 +153,9 @@ fn node_modules(web: &Path) -> PathBuf {
         .expect("the web app's npm packages: run `npm ci` in web/ (or bash .ci/run)")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn people_use_the_web_app_in_chromium() {
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "Debian's chromium is needed: apt-get install chromium fonts-nanum (bash .ci/run does)"
-    );
-    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
-    let modules = node_modules(&web);
-
+/// The exchanges' stand-ins, with 삼성전자, Bitcoin and Ether priced, and the system's settings
+/// over them (KRX in session).
+async fn exchanges(dir: &Path) -> (Settings, FakeKis, FakeUpbit) {
     let kis = FakeKis::start().await;
     kis.set_price("005930", "70000");
     kis.set_day_history("005930", daily_history());
@@ -169,8 +165,7 @@ async fn people_use_the_web_app_in_chromium() {
     upbit.set_price("KRW-BTC", "160000000");
     upbit.set_price("KRW-ETH", "5200000");
 
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = common::settings(dir.path());
+    let mut settings = common::settings(dir);
     settings.feeds.upbit = true;
     settings.upbit.rest_url = upbit.rest_url();
     settings.upbit.ws_url = upbit.ws_url();
@@ -181,6 +176,23 @@ async fn people_use_the_web_app_in_chromium() {
     kis_config.reconnect_max = Duration::from_millis(200);
     kis_config.now = krx_session;
     settings.kis = Some(kis_config);
+    (settings, kis, upbit)
+}
+
+/// Starts the system and runs `web/tests/<script>` in node against it, with the control server
+/// and `env`; asserts that the script passes.
+async fn run_in_chromium(
+    script: &str,
+    mut settings: Settings,
+    kis: FakeKis,
+    env: &[(&str, String)],
+) {
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Debian's chromium is needed: apt-get install chromium fonts-nanum (bash .ci/run does)"
+    );
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    let modules = node_modules(&web);
 
     let mut system = Some(start_system(&mut settings).await);
     let app_url = format!("http://{}", settings.web.bind);
@@ -197,10 +209,11 @@ async fn people_use_the_web_app_in_chromium() {
     tokio::spawn(async move { axum::serve(listener, router).await });
 
     let mut node = tokio::process::Command::new("node");
-    node.arg(web.join("tests/browser.cjs"))
+    node.arg(web.join("tests").join(script))
         .env("NODE_PATH", &modules)
         .env("DONTOUCH_APP_URL", &app_url)
         .env("DONTOUCH_CONTROL_URL", &control_url)
+        .envs(env.iter().map(|(key, value)| (key, value)))
         .kill_on_drop(true);
     if let Some(folder) = std::env::var_os("DONTOUCH_SCREENSHOTS") {
         node.env("DONTOUCH_SCREENSHOTS", folder);
@@ -228,5 +241,48 @@ async fn people_use_the_web_app_in_chromium() {
     if let Some(app) = system {
         app.stop().await;
     }
-    assert!(status.success(), "the browser scenarios failed: {status}");
+    assert!(
+        status.success(),
+        "the browser scenarios of {script} failed: {status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_use_the_web_app_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let (settings, kis, _upbit) = exchanges(dir.path()).await;
+    run_in_chromium("browser.cjs", settings, kis, &[]).await;
+}
+
+/// Channels from the settings page, in chromium: this browser's push subscription (the push
+/// service is the local stand-in, which decrypts what it is sent) and a webhook with its test
+/// and recent deliveries; then a rule that uses them fires with every tab of the app closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_add_channels_and_get_alerts_with_the_tab_closed_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut settings, kis, _upbit) = exchanges(dir.path()).await;
+    // The app's address is in the notifications' links, so it is chosen before the start.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    settings.web.bind = ([127, 0, 0, 1], port).into();
+    settings.channels.app_url = format!("http://127.0.0.1:{port}");
+    settings.channels.allowed_networks = vec!["127.0.0.0/8".parse().unwrap()];
+    settings.channels.poll_ms = 100;
+    let push = StandIn::start("push", &[]).await;
+    let webhook = StandIn::start("webhook", &[]).await;
+    let subscription = push.control("subscribe", serde_json::json!({})).await;
+    run_in_chromium(
+        "channels.cjs",
+        settings,
+        kis,
+        &[
+            ("DONTOUCH_PUSH_URL", push.url("")),
+            ("DONTOUCH_PUSH_SUBSCRIPTION", subscription.to_string()),
+            ("DONTOUCH_WEBHOOK_URL", webhook.url("")),
+        ],
+    )
+    .await;
 }

@@ -8,6 +8,7 @@ import { post, put, type Condition, type Instrument, type Repeat, type Rule, typ
 import type { Key } from '../i18n';
 import { t } from '../i18n';
 import { Field, FormProblem, TextField, useProblems } from './Field';
+import { RuleChannels } from './RuleChannels';
 
 /** A parameter input: its state key, the request member it fills (`fast.bars` inside `fast`). */
 type Param =
@@ -155,6 +156,7 @@ export function RuleForm({
   const [band, setBand] = useState(rule?.rearmBand ?? '0');
   const [expires, setExpires] = useState(localInput(rule?.expiresAt));
   const [note, setNote] = useState(rule?.note ?? '');
+  const [channels, setChannels] = useState<number[] | null>(rule?.channels ?? null);
   const [busy, setBusy] = useState(false);
   const { problems, show, clear } = useProblems<string>([]);
   const set = (param: Param) => (value: string) => setValues((v) => ({ ...v, [param]: value }));
@@ -190,6 +192,7 @@ export function RuleForm({
       request.expiresAt = Number.isNaN(date.getTime()) ? expires : date.toISOString();
     }
     if (note.trim()) request.note = note.trim();
+    if (channels !== null) request.channels = channels;
     setBusy(true);
     try {
       const saved = rule
@@ -207,6 +210,7 @@ export function RuleForm({
           ...(repeat === 'every' ? ['cooldownSeconds', 'rearmBand'] : []),
           'expiresAt',
           'note',
+          'channels',
         ],
         typed,
       );
@@ -384,6 +388,7 @@ export function RuleForm({
           />
         )}
       </Field>
+      <RuleChannels value={channels} onValue={setChannels} problem={problems.channels} />
       <FormProblem problem={problems.form} />
       <div class="form-actions">
         <button type="submit" class="primary" disabled={busy}>
