@@ -349,7 +349,7 @@ async function main() {
     await phone.locator(`li[data-alert="${alertId}"][data-read="true"]`).waitFor();
     await screenshot(phone, 'phone-alerts');
 
-    step('rules page: state and count; a fired rule re-armed, then deleted');
+    step('rules page: state and count; a fired rule re-armed, paused, resumed, then deleted');
     await desk.getByRole('link', { name: 'Rules' }).first().click();
     const spent = desk.locator('li[data-rule]', { hasText: `≥ ${level.toLocaleString('en-US')}` });
     await spent.locator('.state-triggered').waitFor();
@@ -358,6 +358,10 @@ async function main() {
     await screenshot(desk, 'desktop-rules');
     await spent.getByRole('button', { name: /^Re-arm alert/ }).click();
     await spent.locator('.state-armed').waitFor();
+    await spent.getByRole('button', { name: /^Pause alert/ }).click();
+    await desk.locator(`li[data-rule][data-paused="true"]`, { hasText: `≥ ${level.toLocaleString('en-US')}` }).waitFor();
+    await spent.getByRole('button', { name: /^Resume alert/ }).click();
+    await spent.getByRole('button', { name: /^Pause alert/ }).waitFor();
     await spent.getByRole('button', { name: /^Delete alert/ }).click();
     await spent.waitFor({ state: 'detached' });
 
