@@ -6,8 +6,9 @@
 //                               with this one
 //   DONTOUCH_WEBHOOK_URL        the Standard Webhooks receiver stand-in
 // The person adds this browser and a webhook in the settings, sends a test, sees the delivery,
-// makes a rule that uses both, closes every tab of the app; the alert still reaches both, and
-// the service worker shows the push as a notification with its snooze actions.
+// makes a rule that uses both, closes every tab of the app; the alert still reaches both, the
+// service worker shows the push as a notification with its snooze actions, and the snooze page
+// an action opens snoozes the rule.
 
 'use strict';
 
@@ -207,6 +208,16 @@ async function main() {
     );
     check(shown.title === payload.title, `the notification's title: ${JSON.stringify(shown)}`);
     check(shown.actions.length >= 2 && shown.actions[0] === payload.snooze[0].title, `its snooze actions: ${JSON.stringify(shown)}`);
+
+    step("the notification's snooze action: its page snoozes the rule for an hour");
+    app.on('pageerror', (error) => errors.push(`uncaught ${error.message}`));
+    const asked = Date.now();
+    await app.goto(payload.snooze[1].url);
+    await app.locator('.snoozed').waitFor();
+    const snoozed = (await api(app, '/api/v1/rules')).find((r) => r.id === rule.id);
+    const snoozedTill = Date.parse(snoozed.snoozedUntil);
+    check(snoozedTill >= asked + 3_600_000 && snoozedTill <= Date.now() + 3_600_000, `snoozed for an hour: ${JSON.stringify(snoozed)}`);
+    await accessible(app, 'snooze page');
 
     check(errors.length === 0, `console errors:\n  ${errors.join('\n  ')}`);
     console.log('channels: every scenario passed');
