@@ -63,10 +63,10 @@ enum Scenario {
     Plot,
 }
 
-fn parse_key_value(text: &str) -> Result<(String, String), String> {
+fn parse_key_value(text: &str) -> anyhow::Result<(String, String)> {
     text.split_once('=')
         .map(|(key, value)| (key.to_string(), value.to_string()))
-        .ok_or_else(|| format!("expected KEY=VALUE, got `{text}`"))
+        .ok_or_else(|| anyhow::anyhow!("expected KEY=VALUE, got `{text}`"))
 }
 
 fn main() -> anyhow::Result<()> {
