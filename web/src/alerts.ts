@@ -34,7 +34,7 @@ export const alertsArrived = signal(0);
 const shown = new Set<number>();
 let ping: ReturnType<typeof setInterval> | undefined;
 
-export const alertSocket = new LiveSocket('/ws/socket/alert', {
+export const alertSocket = new LiveSocket('/api/v1/alerts/stream', {
   opened(send) {
     clearInterval(ping);
     // Keeps idle proxies from closing the socket, and finds a dead one.

@@ -23,7 +23,7 @@ const quotes = new Map<string, Signal<LiveQuote | undefined>>();
 const histories = new Map<string, Signal<number[]>>();
 const holders = new Map<string, number>();
 
-export const quoteSocket = new LiveSocket('/ws/stocks', {
+export const quoteSocket = new LiveSocket('/api/v1/quotes/stream', {
   opened(send) {
     for (const id of holders.keys()) send({ type: 'subscribe', symbol: id });
   },

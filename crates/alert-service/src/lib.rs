@@ -13,7 +13,8 @@ use axum::Router;
 use prometheus::Registry;
 use signal_ports::{AlertHistoryStore, AlertInbox, Broadcast, SharedCache};
 use signal_web::{
-    ops_router, Dependency, JwtVerifier, Readiness, SocketLimits, TaskRunning, TrustedProxies,
+    ops_router, Dependency, GatewayTrust, JwtVerifier, Readiness, SocketLimits, TaskRunning,
+    TrustedProxies,
 };
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct AlertDeps {
     pub accounts: Option<AccountsEdge>,
     /// Proxies whose `X-Forwarded-For` names the client (for per-address sign-in limits).
     pub trusted_proxies: TrustedProxies,
+    /// Gateway mode: whether, and from whom, a user named by the gateway in front is believed.
+    pub gateway: GatewayTrust,
     /// Notification channels beyond the socket, and their delivery workers.
     pub channels: signal_channels::Channels,
     /// Claims shared by the instances (one reads the Telegram bot's updates at a time).
@@ -113,6 +116,7 @@ pub async fn start(
         metrics,
         accounts,
         trusted_proxies: deps.trusted_proxies,
+        gateway: deps.gateway,
         shutdown: shutdown.clone(),
         channels,
         socket_limits,

@@ -42,6 +42,7 @@ async fn a_redelivered_event_is_stored_once_and_pushed_once() {
             broadcast: Arc::new(signal_memory::MemoryBroadcast::default()),
             accounts: None,
             trusted_proxies: Default::default(),
+            gateway: Default::default(),
             channels,
             leases: Arc::new(signal_memory::MemorySharedCache::default()),
             instance: "test".into(),

@@ -105,6 +105,7 @@ async fn an_event_that_cannot_be_stored_is_retried_in_place_and_never_acknowledg
             broadcast: Arc::new(signal_memory::MemoryBroadcast::default()),
             accounts: None,
             trusted_proxies: Default::default(),
+            gateway: Default::default(),
             channels,
             leases: Arc::new(signal_memory::MemorySharedCache::default()),
             instance: "test".into(),

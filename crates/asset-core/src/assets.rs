@@ -96,6 +96,12 @@ impl Assets {
         self.with_quotes(entries).await
     }
 
+    /// Every instrument of the catalog, in its order.
+    pub async fn everything(&self) -> Vec<Listing> {
+        let entries: Vec<CatalogEntry> = self.catalog().entries().cloned().collect();
+        self.with_quotes(entries).await
+    }
+
     /// The `limit` instruments of the markets `of` takes with the largest absolute change,
     /// largest first.
     pub async fn top_movers(&self, of: impl Fn(Market) -> bool, limit: usize) -> Vec<Listing> {

@@ -7,7 +7,9 @@ mod sources;
 
 use axum::Router;
 use prometheus::Registry;
-use signal_web::{ops_router, Dependency, JwtVerifier, Readiness, SocketLimits, TaskRunning};
+use signal_web::{
+    ops_router, Dependency, GatewayTrust, JwtVerifier, Readiness, SocketLimits, TaskRunning,
+};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -33,14 +35,21 @@ pub struct AssetService {
     pub tasks: Vec<JoinHandle<()>>,
 }
 
+/// Who the callers are and what their sockets may send.
+pub struct HttpEdge {
+    pub verifier: Arc<JwtVerifier>,
+    /// Gateway mode: whether, and from whom, a user named by the gateway in front is believed.
+    pub gateway: GatewayTrust,
+    pub socket_limits: SocketLimits,
+}
+
 /// Starts the core and serves it. `sources` says where each market's prices come from, so an
 /// instrument without a quote says why.
 pub async fn start(
     deps: AssetDeps,
     settings: AssetSettings,
     sources: PriceSources,
-    socket_limits: SocketLimits,
-    verifier: Arc<JwtVerifier>,
+    edge: HttpEdge,
     registry: &Registry,
     shutdown: CancellationToken,
 ) -> Result<AssetService, StartError> {
@@ -48,12 +57,13 @@ pub async fn start(
     let core = asset_core::start(deps, settings, registry, shutdown.clone()).await?;
     let state = http::AssetState {
         assets: core.assets,
-        verifier,
+        verifier: edge.verifier,
+        gateway: edge.gateway,
         metrics: core.metrics,
         sources: Arc::new(sources),
         calendar,
         shutdown,
-        socket_limits,
+        socket_limits: edge.socket_limits,
     };
     let readiness = Readiness::default();
     readiness.add(Dependency {

@@ -108,6 +108,9 @@ pub struct AuthSettings {
     /// name a key it does not hold (a key the provider just added is fetched on its first
     /// token).
     pub jwks_min_refresh_seconds: u64,
+    /// Gateway mode (off by default): the user named by a gateway that verified the token, for
+    /// services that only that gateway can reach. See [`signal_web::gateway`].
+    pub gateway: signal_web::GatewayConfig,
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -125,6 +128,7 @@ impl std::fmt::Debug for AuthSettings {
             .field("jwks_url", &self.jwks_url)
             .field("jwks_max_age_seconds", &self.jwks_max_age_seconds)
             .field("jwks_min_refresh_seconds", &self.jwks_min_refresh_seconds)
+            .field("gateway", &self.gateway)
             .finish()
     }
 }
@@ -399,6 +403,7 @@ impl Default for AuthSettings {
             jwks_url: None,
             jwks_max_age_seconds: 300,
             jwks_min_refresh_seconds: 10,
+            gateway: signal_web::GatewayConfig::default(),
         }
     }
 }
@@ -436,6 +441,7 @@ impl Settings {
     pub fn validate(&self) -> anyhow::Result<()> {
         let _checked = crate::serve::cors_layer(&self.cors_allowed_origins)
             .context("invalid configuration: cors_allowed_origins")?;
+        self.gateway()?;
         let http = &self.http;
         for (name, value) in [
             (
@@ -465,6 +471,19 @@ impl Settings {
              http.max_socket_message_bytes"
         );
         Ok(())
+    }
+
+    /// Gateway mode as configured (off unless `auth.gateway.enabled`).
+    pub fn gateway(&self) -> anyhow::Result<signal_web::GatewayTrust> {
+        signal_web::GatewayTrust::new(&self.auth.gateway).context("invalid configuration")
+    }
+
+    /// The proxies whose `X-Forwarded-For` names the client: `trusted_proxies`, and in gateway
+    /// mode the gateway's addresses, which carry every user's requests.
+    pub fn forwarding_proxies(&self) -> signal_web::TrustedProxies {
+        let gateway = &self.auth.gateway;
+        let gateway = gateway.proxies.iter().filter(|_| gateway.enabled);
+        signal_web::TrustedProxies::new(self.trusted_proxies.iter().chain(gateway).copied())
     }
 
     pub fn asset_database_url(&self) -> String {

@@ -22,7 +22,7 @@ use signal_runtime::serve::serve;
 use signal_runtime::Settings;
 use signal_sim_market::{SimConfig, SimulatedMarket};
 use signal_upbit::UpbitFeed;
-use signal_web::{Jwks, JwksConfig, JwtConfig, JwtSigner, JwtVerifier, TrustedProxies};
+use signal_web::{Jwks, JwksConfig, JwtConfig, JwtSigner, JwtVerifier};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -432,8 +432,11 @@ async fn launch_asset(
             ),
         },
         sources,
-        settings.http.socket_limits(),
-        verifier,
+        asset_service::HttpEdge {
+            verifier,
+            gateway: settings.gateway()?,
+            socket_limits: settings.http.socket_limits(),
+        },
         &registry,
         shutdown.clone(),
     )
@@ -518,7 +521,8 @@ async fn launch_alert(
             inbox,
             broadcast: shared.alert_pushes.clone(),
             accounts: accounts(settings, shared, may_generate_secret).await?,
-            trusted_proxies: TrustedProxies::new(settings.trusted_proxies.iter().copied()),
+            trusted_proxies: settings.forwarding_proxies(),
+            gateway: settings.gateway()?,
             channels,
             leases: shared.cache.clone(),
             instance: uuid::Uuid::new_v4().to_string(),

@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub async fn listen(alert_url: &str, token: &str) -> anyhow::Result<()> {
     let url = format!(
-        "{}/ws/socket/alert?token={token}",
+        "{}/api/v1/alerts/stream?token={token}",
         alert_url.trim_end_matches('/')
     );
     let (mut socket, _) = tokio_tungstenite::connect_async(&url)

@@ -30,6 +30,17 @@ async fn every_user_route_and_socket_needs_a_valid_token() {
             .await
             .unwrap();
         error_of(forged, 401).await;
+        // Gateway mode is off: the original gateway's header names nobody, and a token without
+        // `Bearer` is no token.
+        let as_the_original_gateway = app
+            .http
+            .get(url)
+            .header("authorization", token("alice@example.com"))
+            .header("x-auth-user", "alice@example.com")
+            .send()
+            .await
+            .unwrap();
+        error_of(as_the_original_gateway, 401).await;
     }
     let other_secret = {
         let config = signal_web::JwtConfig {

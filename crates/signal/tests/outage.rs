@@ -63,7 +63,7 @@ struct SocketClient {
 impl SocketClient {
     async fn connect(alert_port: u16) -> SocketClient {
         let url = format!(
-            "ws://127.0.0.1:{alert_port}/ws/socket/alert?token={}",
+            "ws://127.0.0.1:{alert_port}/api/v1/alerts/stream?token={}",
             token(USER)
         );
         let (first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();

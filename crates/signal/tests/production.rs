@@ -69,7 +69,7 @@ async fn an_upbit_trade_fires_a_rule_across_both_services_over_kafka() {
 
     let alice = token("alice");
     let (mut socket, _) = tokio_tungstenite::connect_async(format!(
-        "ws://127.0.0.1:{alert_port}/ws/socket/alert?token={alice}"
+        "ws://127.0.0.1:{alert_port}/api/v1/alerts/stream?token={alice}"
     ))
     .await
     .unwrap();
@@ -251,7 +251,7 @@ async fn a_killed_alert_service_loses_and_duplicates_nothing_of_a_burst() {
 
     // Nothing was acknowledged: a socket that connects now receives all of its user's alerts.
     let (mut socket, _) = tokio_tungstenite::connect_async(format!(
-        "ws://127.0.0.1:{alert_port}/ws/socket/alert?token={}",
+        "ws://127.0.0.1:{alert_port}/api/v1/alerts/stream?token={}",
         token(&users[0])
     ))
     .await
@@ -315,7 +315,7 @@ async fn with_two_alert_service_instances_each_alert_reaches_each_socket_once() 
     let mut sockets = Vec::new();
     for port in [alert_a.port, alert_b.port] {
         let (socket, _) = tokio_tungstenite::connect_async(format!(
-            "ws://127.0.0.1:{port}/ws/socket/alert?token={}",
+            "ws://127.0.0.1:{port}/api/v1/alerts/stream?token={}",
             token("dana")
         ))
         .await

@@ -3,7 +3,9 @@
 //! configuration (`sub` by default, `email` for the original gateway's tokens). Tokens are HS256
 //! with the shared secret, or RS256/ES256 signed by one of an identity provider's keys
 //! ([`crate::jwks`]); `exp` and `nbf` are checked with a leeway, the issuer and audience when
-//! configured. A user's requests are counted against their rate once they are identified.
+//! configured. A user's requests are counted against their rate once they are identified. Only
+//! in gateway mode, from the gateway's addresses, is the user the one the gateway names
+//! ([`crate::gateway`]).
 //!
 //! A token comes in `Authorization: Bearer`, or, from a browser signed in with a built-in
 //! account, in the `signal_session` cookie (see [`crate::session`]); sockets also take
@@ -11,6 +13,7 @@
 //! and carries the CSRF token the page echoes.
 
 use crate::error::ApiError;
+use crate::gateway::GatewayTrust;
 use crate::jwks::{Jwks, KeyMiss};
 use crate::session::{self, SessionClaims};
 use crate::socket::SocketIdentity;
@@ -351,6 +354,13 @@ fn query_token(parts: &Parts) -> Option<String> {
         .find_map(|(key, value)| (key == "token").then(|| value.into_owned()))
 }
 
+/// Whether the request carries a token anywhere a socket may.
+pub(crate) fn carries_token(parts: &Parts) -> bool {
+    bearer(parts).is_some()
+        || query_token(parts).is_some()
+        || session::session_cookie(&parts.headers).is_some()
+}
+
 /// Where a request may carry its token.
 #[derive(Clone, Copy)]
 enum TokenPlaces {
@@ -359,13 +369,24 @@ enum TokenPlaces {
     HeaderQueryOrCookie,
 }
 
-/// The caller of a request, identified and within their request rate.
+/// The caller of a request, identified and within their request rate. In gateway mode, a user
+/// the gateway names comes first (see [`crate::gateway`]).
 async fn caller<S>(parts: &Parts, state: &S, places: TokenPlaces) -> Result<Verified, ApiError>
 where
     Arc<JwtVerifier>: FromRef<S>,
+    GatewayTrust: FromRef<S>,
 {
     let verifier = Arc::<JwtVerifier>::from_ref(state);
-    let verified = identify(&verifier, parts, places).await?;
+    let socket = matches!(places, TokenPlaces::HeaderQueryOrCookie);
+    let verified = match GatewayTrust::from_ref(state).user(parts, socket)? {
+        // The gateway checked the token it was sent; the services do not see its expiry.
+        Some(user) => Verified {
+            user,
+            session: None,
+            expires_at: None,
+        },
+        None => identify(&verifier, parts, places).await?,
+    };
     verifier.check_rate(&verified.user)?;
     Ok(verified)
 }
@@ -408,6 +429,7 @@ pub struct Caller {
 impl<S> FromRequestParts<S> for Caller
 where
     Arc<JwtVerifier>: FromRef<S>,
+    GatewayTrust: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -427,6 +449,7 @@ pub struct AuthUser(pub UserId);
 impl<S> FromRequestParts<S> for AuthUser
 where
     Arc<JwtVerifier>: FromRef<S>,
+    GatewayTrust: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -445,6 +468,7 @@ pub struct SocketUser(pub SocketIdentity);
 impl<S> FromRequestParts<S> for SocketUser
 where
     Arc<JwtVerifier>: FromRef<S>,
+    GatewayTrust: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;

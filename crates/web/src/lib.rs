@@ -1,14 +1,15 @@
 //! The HTTP edge every service shares: one error type that maps to JSON responses, extractors
 //! whose rejections are JSON too, identity from a JWT (header, socket query or sign-in session
-//! cookie; HS256, or an identity provider's keys) with a request rate per user, the client's
-//! address, JSON for every error status, socket limits and token expiry, and the health and
-//! metrics endpoints.
+//! cookie; HS256, or an identity provider's keys, or in gateway mode the gateway in front) with a
+//! request rate per user, the client's address, JSON for every error status, socket limits and
+//! token expiry, and the health and metrics endpoints.
 
 pub mod auth;
 pub mod client;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod jwks;
 pub mod ops;
 pub mod session;
@@ -21,6 +22,7 @@ pub use auth::{
 pub use client::{ClientAddress, TrustedProxies};
 pub use error::{ApiError, Cause, ErrorBody};
 pub use extract::{ApiJson, ApiPath, ApiQuery, InputRejection};
+pub use gateway::{GatewayConfig, GatewayConfigError, GatewayTrust, SocketViewer};
 pub use jwks::{Jwks, JwksConfig, JwksError};
 pub use ops::{ops_router, Check, Dependency, Readiness, Report, TaskRunning};
 pub use session::{CookieRefusal, SessionClaims};

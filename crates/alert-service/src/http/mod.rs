@@ -13,7 +13,7 @@ use axum::extract::FromRef;
 use axum::Router;
 use signal_domain::{Failure, FailureKind};
 use signal_ports::AlertHistoryStore;
-use signal_web::{JwtVerifier, SocketLimits, TrustedProxies};
+use signal_web::{GatewayTrust, JwtVerifier, SocketLimits, TrustedProxies};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +29,7 @@ pub struct AlertState {
     /// None when accounts are switched off.
     pub accounts: Option<Arc<AccountsEdge>>,
     pub trusted_proxies: TrustedProxies,
+    pub gateway: GatewayTrust,
     /// Cancelled when the service stops: its sockets close.
     pub shutdown: CancellationToken,
     pub channels: Arc<signal_channels::ChannelService>,
@@ -38,6 +39,12 @@ pub struct AlertState {
 impl FromRef<AlertState> for Arc<JwtVerifier> {
     fn from_ref(state: &AlertState) -> Self {
         state.verifier.clone()
+    }
+}
+
+impl FromRef<AlertState> for GatewayTrust {
+    fn from_ref(state: &AlertState) -> Self {
+        state.gateway.clone()
     }
 }
 

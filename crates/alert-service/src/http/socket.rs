@@ -4,7 +4,13 @@
 //! has not acknowledged comes again on its next connection.
 //!
 //! Messages keep the original push's fields (`symbol, targetPrice, currentPrice, condition,
-//! timestamp`) and add the alert's id and exact values.
+//! timestamp`), add `triggeredPrice` (as the original history names the price) and the alert's
+//! id and exact values.
+//!
+//! The original frontend, on `/ws/socket/alert`, never sends anything and reconnects 3 s after
+//! every close: on that route an alert counts as acknowledged once it has been pushed, so each
+//! reconnect does not replay every alert again. `/api/v1/alerts/stream` leaves acknowledging to
+//! the client.
 //!
 //! An acknowledgement can only name alerts this socket has sent, so its cost is bounded by what
 //! the socket delivered, not by what the client writes.
@@ -32,8 +38,25 @@ const REPLAY_LIMIT: usize = 500;
 
 pub fn routes() -> Router<AlertState> {
     Router::new()
-        .route("/ws/socket/alert", get(upgrade))
+        .route("/ws/socket/alert", get(original_upgrade))
         .route("/api/v1/alerts/stream", get(upgrade))
+}
+
+/// Who acknowledges the alerts a socket pushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Acknowledging {
+    /// Pushing an alert acknowledges it: the original frontend cannot.
+    OnPush,
+    /// The client, with `{"type":"ack"}`.
+    ByClient,
+}
+
+async fn original_upgrade(
+    SocketUser(identity): SocketUser,
+    State(state): State<AlertState>,
+    SocketUpgrade(ws): SocketUpgrade,
+) -> Response {
+    ws.on_upgrade(move |socket| session(socket, identity, state, Acknowledging::OnPush))
 }
 
 async fn upgrade(
@@ -41,7 +64,7 @@ async fn upgrade(
     State(state): State<AlertState>,
     SocketUpgrade(ws): SocketUpgrade,
 ) -> Response {
-    ws.on_upgrade(move |socket| session(socket, identity, state))
+    ws.on_upgrade(move |socket| session(socket, identity, state, Acknowledging::ByClient))
 }
 
 #[derive(Serialize)]
@@ -53,6 +76,8 @@ struct AlertMessage {
     alert: AlertView,
     target_price: f64,
     current_price: f64,
+    /// The same price as `currentPrice`, under the name the original frontend reads.
+    triggered_price: f64,
     /// Epoch milliseconds when the rule fired.
     timestamp: i64,
     /// True when sent from the unacknowledged backlog on connect.
@@ -68,18 +93,37 @@ struct ClientMessage {
     ids: Vec<i64>,
 }
 
-async fn session(mut ws: WebSocket, mut identity: SocketIdentity, state: AlertState) {
+/// What one socket needs to push alerts.
+struct Pusher<'a> {
+    state: &'a AlertState,
+    user: &'a UserId,
+    acknowledging: Acknowledging,
+    /// Alerts this socket has sent: none is sent twice on one connection.
+    sent: HashSet<i64>,
+}
+
+async fn session(
+    mut ws: WebSocket,
+    mut identity: SocketIdentity,
+    state: AlertState,
+    acknowledging: Acknowledging,
+) {
     let user = identity.user.clone();
     state.metrics.alert_sockets_open.inc();
     // Register before reading the backlog, so nothing stored in between is missed; `sent` keeps
     // an alert that is both in the backlog and pushed live from going out twice.
     let mut handle = state.hub.register(&user);
-    let mut sent = HashSet::new();
+    let mut pusher = Pusher {
+        state: &state,
+        user: &user,
+        acknowledging,
+        sent: HashSet::new(),
+    };
     // Why the socket is being closed, when the client is told.
     let mut closing = None;
     let replay = state.history.unacknowledged(&user, REPLAY_LIMIT).await;
     let mut open = match replay {
-        Ok(backlog) => send_all(&mut ws, &state, &backlog, true, &mut sent).await,
+        Ok(backlog) => pusher.send_all(&mut ws, &backlog, true).await,
         Err(e) => {
             tracing::error!(error = %ErrorChain(&e), %user, "reading unacknowledged alerts failed");
             false
@@ -91,7 +135,7 @@ async fn session(mut ws: WebSocket, mut identity: SocketIdentity, state: AlertSt
                 Some(Ok(Message::Text(text))) => {
                     open = match identity.reauthenticate(&text).await {
                         Some(reply) => ws.send(Message::Text(reply.to_string().into())).await.is_ok(),
-                        None => handle_client(&mut ws, &state, &user, &text, &sent).await,
+                        None => handle_client(&mut ws, &state, &user, &text, &pusher.sent).await,
                     };
                 }
                 Some(Ok(Message::Close(_))) | None => open = false,
@@ -103,7 +147,7 @@ async fn session(mut ws: WebSocket, mut identity: SocketIdentity, state: AlertSt
             },
             alert = handle.alerts.recv() => match alert {
                 Some(record) => {
-                    open = send_all(&mut ws, &state, std::slice::from_ref(&*record), false, &mut sent).await;
+                    open = pusher.send_all(&mut ws, std::slice::from_ref(&*record), false).await;
                 }
                 // The hub dropped this session (too slow): close so the client reconnects and
                 // gets its backlog.
@@ -128,34 +172,53 @@ async fn session(mut ws: WebSocket, mut identity: SocketIdentity, state: AlertSt
     state.metrics.alert_sockets_open.dec();
 }
 
-async fn send_all(
-    ws: &mut WebSocket,
-    state: &AlertState,
-    records: &[AlertRecord],
-    replayed: bool,
-    sent: &mut HashSet<i64>,
-) -> bool {
-    for record in records {
-        if !sent.insert(record.id) {
-            continue;
+impl Pusher<'_> {
+    /// Sends the records this socket has not sent yet; false once the socket is gone.
+    async fn send_all(
+        &mut self,
+        ws: &mut WebSocket,
+        records: &[AlertRecord],
+        replayed: bool,
+    ) -> bool {
+        for record in records {
+            if !self.sent.insert(record.id) {
+                continue;
+            }
+            let price = record.price.to_f64_lossy();
+            let message = AlertMessage {
+                kind: "alert",
+                alert: AlertView::from(record),
+                target_price: record.level.to_f64_lossy(),
+                current_price: price,
+                triggered_price: price,
+                timestamp: record.triggered_at.timestamp_millis(),
+                replayed,
+            };
+            let Ok(text) = serde_json::to_string(&message) else {
+                continue;
+            };
+            if ws.send(Message::Text(text.into())).await.is_err() {
+                return false;
+            }
+            self.state.metrics.alerts_pushed.inc();
+            if self.acknowledging == Acknowledging::OnPush {
+                self.acknowledge(record.id).await;
+            }
         }
-        let message = AlertMessage {
-            kind: "alert",
-            alert: AlertView::from(record),
-            target_price: record.level.to_f64_lossy(),
-            current_price: record.price.to_f64_lossy(),
-            timestamp: record.triggered_at.timestamp_millis(),
-            replayed,
-        };
-        let Ok(text) = serde_json::to_string(&message) else {
-            continue;
-        };
-        if ws.send(Message::Text(text.into())).await.is_err() {
-            return false;
-        }
-        state.metrics.alerts_pushed.inc();
+        true
     }
-    true
+
+    /// An alert that cannot be marked stays unacknowledged: the next connection sends it again.
+    async fn acknowledge(&self, id: i64) {
+        let result = self
+            .state
+            .history
+            .acknowledge(self.user, id, chrono::Utc::now())
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %ErrorChain(&e), "acknowledging a pushed alert failed");
+        }
+    }
 }
 
 async fn handle_client(

@@ -1,12 +1,16 @@
 //! The original Spring Asset Service's routes and message shapes, so its gateway and frontend can
-//! switch over. Identity comes from the verified token instead of a trusted `X-Auth-User` header.
+//! switch over. Identity comes from the verified token, or, in gateway mode, from the gateway's
+//! `X-Auth-User` (see [`signal_web::gateway`]). Units are the original's: a crypto change rate is
+//! Upbit's fraction, a stock's a percentage, where the JSON API has percentages throughout.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use signal_domain::{AssetClass, Condition, ConditionKind, Failure, FailureKind, Market};
+use signal_domain::{AssetClass, Condition, ConditionKind, Failure, FailureKind, Market, Quote};
 use signal_web::{ApiError, ApiPath, ApiQuery, AuthUser};
 
 use super::AssetState;
@@ -30,7 +34,7 @@ pub fn routes() -> Router<AssetState> {
 }
 
 /// `{symbol, koreanName, englishName, price, changeRate}` as the original returned it (numbers as
-/// JSON numbers, change rate in percent), plus the unambiguous instrument id.
+/// JSON numbers, change rate in the original's units), plus the unambiguous instrument id.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct AssetSummary {
@@ -52,11 +56,7 @@ impl From<Listing> for AssetSummary {
             korean_name: listing.entry.instrument.korean_name.clone(),
             english_name: listing.entry.instrument.english_name.clone(),
             price: listing.quote.as_ref().map(|q| q.price.to_f64_lossy()),
-            change_rate: listing
-                .quote
-                .as_ref()
-                .and_then(|q| q.change_percent)
-                .map(|p| p.to_f64_lossy()),
+            change_rate: listing.quote.as_ref().and_then(original_change_rate),
             instrument: id.to_string(),
             market: id.market().to_string(),
             simulated: listing.quote.as_ref().is_some_and(|q| q.simulated),
@@ -64,25 +64,36 @@ impl From<Listing> for AssetSummary {
     }
 }
 
+/// The change against the previous close as the original sent it: for crypto Upbit's
+/// `signed_change_rate`, a fraction (0.0123 for +1.23 %), for stocks KIS's percentage. The
+/// original frontend multiplies a crypto rate by 100 and shows a stock's as it is.
+pub(super) fn original_change_rate(quote: &Quote) -> Option<f64> {
+    let percent = quote.change_percent?.value();
+    let rate = match quote.instrument.asset_class() {
+        AssetClass::Crypto => percent / Decimal::ONE_HUNDRED,
+        AssetClass::Stock => percent,
+    };
+    rate.to_f64()
+}
+
 #[derive(Deserialize)]
 struct Keyword {
     keyword: String,
 }
 
+/// Every instrument matching the keyword, best match first; an empty keyword lists them all, as
+/// the original's `LIKE '%%'` did (the original frontend loads its lists that way).
 async fn search(
     AuthUser(_): AuthUser,
     State(state): State<AssetState>,
     ApiQuery(query): ApiQuery<Keyword>,
 ) -> Json<Vec<AssetSummary>> {
-    Json(
-        state
-            .assets
-            .search(&query.keyword, 50)
-            .await
-            .into_iter()
-            .map(AssetSummary::from)
-            .collect(),
-    )
+    let listings = if query.keyword.trim().is_empty() {
+        state.assets.everything().await
+    } else {
+        state.assets.search(&query.keyword, usize::MAX).await
+    };
+    Json(listings.into_iter().map(AssetSummary::from).collect())
 }
 
 async fn asset(

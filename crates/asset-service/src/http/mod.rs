@@ -9,7 +9,7 @@ mod quote_socket;
 
 use axum::extract::FromRef;
 use axum::Router;
-use signal_web::{JwtVerifier, SocketLimits};
+use signal_web::{GatewayTrust, JwtVerifier, SocketLimits};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +22,7 @@ use crate::PriceSources;
 pub struct AssetState {
     pub assets: Arc<Assets>,
     pub verifier: Arc<JwtVerifier>,
+    pub gateway: GatewayTrust,
     pub metrics: AssetMetrics,
     /// Where each market's prices come from, to say why an instrument has no quote.
     pub sources: Arc<PriceSources>,
@@ -34,6 +35,12 @@ pub struct AssetState {
 impl FromRef<AssetState> for Arc<JwtVerifier> {
     fn from_ref(state: &AssetState) -> Self {
         state.verifier.clone()
+    }
+}
+
+impl FromRef<AssetState> for GatewayTrust {
+    fn from_ref(state: &AssetState) -> Self {
+        state.gateway.clone()
     }
 }
 

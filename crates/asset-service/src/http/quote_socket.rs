@@ -2,6 +2,11 @@
 //! `{"type":"subscribe"|"unsubscribe","symbol":"..."}`, the server answers
 //! `{"status":"success"|"error","message":"..."}` and pushes `price_update` messages.
 //!
+//! `/ws/stocks` speaks it as the original did, for the original frontend: the acknowledgement
+//! says `구독 성공`, a crypto change rate is Upbit's fraction, and in gateway mode a socket the
+//! gateway forwards needs no credentials. `/api/v1/quotes/stream` is the same protocol in the
+//! JSON API's terms: English acknowledgements, change rates in percent, a token always.
+//!
 //! Each subscription is a `watch` receiver, so the socket holds at most one pending quote per
 //! instrument: a slow client gets the latest price, never a backlog.
 //!
@@ -16,7 +21,7 @@ use axum::Router;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use signal_domain::{ErrorChain, InstrumentId, Quote};
-use signal_web::{SocketIdentity, SocketUpgrade, SocketUser};
+use signal_web::{SocketIdentity, SocketUpgrade, SocketUser, SocketViewer};
 use std::collections::HashMap;
 use tokio_stream::wrappers::WatchStream;
 use tokio_stream::StreamMap;
@@ -30,8 +35,26 @@ const MAX_SUBSCRIPTIONS: usize = 200;
 
 pub fn routes() -> Router<AssetState> {
     Router::new()
-        .route("/ws/stocks", get(upgrade))
+        .route("/ws/stocks", get(original_upgrade))
         .route("/api/v1/quotes/stream", get(upgrade))
+}
+
+/// Which words and units a socket uses; the protocol is the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    /// The original's, on `/ws/stocks`.
+    Original,
+    /// The JSON API's, on `/api/v1/quotes/stream`.
+    Api,
+}
+
+async fn original_upgrade(
+    SocketViewer(identity): SocketViewer,
+    State(state): State<AssetState>,
+    SocketUpgrade(ws): SocketUpgrade,
+) -> Response {
+    tracing::debug!(user = ?identity.as_ref().map(|i| &i.user), "quote socket opened");
+    ws.on_upgrade(move |socket| session(socket, identity, state, Dialect::Original))
 }
 
 async fn upgrade(
@@ -40,7 +63,7 @@ async fn upgrade(
     SocketUpgrade(ws): SocketUpgrade,
 ) -> Response {
     tracing::debug!(user = %identity.user, "quote socket opened");
-    ws.on_upgrade(move |socket| session(socket, identity, state))
+    ws.on_upgrade(move |socket| session(socket, Some(identity), state, Dialect::Api))
 }
 
 #[derive(Deserialize)]
@@ -67,6 +90,7 @@ struct PriceUpdate<'a> {
     price: f64,
     /// The exact price, as a decimal string.
     price_exact: String,
+    /// In the socket's [`Dialect`]: percent, or on `/ws/stocks` a fraction for crypto.
     change_rate: Option<f64>,
     /// Epoch milliseconds of the trade.
     timestamp: i64,
@@ -75,15 +99,23 @@ struct PriceUpdate<'a> {
 
 struct Socket {
     ws: WebSocket,
+    dialect: Dialect,
     subscriptions: StreamMap<InstrumentId, WatchStream<Option<Quote>>>,
     /// Keeps each subscribed instrument marked as viewed live while subscribed.
     views: HashMap<InstrumentId, ViewGuard>,
 }
 
-async fn session(ws: WebSocket, mut identity: SocketIdentity, state: AssetState) {
+/// `identity` None: a socket the gateway forwarded without credentials, which never expires.
+async fn session(
+    ws: WebSocket,
+    mut identity: Option<SocketIdentity>,
+    state: AssetState,
+    dialect: Dialect,
+) {
     state.metrics.quote_sockets_open.inc();
     let mut socket = Socket {
         ws,
+        dialect,
         subscriptions: StreamMap::new(),
         views: HashMap::new(),
     };
@@ -91,7 +123,11 @@ async fn session(ws: WebSocket, mut identity: SocketIdentity, state: AssetState)
         tokio::select! {
             incoming = socket.ws.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    let sent = match identity.reauthenticate(&text).await {
+                    let reauthenticated = match identity.as_mut() {
+                        Some(identity) => identity.reauthenticate(&text).await,
+                        None => None,
+                    };
+                    let sent = match reauthenticated {
                         Some(reply) => socket.send_json(&reply).await,
                         None => {
                             let reply = socket.handle(&state, &text);
@@ -113,12 +149,12 @@ async fn session(ws: WebSocket, mut identity: SocketIdentity, state: AssetState)
             },
             Some((_, quote)) = socket.subscriptions.next(), if !socket.subscriptions.is_empty() => {
                 let Some(quote) = quote else { continue };
-                if socket.send_json(&price_update(&quote)).await.is_err() {
+                if socket.send_json(&price_update(&quote, socket.dialect)).await.is_err() {
                     break;
                 }
             }
-            () = identity.expired() => {
-                let _ = socket.ws.send(Message::Close(Some(identity.expired_frame()))).await;
+            Some(frame) = expiry(identity.as_ref()) => {
+                let _ = socket.ws.send(Message::Close(Some(frame))).await;
                 break;
             }
             // A stopping service closes its sockets ("going away"), so clients reconnect at
@@ -133,6 +169,18 @@ async fn session(ws: WebSocket, mut identity: SocketIdentity, state: AssetState)
         }
     }
     state.metrics.quote_sockets_open.dec();
+}
+
+/// Resolves with the close frame once the socket's token has expired; never for a socket
+/// without one.
+async fn expiry(identity: Option<&SocketIdentity>) -> Option<CloseFrame> {
+    match identity {
+        Some(identity) => {
+            identity.expired().await;
+            Some(identity.expired_frame())
+        }
+        None => std::future::pending().await,
+    }
 }
 
 impl Socket {
@@ -168,7 +216,12 @@ impl Socket {
                 self.views.insert(id.clone(), view);
                 Reply {
                     status: "success",
-                    message: format!("subscribed to {id}"),
+                    message: match self.dialect {
+                        // The original frontend takes a reply containing `구독 성공` as its
+                        // acknowledgement.
+                        Dialect::Original => format!("구독 성공: {}", id.symbol()),
+                        Dialect::Api => format!("subscribed to {id}"),
+                    },
                 }
             }
             "unsubscribe" => {
@@ -176,7 +229,10 @@ impl Socket {
                 self.views.remove(&id);
                 Reply {
                     status: "success",
-                    message: format!("unsubscribed from {id}"),
+                    message: match self.dialect {
+                        Dialect::Original => format!("구독 해제: {}", id.symbol()),
+                        Dialect::Api => format!("unsubscribed from {id}"),
+                    },
                 }
             }
             other => error(format!(
@@ -191,14 +247,17 @@ impl Socket {
     }
 }
 
-fn price_update(quote: &Quote) -> PriceUpdate<'_> {
+fn price_update(quote: &Quote, dialect: Dialect) -> PriceUpdate<'_> {
     PriceUpdate {
         kind: "price_update",
         symbol: quote.instrument.symbol(),
         instrument: &quote.instrument,
         price: quote.price.to_f64_lossy(),
         price_exact: quote.price.to_string(),
-        change_rate: quote.change_percent.map(|p| p.to_f64_lossy()),
+        change_rate: match dialect {
+            Dialect::Original => super::legacy::original_change_rate(quote),
+            Dialect::Api => quote.change_percent.map(|p| p.to_f64_lossy()),
+        },
         timestamp: quote.exchange_time.timestamp_millis(),
         simulated: quote.simulated,
     }

@@ -45,7 +45,7 @@ pub async fn serve(
         .with_context(|| format!("binding {bind}"))?;
     let addr = listener.local_addr()?;
     let http = &settings.http;
-    let trusted = TrustedProxies::new(settings.trusted_proxies.iter().copied());
+    let trusted = settings.forwarding_proxies();
     let app = edge(
         router,
         &settings.cors_allowed_origins,

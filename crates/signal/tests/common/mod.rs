@@ -137,7 +137,7 @@ impl TestApp {
 
     pub async fn alert_socket(&self, user: &str) -> Socket {
         let url = format!(
-            "ws://{}/ws/socket/alert?token={}",
+            "ws://{}/api/v1/alerts/stream?token={}",
             self.app.alert_addr,
             token(user)
         );
@@ -149,7 +149,7 @@ impl TestApp {
 
     pub async fn quote_socket(&self, user: &str) -> Socket {
         let url = format!(
-            "ws://{}/ws/stocks?token={}",
+            "ws://{}/api/v1/quotes/stream?token={}",
             self.app.asset_addr,
             token(user)
         );

@@ -85,7 +85,7 @@ type AlertReads = mpsc::UnboundedReceiver<(String, Instant)>;
 /// Reads the probe user's alert socket, acknowledging each alert as an app does.
 async fn follow_alerts(system: &SystemUnderTest) -> anyhow::Result<AlertReads> {
     let url = format!(
-        "ws://{}/ws/socket/alert?token={}",
+        "ws://{}/api/v1/alerts/stream?token={}",
         system.alert,
         system.token(PROBE_USER)
     );
