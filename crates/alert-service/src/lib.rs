@@ -13,8 +13,8 @@ use axum::Router;
 use prometheus::Registry;
 use signal_ports::{AlertHistoryStore, AlertInbox, Broadcast, SharedCache};
 use signal_web::{
-    ops_router, Dependency, GatewayTrust, JwtVerifier, Readiness, SocketLimits, TaskRunning,
-    TrustedProxies,
+    openapi, ops_router, Dependency, GatewayTrust, JwtVerifier, Readiness, SocketLimits,
+    TaskRunning, TrustedProxies,
 };
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -127,7 +127,10 @@ pub async fn start(
         required: true,
         probe: Arc::new(TaskRunning(running)),
     });
-    let router = http::router(state).merge(ops_router(registry.clone(), readiness.clone()));
+    let (router, api) = http::router(state)
+        .merge(ops_router(registry.clone(), readiness.clone()))
+        .split_for_parts();
+    let router = router.merge(openapi::docs_routes(&openapi::complete(api)));
     tasks.extend(deliveries);
     Ok(AlertService {
         router,

@@ -8,7 +8,8 @@ mod sources;
 use axum::Router;
 use prometheus::Registry;
 use signal_web::{
-    ops_router, Dependency, GatewayTrust, JwtVerifier, Readiness, SocketLimits, TaskRunning,
+    openapi, ops_router, Dependency, GatewayTrust, JwtVerifier, Readiness, SocketLimits,
+    TaskRunning,
 };
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
@@ -71,7 +72,10 @@ pub async fn start(
         required: true,
         probe: Arc::new(TaskRunning(core.engine_running)),
     });
-    let router = http::router(state).merge(ops_router(registry.clone(), readiness.clone()));
+    let (router, api) = http::router(state)
+        .merge(ops_router(registry.clone(), readiness.clone()))
+        .split_for_parts();
+    let router = router.merge(openapi::docs_routes(&openapi::complete(api)));
     Ok(AssetService {
         router,
         ticks: core.ticks,

@@ -30,7 +30,7 @@ pub struct PriceSources {
 }
 
 /// Why an instrument has no quote, as a code a client can act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Unavailable {
     NotConfigured,

@@ -26,7 +26,7 @@ pub use failure::{ErrorChain, Failure, FailureKind};
 pub use instrument::{Instrument, InstrumentId, InstrumentIdError};
 pub use market::{AssetClass, Market};
 pub use params::{AverageParams, ConditionParams, ConjunctParams};
-pub use price::{Percent, Price, PriceError};
+pub use price::{DecimalInput, Percent, Price, PriceError};
 pub use quote::{Quote, QuoteSource, Tick};
 pub use rule::{
     check_repeat, rsi_history_wanted, snooze_end, AlertRule, Average, AverageKind, ChannelEdge,

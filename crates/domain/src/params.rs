@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// One moving average of a golden or dead cross.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AverageParams {
     /// SMA (the default) or EMA.
@@ -57,7 +57,7 @@ impl From<AverageParams> for Average {
 /// | MA_CROSS_UP, MA_CROSS_DOWN | `interval`, `bars`, `average` (SMA or EMA, default SMA) |
 /// | RSI_ABOVE, RSI_BELOW | `interval`, `bars`, `level` (0 to 100) |
 /// | GOLDEN_CROSS, DEAD_CROSS | `interval`, `fast`, `slow` (each `{average, bars}`) |
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConditionParams {
     #[serde(
@@ -65,18 +65,21 @@ pub struct ConditionParams {
         deserialize_with = "optional_decimal",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<crate::price::DecimalInput>)]
     pub level: Option<Decimal>,
     #[serde(
         default,
         deserialize_with = "optional_decimal",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<crate::price::DecimalInput>)]
     pub percent: Option<Decimal>,
     #[serde(
         default,
         deserialize_with = "optional_decimal",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<crate::price::DecimalInput>)]
     pub amount: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_seconds: Option<u32>,
@@ -85,15 +88,18 @@ pub struct ConditionParams {
         deserialize_with = "optional_decimal",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<crate::price::DecimalInput>)]
     pub low: Option<Decimal>,
     #[serde(
         default,
         deserialize_with = "optional_decimal",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<crate::price::DecimalInput>)]
     pub high: Option<Decimal>,
     /// The bar interval, as text, so that an unsupported one is refused naming this field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Interval>)]
     pub interval: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bars: Option<u16>,
@@ -102,12 +108,14 @@ pub struct ConditionParams {
         deserialize_with = "optional_decimal",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<crate::price::DecimalInput>)]
     pub factor: Option<Decimal>,
     #[serde(
         default,
         deserialize_with = "optional_decimal",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<crate::price::DecimalInput>)]
     pub volume: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub average: Option<AverageKind>,
@@ -337,7 +345,7 @@ impl ConditionParams {
 
 /// A rule's second condition as the API and the store spell it: its kind, the kind's parameters
 /// beside it, and within how many seconds of the first it must be met.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConjunctParams {
     pub condition: ConditionKind,

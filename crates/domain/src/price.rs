@@ -290,6 +290,35 @@ impl utoipa::PartialSchema for Percent {
 
 impl utoipa::ToSchema for Percent {}
 
+/// How a decimal parameter (a level, a percentage, a band) may be sent: a string with a JSON
+/// number's grammar, or a JSON integer; never a JSON number with a fraction, which would have been
+/// through binary floating point. For the OpenAPI documents only.
+pub struct DecimalInput;
+
+/// The grammar [`parse_decimal`] reads.
+pub const DECIMAL_PATTERN: &str = "^-?[0-9]+(\\.[0-9]+)?([eE][+-]?[0-9]+)?$";
+
+impl utoipa::PartialSchema for DecimalInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(DECIMAL_PATTERN)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Integer))
+            .description(Some(
+                "An exact decimal: a string (\"71900.5\", \"1.5e3\"; at most 28 significant digits) \
+                 or a JSON integer; a JSON number with a fraction or an exponent is refused",
+            ))
+            .examples(["71900.5"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for DecimalInput {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

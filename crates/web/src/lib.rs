@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 pub mod jwks;
+pub mod openapi;
 pub mod ops;
 pub mod session;
 pub mod socket;

@@ -4,8 +4,7 @@ use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use futures::future::join_all;
 use prometheus::{Encoder, Registry, TextEncoder};
 use serde::Serialize;
@@ -18,6 +17,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::{timeout, Instant};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 
@@ -61,7 +62,8 @@ pub struct Readiness {
 }
 
 /// One round of probes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Readiness)]
 pub struct Report {
     pub status: &'static str,
     /// Every dependency by name: `up` or `down`, whether it is required, and why it is down.
@@ -70,7 +72,7 @@ pub struct Report {
     pub down: Vec<&'static str>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Check {
     pub status: &'static str,
     pub required: bool,
@@ -159,21 +161,46 @@ struct OpsState {
 }
 
 /// `/health/live`, `/health/ready` and `/metrics`.
-pub fn ops_router(registry: Registry, readiness: Readiness) -> Router {
-    Router::new()
-        .route(
-            "/health/live",
-            get(|| async { Json(json!({ "status": "up" })) }),
-        )
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
+pub fn ops_router(registry: Registry, readiness: Readiness) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
         .with_state(OpsState {
             registry,
             readiness,
         })
 }
 
+/// `{"status": "up"}`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Live {
+    status: String,
+}
+
+/// The process runs and answers.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "Alive", body = Live))
+)]
+async fn live() -> Json<serde_json::Value> {
+    Json(json!({ "status": "up" }))
+}
+
 /// 200 when every required dependency is up, 503 naming what is down otherwise.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "operations",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Report),
+        (status = 503, description = "A required dependency is down", body = Report),
+    )
+)]
 async fn ready(State(state): State<OpsState>) -> impl IntoResponse {
     let report = state.readiness.report().await;
     let status = if report.is_ready() {
@@ -184,6 +211,14 @@ async fn ready(State(state): State<OpsState>) -> impl IntoResponse {
     (status, Json(report))
 }
 
+/// Prometheus metrics, in its text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+)]
 async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
     let mut buffer = Vec::new();
     match TextEncoder::new().encode(&state.registry.gather(), &mut buffer) {
@@ -236,7 +271,8 @@ mod tests {
     }
 
     async fn ready_body(readiness: Readiness) -> (StatusCode, serde_json::Value) {
-        let response = ops_router(Registry::new(), readiness)
+        let (router, _) = ops_router(Registry::new(), readiness).split_for_parts();
+        let response = router
             .oneshot(Request::get("/health/ready").body(Body::empty()).unwrap())
             .await
             .unwrap();

@@ -10,16 +10,19 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use signal_accounts::{AccountError, Accounts, Client, Session, SessionId};
-use signal_domain::{Failure, FailureKind, Timestamp};
+use signal_domain::{Failure, FailureKind};
 use signal_web::session::{
     clear_session_cookies, refuse_cross_site, request_is_https, set_session_cookies,
 };
 use signal_web::{ApiError, ApiJson, ApiPath, Caller, ClientAddress, JwtSigner, SessionClaims};
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AlertState;
 
@@ -30,16 +33,16 @@ pub struct AccountsEdge {
     pub signer: JwtSigner,
 }
 
-pub fn routes() -> Router<AlertState> {
-    Router::new()
-        .route("/api/v1/auth/config", get(config))
-        .route("/api/v1/auth/signup", post(sign_up))
-        .route("/api/v1/auth/signin", post(sign_in))
-        .route("/api/v1/auth/signout", post(sign_out))
-        .route("/api/v1/auth/password", post(change_password))
-        .route("/api/v1/auth/session", get(current_session))
-        .route("/api/v1/auth/sessions", get(sessions))
-        .route("/api/v1/auth/sessions/{id}", delete(end_session))
+pub fn routes() -> OpenApiRouter<AlertState> {
+    OpenApiRouter::new()
+        .routes(routes!(config))
+        .routes(routes!(sign_up))
+        .routes(routes!(sign_in))
+        .routes(routes!(sign_out))
+        .routes(routes!(change_password))
+        .routes(routes!(current_session))
+        .routes(routes!(sessions))
+        .routes(routes!(end_session))
 }
 
 /// The answer of the account routes when accounts are switched off.
@@ -57,8 +60,10 @@ fn edge(state: &AlertState) -> Result<&AccountsEdge, AccountsSwitchedOff> {
     state.accounts.as_deref().ok_or(AccountsSwitchedOff)
 }
 
-#[derive(Serialize)]
+/// Whether this deployment has built-in accounts, and its password lengths.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = AccountsConfig)]
 struct AccountsConfigView {
     accounts: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,6 +73,13 @@ struct AccountsConfigView {
 }
 
 /// What the sign-up form needs to know before anyone is signed in.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/config",
+    tag = "accounts",
+    security(()),
+    responses((status = 200, body = AccountsConfigView))
+)]
 async fn config(State(state): State<AlertState>) -> Json<AccountsConfigView> {
     let policy = state.accounts.as_deref().map(|edge| edge.accounts.policy());
     Json(AccountsConfigView {
@@ -77,14 +89,16 @@ async fn config(State(state): State<AlertState>) -> Json<AccountsConfigView> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "new@example.com", "password": "correct horse battery staple"}))]
 struct Credentials {
+    /// The account's user id (trimmed and lower-cased).
     email: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct SignedIn {
     email: String,
 }
@@ -132,6 +146,21 @@ fn with_session_cookies(
     })
 }
 
+/// Creates an account and signs it in.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/signup",
+    tag = "accounts",
+    security(()),
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Signed up and in", body = SignedIn,
+            headers(("Set-Cookie" = String, description = "`signal_session` (the session's JWT, HttpOnly, SameSite=Strict) and `signal_csrf` (the token to echo in `X-CSRF-Token`); Secure over HTTPS"))),
+        (status = 404, description = "Accounts are switched off", body = signal_web::ErrorBody),
+        (status = 409, description = "The email has an account", body = signal_web::ErrorBody),
+        (status = 422, description = "`field` names `email` or `password` (too short, too weak)", body = signal_web::ErrorBody),
+    )
+)]
 async fn sign_up(
     State(state): State<AlertState>,
     address: ClientAddress,
@@ -155,6 +184,21 @@ async fn sign_up(
     with_session_cookies(edge, &parts, &session, StatusCode::CREATED, Some(body))
 }
 
+/// Signs in.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/signin",
+    tag = "accounts",
+    security(()),
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Signed in", body = SignedIn,
+            headers(("Set-Cookie" = String, description = "`signal_session` (the session's JWT, HttpOnly, SameSite=Strict) and `signal_csrf` (the token to echo in `X-CSRF-Token`); Secure over HTTPS"))),
+        (status = 401, description = "Wrong email or password (the same answer for both)", body = signal_web::ErrorBody),
+        (status = 404, description = "Accounts are switched off", body = signal_web::ErrorBody),
+        (status = 429, description = "The account or the address is out of attempts", body = signal_web::ErrorBody),
+    )
+)]
 async fn sign_in(
     State(state): State<AlertState>,
     address: ClientAddress,
@@ -182,6 +226,16 @@ async fn sign_in(
 /// Ends the caller's session and removes its cookies. Signing out with a session that is already
 /// invalid (expired, ended) still removes the cookies; a request that fails the CSRF checks
 /// changes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/signout",
+    tag = "accounts",
+    security(()),
+    responses(
+        (status = 204, description = "Signed out; the cookies are cleared"),
+        (status = 403, description = "A cookie request without its CSRF token, or from another site", body = signal_web::ErrorBody),
+    )
+)]
 async fn sign_out(
     State(state): State<AlertState>,
     caller: Result<Caller, ApiError>,
@@ -207,7 +261,7 @@ async fn sign_out(
     Ok((StatusCode::NO_CONTENT, headers).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PasswordChange {
     current_password: String,
@@ -216,6 +270,18 @@ struct PasswordChange {
 
 /// Changes the password, ends every session of the account, and starts a new one for this
 /// browser (204 with fresh cookies).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password",
+    tag = "accounts",
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed; a new session",
+            headers(("Set-Cookie" = String, description = "`signal_session` (the session's JWT, HttpOnly, SameSite=Strict) and `signal_csrf` (the token to echo in `X-CSRF-Token`); Secure over HTTPS"))),
+        (status = 404, description = "Accounts are switched off", body = signal_web::ErrorBody),
+        (status = 422, description = "`field` names `currentPassword` (wrong) or `newPassword` (too weak)", body = signal_web::ErrorBody),
+    )
+)]
 async fn change_password(
     State(state): State<AlertState>,
     caller: Caller,
@@ -237,7 +303,7 @@ async fn change_password(
     with_session_cookies(edge, &parts, &session, StatusCode::NO_CONTENT, None)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CurrentSession {
     email: String,
@@ -245,6 +311,13 @@ struct CurrentSession {
     accounts: bool,
 }
 
+/// Who the caller is.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/session",
+    tag = "accounts",
+    responses((status = 200, body = CurrentSession))
+)]
 async fn current_session(State(state): State<AlertState>, caller: Caller) -> Json<CurrentSession> {
     Json(CurrentSession {
         email: caller.user.to_string(),
@@ -252,17 +325,28 @@ async fn current_session(State(state): State<AlertState>, caller: Caller) -> Jso
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Session)]
 struct SessionView {
     id: String,
-    created_at: Timestamp,
-    expires_at: Timestamp,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
     user_agent: Option<String>,
     /// The session this request was made with.
     current: bool,
 }
 
+/// The account's active sessions, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/sessions",
+    tag = "accounts",
+    responses(
+        (status = 200, body = Vec<SessionView>),
+        (status = 404, description = "Accounts are switched off", body = signal_web::ErrorBody),
+    )
+)]
 async fn sessions(
     State(state): State<AlertState>,
     caller: Caller,
@@ -286,6 +370,17 @@ async fn sessions(
     ))
 }
 
+/// Ends one of the caller's sessions (signs another device out).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/auth/sessions/{id}",
+    tag = "accounts",
+    params(("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 404, description = "Not one of the caller's sessions", body = signal_web::ErrorBody),
+    )
+)]
 async fn end_session(
     State(state): State<AlertState>,
     caller: Caller,

@@ -3,27 +3,31 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use signal_domain::{ConditionKind, InstrumentId, Percent, Price, RuleId, Timestamp};
+use signal_domain::{ConditionKind, InstrumentId, Percent, Price, RuleId};
 use signal_ports::{AlertRecord, HistoryQuery};
 use signal_web::{ApiError, ApiPath, ApiQuery, AuthUser};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{AlertState, NoSuchAlert};
 
-pub fn routes() -> Router<AlertState> {
-    Router::new()
-        .route("/api/v1/alerts", get(list).delete(delete_all))
-        .route("/api/v1/alerts/read", post(mark_all_read))
-        .route("/api/v1/alerts/{id}", get(one).delete(delete_one))
-        .route("/api/v1/alerts/{id}/read", post(mark_read))
+pub fn routes() -> OpenApiRouter<AlertState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, delete_all))
+        .routes(routes!(mark_all_read))
+        .routes(routes!(one, delete_one))
+        .routes(routes!(mark_read))
 }
 
 /// One alert, as the API and the alert socket show it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Alert)]
 pub struct AlertView {
     pub id: i64,
     pub event_id: Uuid,
@@ -35,8 +39,8 @@ pub struct AlertView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub percent: Option<Percent>,
     pub price: Price,
-    pub exchange_time: Timestamp,
-    pub triggered_at: Timestamp,
+    pub exchange_time: DateTime<Utc>,
+    pub triggered_at: DateTime<Utc>,
     pub note: Option<String>,
     pub simulated: bool,
     pub read: bool,
@@ -65,18 +69,25 @@ impl From<&AlertRecord> for AlertView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     /// An instrument id or bare symbol.
+    #[param(example = "005930")]
     symbol: Option<String>,
+    /// Only read (true) or unread (false) alerts.
     read: Option<bool>,
+    /// Alerts older than this id: the `nextBefore` of the previous page.
     before: Option<i64>,
+    /// 1 to 500 (default 50); larger values are taken as 500.
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
+/// A page of alerts, newest first.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = AlertPage)]
 struct Page {
     items: Vec<AlertView>,
     /// Pass as `before` for the next page; absent on the last page.
@@ -85,7 +96,8 @@ struct Page {
 }
 
 /// The history store keys alerts by instrument id; a bare symbol is matched against the shapes
-/// the markets use, so `005930`, `KRW-BTC` and `KRX:005930` all work.
+/// the markets use, so `005930`, `KRW-BTC` and `KRX:005930` all work. Anything else is a 422
+/// naming `symbol`.
 fn instrument_filter(text: &str) -> Result<InstrumentId, ApiError> {
     if let Ok(id) = text.parse::<InstrumentId>() {
         return Ok(id);
@@ -96,13 +108,26 @@ fn instrument_filter(text: &str) -> Result<InstrumentId, ApiError> {
     } else if upper.len() == 6 && upper.chars().all(|c| c.is_ascii_digit()) {
         signal_domain::Market::Krx
     } else {
-        return Err(ApiError::malformed(format!(
-            "symbol `{text}`: use MARKET:SYMBOL for US stocks, e.g. NASDAQ:AAPL"
-        )));
+        return Err(ApiError::invalid_field(
+            "symbol",
+            format!(
+                "symbol `{}`: use MARKET:SYMBOL for US stocks, e.g. NASDAQ:AAPL",
+                signal_domain::abbreviate(text)
+            ),
+        ));
     };
-    InstrumentId::new(market, &upper).map_err(ApiError::malformed)
+    // A readable query whose value names no instrument: refused as a value, not as unreadable.
+    InstrumentId::new(market, &upper).map_err(|e| ApiError::invalid_field("symbol", e))
 }
 
+/// The caller's alerts, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    tag = "alerts",
+    params(ListQuery),
+    responses((status = 200, body = Page))
+)]
 async fn list(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -121,6 +146,17 @@ async fn list(
     }))
 }
 
+/// One of the caller's alerts.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts/{id}",
+    tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id", example = 1)),
+    responses(
+        (status = 200, body = AlertView),
+        (status = 404, description = "The caller has no such alert", body = signal_web::ErrorBody),
+    )
+)]
 async fn one(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -130,6 +166,17 @@ async fn one(
     Ok(Json(AlertView::from(&record)))
 }
 
+/// Marks one of the caller's alerts read (which also acknowledges it).
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/{id}/read",
+    tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id", example = 1)),
+    responses(
+        (status = 204, description = "Marked read"),
+        (status = 404, description = "The caller has no such alert", body = signal_web::ErrorBody),
+    )
+)]
 async fn mark_read(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -146,11 +193,19 @@ async fn mark_read(
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Changed {
+    /// How many alerts were marked read.
     changed: u64,
 }
 
+/// Marks all of the caller's alerts read.
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/read",
+    tag = "alerts",
+    responses((status = 200, body = Changed))
+)]
 async fn mark_all_read(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -162,6 +217,17 @@ async fn mark_all_read(
     Ok(Json(Changed { changed }))
 }
 
+/// Deletes one of the caller's alerts.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/alerts/{id}",
+    tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id", example = 1)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "The caller has no such alert", body = signal_web::ErrorBody),
+    )
+)]
 async fn delete_one(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -174,11 +240,19 @@ async fn delete_one(
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Deleted {
+    /// How many alerts were deleted.
     deleted: u64,
 }
 
+/// Deletes all of the caller's alerts.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/alerts",
+    tag = "alerts",
+    responses((status = 200, body = Deleted))
+)]
 async fn delete_all(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,

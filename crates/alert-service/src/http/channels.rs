@@ -5,44 +5,41 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use signal_channels::{ChannelUpdate, NewTarget};
-use signal_domain::Timestamp;
 use signal_ports::{
     ChannelKind, ChannelRecord, ChannelState, ChannelTarget, DeliveryAttempt, DeliveryQuery,
     DeliveryRecord, DeliveryStatus, Language, QuietHours, UserSettings,
 };
 use signal_web::{ApiError, ApiJson, ApiPath, ApiQuery, AuthUser};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AlertState;
 
-pub fn routes() -> Router<AlertState> {
-    Router::new()
-        .route("/api/v1/channels", get(list).post(create))
-        .route(
-            "/api/v1/channels/{id}",
-            get(one).patch(update).delete(delete),
-        )
-        .route("/api/v1/channels/{id}/test", post(test))
-        .route("/api/v1/channels/{id}/rotate-secret", post(rotate_secret))
-        .route("/api/v1/channels/{id}/link", post(renew_link))
-        .route("/api/v1/channels/{id}/deliveries", get(channel_deliveries))
-        .route(
-            "/api/v1/channels/email/confirm",
-            get(confirm_page).post(confirm_email),
-        )
-        .route("/api/v1/deliveries", get(deliveries))
-        .route("/api/v1/deliveries/{id}", get(delivery))
-        .route("/api/v1/settings", get(settings).put(put_settings))
-        .route("/api/v1/push/vapid-public-key", get(vapid_public_key))
+pub fn routes() -> OpenApiRouter<AlertState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(one, update, delete))
+        .routes(routes!(test))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(renew_link))
+        .routes(routes!(channel_deliveries))
+        .routes(routes!(confirm_page, confirm_email))
+        .routes(routes!(deliveries))
+        .routes(routes!(delivery))
+        .routes(routes!(settings, put_settings))
+        .routes(routes!(vapid_public_key))
 }
 
 /// A channel as the API shows it: never its secret.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Channel)]
 struct ChannelView {
     id: i64,
     kind: ChannelKind,
@@ -51,7 +48,7 @@ struct ChannelView {
     #[serde(skip_serializing_if = "Option::is_none")]
     disabled_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    disabled_at: Option<Timestamp>,
+    disabled_at: Option<DateTime<Utc>>,
     /// Webhook.
     #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<String>,
@@ -59,7 +56,7 @@ struct ChannelView {
     template: Option<String>,
     /// Webhook: until when the previous secret still signs, after a rotation.
     #[serde(skip_serializing_if = "Option::is_none")]
-    previous_secret_valid_until: Option<Timestamp>,
+    previous_secret_valid_until: Option<DateTime<Utc>>,
     /// Web push.
     #[serde(skip_serializing_if = "Option::is_none")]
     endpoint: Option<String>,
@@ -69,8 +66,8 @@ struct ChannelView {
     /// Email.
     #[serde(skip_serializing_if = "Option::is_none")]
     address: Option<String>,
-    created_at: Timestamp,
-    updated_at: Timestamp,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 impl From<&ChannelRecord> for ChannelView {
@@ -111,7 +108,7 @@ impl From<&ChannelRecord> for ChannelView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ChannelList {
     items: Vec<ChannelView>,
@@ -119,6 +116,13 @@ struct ChannelList {
     available: Vec<ChannelKind>,
 }
 
+/// The caller's channels, and the kinds this server can send.
+#[utoipa::path(
+    get,
+    path = "/api/v1/channels",
+    tag = "channels",
+    responses((status = 200, body = ChannelList))
+)]
 async fn list(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -130,7 +134,7 @@ async fn list(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PushKeys {
     p256dh: String,
@@ -138,7 +142,7 @@ struct PushKeys {
 }
 
 /// A browser's `PushSubscription`, as `JSON.stringify` gives it.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PushSubscription {
     endpoint: String,
@@ -148,8 +152,10 @@ struct PushSubscription {
     expiration_time: Option<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
+/// A new channel: `kind` decides the rest; `name` is at most 100 characters.
+#[derive(Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[schema(as = NewChannel)]
 enum NewChannelRequest {
     WebPush {
         name: Option<String>,
@@ -170,8 +176,9 @@ enum NewChannelRequest {
 }
 
 /// A channel just made: its secret (webhook) or link (Telegram) is shown here only.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CreatedChannel)]
 struct CreatedView {
     #[serde(flatten)]
     channel: ChannelView,
@@ -180,9 +187,21 @@ struct CreatedView {
     #[serde(skip_serializing_if = "Option::is_none")]
     link: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    link_expires_at: Option<Timestamp>,
+    link_expires_at: Option<DateTime<Utc>>,
 }
 
+/// Adds a channel.
+#[utoipa::path(
+    post,
+    path = "/api/v1/channels",
+    tag = "channels",
+    request_body = NewChannelRequest,
+    responses(
+        (status = 201, description = "Added", body = CreatedView),
+        (status = 409, description = "The email address is already a channel of the caller's", body = signal_web::ErrorBody),
+        (status = 422, description = "A field that cannot be used (`field` names it), or too many channels", body = signal_web::ErrorBody),
+    )
+)]
 async fn create(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -218,6 +237,17 @@ async fn create(
     ))
 }
 
+/// One of the caller's channels.
+#[utoipa::path(
+    get,
+    path = "/api/v1/channels/{id}",
+    tag = "channels",
+    params(("id" = i64, Path, description = "The channel's id", example = 1)),
+    responses(
+        (status = 200, body = ChannelView),
+        (status = 404, description = "The caller has no such channel", body = signal_web::ErrorBody),
+    )
+)]
 async fn one(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -236,16 +266,34 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-#[derive(Deserialize)]
+/// What to change; absent fields stay.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChannelPatch {
     name: Option<String>,
+    /// Webhook.
     url: Option<String>,
+    /// Webhook; `null` removes it.
     #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<String>)]
     template: Option<Option<String>>,
+    /// `false` turns the channel off (what waited for it is skipped), `true` back on.
     enabled: Option<bool>,
 }
 
+/// Changes one of the caller's channels.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/channels/{id}",
+    tag = "channels",
+    params(("id" = i64, Path, description = "The channel's id", example = 1)),
+    request_body = ChannelPatch,
+    responses(
+        (status = 200, body = ChannelView),
+        (status = 404, description = "The caller has no such channel", body = signal_web::ErrorBody),
+        (status = 422, description = "A field that cannot be used (`field` names it)", body = signal_web::ErrorBody),
+    )
+)]
 async fn update(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -262,6 +310,17 @@ async fn update(
     Ok(Json(ChannelView::from(&channel)))
 }
 
+/// Deletes one of the caller's channels; its deliveries go with it.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/channels/{id}",
+    tag = "channels",
+    params(("id" = i64, Path, description = "The channel's id", example = 1)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "The caller has no such channel", body = signal_web::ErrorBody),
+    )
+)]
 async fn delete(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -271,6 +330,18 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Sends a test message now.
+#[utoipa::path(
+    post,
+    path = "/api/v1/channels/{id}/test",
+    tag = "channels",
+    params(("id" = i64, Path, description = "The channel's id", example = 1)),
+    responses(
+        (status = 200, description = "The test message's delivery", body = DeliveryView),
+        (status = 404, description = "The caller has no such channel", body = signal_web::ErrorBody),
+        (status = 422, description = "The channel cannot send now (pending, or off)", body = signal_web::ErrorBody),
+    )
+)]
 async fn test(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -280,11 +351,24 @@ async fn test(
     Ok(Json(DeliveryView::of(&delivery, None)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Secret {
+    /// The `whsec_` secret; never shown again.
     secret: String,
 }
 
+/// A webhook's new secret; the previous one keeps signing for 24 hours.
+#[utoipa::path(
+    post,
+    path = "/api/v1/channels/{id}/rotate-secret",
+    tag = "channels",
+    params(("id" = i64, Path, description = "The channel's id", example = 1)),
+    responses(
+        (status = 200, body = Secret),
+        (status = 404, description = "The caller has no such channel", body = signal_web::ErrorBody),
+        (status = 422, description = "Not a webhook", body = signal_web::ErrorBody),
+    )
+)]
 async fn rotate_secret(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -294,14 +378,26 @@ async fn rotate_secret(
     Ok(Json(Secret { secret }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Link {
     link: String,
-    link_expires_at: Timestamp,
+    link_expires_at: DateTime<Utc>,
 }
 
 /// A new Telegram link (200 with it), or a new confirmation mail (204).
+#[utoipa::path(
+    post,
+    path = "/api/v1/channels/{id}/link",
+    tag = "channels",
+    params(("id" = i64, Path, description = "The channel's id", example = 1)),
+    responses(
+        (status = 200, description = "A Telegram channel's new link", body = Link),
+        (status = 204, description = "A new confirmation mail is on its way"),
+        (status = 404, description = "The caller has no such channel", body = signal_web::ErrorBody),
+        (status = 422, description = "Not a pending Telegram or email channel", body = signal_web::ErrorBody),
+    )
+)]
 async fn renew_link(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -317,13 +413,23 @@ async fn renew_link(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
 struct ConfirmQuery {
+    /// The token of the mailed link.
     token: String,
 }
 
 /// The page an email confirmation link opens: a button, so that a mail scanner following the
 /// link confirms nothing.
+#[utoipa::path(
+    get,
+    path = "/api/v1/channels/email/confirm",
+    tag = "channels",
+    security(()),
+    params(ConfirmQuery),
+    responses((status = 200, description = "The confirmation page", body = String, content_type = "text/html"))
+)]
 async fn confirm_page(ApiQuery(query): ApiQuery<ConfirmQuery>) -> Html<String> {
     let token: String = query
         .token
@@ -343,6 +449,25 @@ async fn confirm_page(ApiQuery(query): ApiQuery<ConfirmQuery>) -> Html<String> {
     ))
 }
 
+/// Confirms an email channel: from the page's form (answered with a page) or as JSON (answered
+/// with the channel).
+#[utoipa::path(
+    post,
+    path = "/api/v1/channels/email/confirm",
+    tag = "channels",
+    security(()),
+    request_body(content(
+        (ConfirmQuery = "application/json"),
+        (ConfirmQuery = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Confirmed", content(
+            (ChannelView = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 404, description = "An unknown or used token", body = signal_web::ErrorBody),
+    )
+)]
 async fn confirm_email(
     State(state): State<AlertState>,
     headers: axum::http::HeaderMap,
@@ -378,10 +503,11 @@ async fn confirm_email(
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DeliveryAttempt)]
 struct AttemptView {
-    at: Timestamp,
+    at: DateTime<Utc>,
     ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<u16>,
@@ -403,8 +529,9 @@ impl From<&DeliveryAttempt> for AttemptView {
 }
 
 /// One alert (or test message) on its way to one channel.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Delivery)]
 struct DeliveryView {
     id: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -415,7 +542,7 @@ struct DeliveryView {
     status: DeliveryStatus,
     attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_attempt_at: Option<Timestamp>,
+    next_attempt_at: Option<DateTime<Utc>>,
     /// The message that carried it: a digest's id when gathered with other alerts.
     #[serde(skip_serializing_if = "Option::is_none")]
     message_id: Option<Uuid>,
@@ -425,9 +552,9 @@ struct DeliveryView {
     last_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_status: Option<u16>,
-    created_at: Timestamp,
+    created_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    delivered_at: Option<Timestamp>,
+    delivered_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     latency_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -460,16 +587,22 @@ impl DeliveryView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeliveriesQuery {
+    /// Only this channel's.
     channel: Option<i64>,
+    /// Only this alert's.
     alert: Option<i64>,
+    /// Deliveries older than this id: the `nextBefore` of the previous page.
     before: Option<i64>,
+    /// 1 to 200 (default 50); larger values are taken as 200.
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
+/// A page of deliveries, newest first.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct DeliveryPage {
     items: Vec<DeliveryView>,
@@ -505,6 +638,14 @@ async fn page(
     }))
 }
 
+/// The caller's deliveries, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/deliveries",
+    tag = "channels",
+    params(DeliveriesQuery),
+    responses((status = 200, body = DeliveryPage))
+)]
 async fn deliveries(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -513,13 +654,27 @@ async fn deliveries(
     page(&state, &user, query).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ChannelDeliveriesQuery {
+    /// Deliveries older than this id: the `nextBefore` of the previous page.
     before: Option<i64>,
+    /// 1 to 200 (default 50); larger values are taken as 200.
     limit: Option<usize>,
 }
 
+/// One channel's deliveries, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/channels/{id}/deliveries",
+    tag = "channels",
+    params(("id" = i64, Path, description = "The channel's id", example = 1), ChannelDeliveriesQuery),
+    responses(
+        (status = 200, body = DeliveryPage),
+        (status = 404, description = "The caller has no such channel", body = signal_web::ErrorBody),
+    )
+)]
 async fn channel_deliveries(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -536,6 +691,17 @@ async fn channel_deliveries(
     page(&state, &user, query).await
 }
 
+/// One of the caller's deliveries, with every attempt.
+#[utoipa::path(
+    get,
+    path = "/api/v1/deliveries/{id}",
+    tag = "channels",
+    params(("id" = i64, Path, description = "The delivery's id")),
+    responses(
+        (status = 200, body = DeliveryView),
+        (status = 404, description = "The caller has no such delivery", body = signal_web::ErrorBody),
+    )
+)]
 async fn delivery(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -549,9 +715,10 @@ async fn delivery(
     Ok(Json(DeliveryView::of(&delivery, Some(&attempts))))
 }
 
-/// `HH:MM` in the user's time zone.
-#[derive(Serialize, Deserialize)]
+/// `HH:MM` in the user's time zone; `start` after `end` spans midnight.
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = QuietHours)]
 struct QuietHoursView {
     start: String,
     end: String,
@@ -566,12 +733,16 @@ fn clock(field: &'static str, text: &str) -> Result<chrono::NaiveTime, ApiError>
     })
 }
 
-#[derive(Serialize)]
+/// How the caller's notifications are shaped and paced.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Settings)]
 struct SettingsView {
     language: Language,
+    /// An IANA time zone name.
     time_zone: String,
     quiet_hours: Option<QuietHoursView>,
+    /// 1 to 60.
     max_per_channel_per_minute: u32,
 }
 
@@ -590,16 +761,25 @@ impl From<&UserSettings> for SettingsView {
 }
 
 /// Absent fields keep their value; `quietHours: null` turns quiet hours off.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"language": "en", "timeZone": "Asia/Seoul", "quietHours": {"start": "23:00", "end": "07:00"}}))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SettingsRequest {
     language: Option<Language>,
     time_zone: Option<String>,
     #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<QuietHoursView>)]
     quiet_hours: Option<Option<QuietHoursView>>,
     max_per_channel_per_minute: Option<u32>,
 }
 
+/// The caller's notification settings (the defaults until saved).
+#[utoipa::path(
+    get,
+    path = "/api/v1/settings",
+    tag = "channels",
+    responses((status = 200, body = SettingsView))
+)]
 async fn settings(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -608,6 +788,17 @@ async fn settings(
     Ok(Json(SettingsView::from(&settings)))
 }
 
+/// Saves the caller's notification settings.
+#[utoipa::path(
+    put,
+    path = "/api/v1/settings",
+    tag = "channels",
+    request_body = SettingsRequest,
+    responses(
+        (status = 200, body = SettingsView),
+        (status = 422, description = "A value out of range (`field` names it)", body = signal_web::ErrorBody),
+    )
+)]
 async fn put_settings(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -637,15 +828,24 @@ async fn put_settings(
     Ok(Json(SettingsView::from(&saved)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct VapidKey {
     public_key: String,
 }
 
 /// The key browsers pass as `applicationServerKey` when they subscribe.
+#[utoipa::path(
+    get,
+    path = "/api/v1/push/vapid-public-key",
+    tag = "channels",
+    responses(
+        (status = 200, body = VapidKey),
+        (status = 422, description = "Web push is not set up on this server", body = signal_web::ErrorBody),
+    )
+)]
 async fn vapid_public_key(
-    AuthUser(_user): AuthUser,
+    AuthUser(_caller): AuthUser,
     State(state): State<AlertState>,
 ) -> Result<Json<VapidKey>, ApiError> {
     let public_key = state

@@ -2,25 +2,28 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use signal_ports::{AlertRecord, HistoryQuery};
 use signal_web::{ApiError, ApiPath, AuthUser};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{AlertState, NoSuchAlert};
 
 /// The original returned the whole history; this caps it at the newest alerts.
 const LEGACY_HISTORY_LIMIT: usize = 1000;
 
-pub fn routes() -> Router<AlertState> {
-    Router::new()
-        .route("/alert", get(history).delete(delete_all))
-        .route("/alert/{id}", delete(delete_one))
+pub fn routes() -> OpenApiRouter<AlertState> {
+    OpenApiRouter::new()
+        .routes(routes!(history, delete_all))
+        .routes(routes!(delete_one))
 }
 
 /// `{id, userEmail, symbol, targetPrice, triggeredPrice, condition, triggeredAt}` as the original.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct LegacyAlert {
     id: i64,
@@ -29,7 +32,7 @@ struct LegacyAlert {
     target_price: f64,
     triggered_price: f64,
     condition: &'static str,
-    triggered_at: signal_domain::Timestamp,
+    triggered_at: DateTime<Utc>,
     instrument: String,
 }
 
@@ -48,6 +51,13 @@ impl From<AlertRecord> for LegacyAlert {
     }
 }
 
+/// The user's alerts, newest first (at most 1000).
+#[utoipa::path(
+    get,
+    path = "/alert",
+    tag = "original routes",
+    responses((status = 200, body = Vec<LegacyAlert>))
+)]
 async fn history(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -62,6 +72,17 @@ async fn history(
     ))
 }
 
+/// Deletes one of the user's alerts.
+#[utoipa::path(
+    delete,
+    path = "/alert/{id}",
+    tag = "original routes",
+    params(("id" = i64, Path, description = "The alert's id", example = 1)),
+    responses(
+        (status = 200, description = "Deleted"),
+        (status = 404, description = "The caller has no such alert", body = signal_web::ErrorBody),
+    )
+)]
 async fn delete_one(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,
@@ -74,6 +95,13 @@ async fn delete_one(
     }
 }
 
+/// Deletes all of the user's alerts.
+#[utoipa::path(
+    delete,
+    path = "/alert",
+    tag = "original routes",
+    responses((status = 200, description = "Deleted"))
+)]
 async fn delete_all(
     AuthUser(user): AuthUser,
     State(state): State<AlertState>,

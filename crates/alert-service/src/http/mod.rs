@@ -10,12 +10,13 @@ mod socket;
 pub use accounts::AccountsEdge;
 
 use axum::extract::FromRef;
-use axum::Router;
 use signal_domain::{Failure, FailureKind};
 use signal_ports::AlertHistoryStore;
 use signal_web::{GatewayTrust, JwtVerifier, SocketLimits, TrustedProxies};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::metrics::AlertMetrics;
 use crate::sessions::SessionHub;
@@ -71,8 +72,30 @@ impl FromRef<AlertState> for TrustedProxies {
     }
 }
 
-pub fn router(state: AlertState) -> Router {
-    Router::new()
+/// The Alert Service's API; each route adds its own operation.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "DonTouch Signal: Alert Service",
+        description = "Triggered alerts (history, read state, the alert socket), built-in \
+            accounts and sessions, notification channels and their deliveries, and notification \
+            settings: the JSON API under `/api/v1` and the original system's routes under \
+            `/alert`. Every error is the JSON `ErrorBody`. See docs/api.md for what the routes \
+            mean."
+    ),
+    tags(
+        (name = "alerts", description = "The caller's alert history"),
+        (name = "accounts", description = "Built-in accounts and sign-in sessions"),
+        (name = "channels", description = "Notification channels, deliveries and settings"),
+        (name = "sockets", description = "Alerts pushed over WebSocket"),
+        (name = "original routes", description = "The original Spring service's routes and shapes"),
+        (name = "operations", description = "Health and metrics, no token needed"),
+    )
+)]
+struct AlertApi;
+
+pub fn router(state: AlertState) -> OpenApiRouter {
+    OpenApiRouter::with_openapi(AlertApi::openapi())
         .merge(accounts::routes())
         .merge(legacy::routes())
         .merge(api::routes())

@@ -21,14 +21,14 @@
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use signal_domain::ErrorChain;
 use signal_domain::UserId;
 use signal_ports::AlertRecord;
 use signal_web::{SocketIdentity, SocketUpgrade, SocketUser};
 use std::collections::{BTreeSet, HashSet};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::api::AlertView;
 use super::AlertState;
@@ -36,10 +36,10 @@ use super::AlertState;
 /// Alerts replayed per connection; more stay for the next one or for the history API.
 const REPLAY_LIMIT: usize = 500;
 
-pub fn routes() -> Router<AlertState> {
-    Router::new()
-        .route("/ws/socket/alert", get(original_upgrade))
-        .route("/api/v1/alerts/stream", get(upgrade))
+pub fn routes() -> OpenApiRouter<AlertState> {
+    OpenApiRouter::new()
+        .routes(routes!(original_upgrade))
+        .routes(routes!(upgrade))
 }
 
 /// Who acknowledges the alerts a socket pushes.
@@ -51,6 +51,18 @@ enum Acknowledging {
     ByClient,
 }
 
+/// The alert socket (WebSocket) as the original spoke it: the caller's unacknowledged alerts
+/// first, then each new one; each alert counts as acknowledged once pushed.
+#[utoipa::path(
+    get,
+    path = "/ws/socket/alert",
+    tag = "sockets",
+    security(("bearer" = []), ("token" = []), ("session" = [])),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 426, description = "Not a WebSocket handshake", body = signal_web::ErrorBody),
+    )
+)]
 async fn original_upgrade(
     SocketUser(identity): SocketUser,
     State(state): State<AlertState>,
@@ -59,6 +71,18 @@ async fn original_upgrade(
     ws.on_upgrade(move |socket| session(socket, identity, state, Acknowledging::OnPush))
 }
 
+/// The alert socket (WebSocket) in the JSON API's terms: the caller's unacknowledged alerts
+/// first, then each new one; the client acknowledges with `{"type":"ack","id":N}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts/stream",
+    tag = "sockets",
+    security(("bearer" = []), ("token" = []), ("session" = [])),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 426, description = "Not a WebSocket handshake", body = signal_web::ErrorBody),
+    )
+)]
 async fn upgrade(
     SocketUser(identity): SocketUser,
     State(state): State<AlertState>,

@@ -3,50 +3,56 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use signal_domain::{
     AlertRule, AssetClass, Condition, ConditionKind, ConditionParams, ConjunctParams, Failure,
-    FailureKind, InstrumentId, Interval, Market, Quote, Repeat, RuleId, RuleState, Timestamp,
+    FailureKind, InstrumentId, Interval, Market, Quote, Repeat, RuleId, RuleState,
 };
 use signal_web::{ApiError, ApiJson, ApiPath, ApiQuery, AuthUser};
 use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AssetState;
 use crate::Unavailable;
 use asset_core::Listing;
 
-pub fn routes() -> Router<AssetState> {
-    Router::new()
-        .route("/api/v1/instruments", get(search))
-        .route("/api/v1/instruments/{id}", get(instrument))
-        .route("/api/v1/movers", get(movers))
-        .route("/api/v1/watchlist", get(watchlist))
-        .route("/api/v1/watchlist/{id}", put(watch).delete(unwatch))
-        .route("/api/v1/rules", get(list_rules).post(create_rule))
-        .route("/api/v1/rules/preview", post(preview_rule))
-        .route(
-            "/api/v1/rules/{id}",
-            get(get_rule).put(update_rule).delete(delete_rule),
-        )
-        .route("/api/v1/rules/{id}/pause", post(pause_rule))
-        .route("/api/v1/rules/{id}/resume", post(resume_rule))
-        .route(
-            "/api/v1/rules/{id}/snooze",
-            post(snooze_rule).delete(unsnooze_rule),
-        )
+pub fn routes() -> OpenApiRouter<AssetState> {
+    OpenApiRouter::new()
+        .routes(routes!(search))
+        .routes(routes!(instrument))
+        .routes(routes!(movers))
+        .routes(routes!(watchlist))
+        .routes(routes!(watch, unwatch))
+        .routes(routes!(list_rules, create_rule))
+        .routes(routes!(preview_rule))
+        .routes(routes!(get_rule, update_rule, delete_rule))
+        .routes(routes!(pause_rule))
+        .routes(routes!(resume_rule))
+        .routes(routes!(snooze_rule, unsnooze_rule))
 }
 
-#[derive(Serialize)]
+/// An instrument id (`KRX:005930`, `NASDAQ:AAPL`, `UPBIT:KRW-BTC`) or the bare symbol the
+/// original used (`005930`, `AAPL`, `KRW-BTC`).
+pub(super) const INSTRUMENT_PARAM: &str =
+    "An instrument id (`KRX:005930`) or bare symbol (`005930`)";
+
+/// An instrument of the catalog with its latest quote, or why it has none.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Instrument)]
 struct InstrumentView {
     id: InstrumentId,
     market: signal_domain::Market,
     symbol: String,
     korean_name: String,
     english_name: String,
+    /// The quote currency: `KRW` or `USD`.
     currency: &'static str,
+    /// The venue flags the instrument (Upbit's market warning, a KRX trading halt).
     warning: bool,
     quote: Option<Quote>,
     /// Why `quote` is null, when it is: a sentence for a person...
@@ -57,7 +63,7 @@ struct InstrumentView {
     quote_unavailable_reason: Option<Unavailable>,
     /// ...and, when the market is closed, when it opens again.
     #[serde(skip_serializing_if = "Option::is_none")]
-    quote_resumes_at: Option<Timestamp>,
+    quote_resumes_at: Option<DateTime<Utc>>,
 }
 
 fn view(listing: Listing, state: &AssetState) -> InstrumentView {
@@ -82,14 +88,27 @@ fn view(listing: Listing, state: &AssetState) -> InstrumentView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SearchQuery {
+    /// Symbol or name, Korean or English; ranked exact symbol, exact name, symbol prefix, name
+    /// prefix, substring.
+    #[param(example = "samsung")]
     q: String,
+    /// 1 to 100 (default 20); larger values are taken as 100.
     limit: Option<usize>,
 }
 
+/// Search the instruments.
+#[utoipa::path(
+    get,
+    path = "/api/v1/instruments",
+    tag = "instruments",
+    params(SearchQuery),
+    responses((status = 200, description = "Best match first", body = Vec<InstrumentView>))
+)]
 async fn search(
-    AuthUser(_): AuthUser,
+    AuthUser(_caller): AuthUser,
     State(state): State<AssetState>,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> Json<Vec<InstrumentView>> {
@@ -105,8 +124,19 @@ async fn search(
     )
 }
 
+/// One instrument with its latest quote.
+#[utoipa::path(
+    get,
+    path = "/api/v1/instruments/{id}",
+    tag = "instruments",
+    params(("id" = String, Path, description = INSTRUMENT_PARAM, example = "KRX:005930")),
+    responses(
+        (status = 200, body = InstrumentView),
+        (status = 404, description = "No such instrument", body = signal_web::ErrorBody),
+    )
+)]
 async fn instrument(
-    AuthUser(_): AuthUser,
+    AuthUser(_caller): AuthUser,
     State(state): State<AssetState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<InstrumentView>, ApiError> {
@@ -114,13 +144,15 @@ async fn instrument(
     Ok(Json(view(state.assets.listing(&id).await?, &state)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct MoversQuery {
+    /// Per group, 1 to 50 (default 5); larger values are taken as 50.
     limit: Option<usize>,
 }
 
 /// The largest moves of each tab of the web app (KRX, US, crypto), and of stocks together.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Movers {
     krx: Vec<InstrumentView>,
     us: Vec<InstrumentView>,
@@ -128,8 +160,16 @@ struct Movers {
     stocks: Vec<InstrumentView>,
 }
 
+/// Top movers.
+#[utoipa::path(
+    get,
+    path = "/api/v1/movers",
+    tag = "instruments",
+    params(MoversQuery),
+    responses((status = 200, body = Movers))
+)]
 async fn movers(
-    AuthUser(_): AuthUser,
+    AuthUser(_caller): AuthUser,
     State(state): State<AssetState>,
     ApiQuery(query): ApiQuery<MoversQuery>,
 ) -> Json<Movers> {
@@ -155,6 +195,13 @@ async fn movers(
     })
 }
 
+/// The caller's watchlist, in the order added.
+#[utoipa::path(
+    get,
+    path = "/api/v1/watchlist",
+    tag = "watchlist",
+    responses((status = 200, body = Vec<InstrumentView>))
+)]
 async fn watchlist(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -170,7 +217,18 @@ async fn watchlist(
     Ok(Json(views))
 }
 
-/// Answers with the instrument now on the watchlist, so a person sees what was added.
+/// Adds an instrument to the watchlist; answers with it, so a person sees what was added.
+#[utoipa::path(
+    put,
+    path = "/api/v1/watchlist/{id}",
+    tag = "watchlist",
+    params(("id" = String, Path, description = INSTRUMENT_PARAM, example = "KRX:005930")),
+    responses(
+        (status = 201, description = "Added", body = InstrumentView),
+        (status = 404, description = "No such instrument", body = signal_web::ErrorBody),
+        (status = 409, description = "Already on the watchlist", body = signal_web::ErrorBody),
+    )
+)]
 async fn watch(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -184,6 +242,17 @@ async fn watch(
     ))
 }
 
+/// Removes an instrument from the watchlist.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/watchlist/{id}",
+    tag = "watchlist",
+    params(("id" = String, Path, description = INSTRUMENT_PARAM, example = "KRX:005930")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "Not on the watchlist, or no such instrument", body = signal_web::ErrorBody),
+    )
+)]
 async fn unwatch(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -194,7 +263,8 @@ async fn unwatch(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+/// How often a rule fires.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum RepeatMode {
     #[default]
@@ -210,9 +280,11 @@ enum RepeatMode {
 /// [`ConditionParams`]: ABOVE takes a `level`, MOVE_DOWN a `percent` and `windowSeconds`, ...).
 /// The per-bar frequencies use the condition's own `interval`, or, for a condition that has none,
 /// the `interval` given.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"instrument": "KRX:005930", "condition": "ABOVE", "level": "71900", "note": "take profit"}))]
 struct RuleRequest {
+    /// An instrument id or bare symbol.
     instrument: String,
     condition: ConditionKind,
     #[serde(flatten)]
@@ -223,8 +295,9 @@ struct RuleRequest {
     cooldown_seconds: Option<u32>,
     /// For `every`: how far past the level the price must go back before the rule re-arms.
     #[serde(default, deserialize_with = "signal_domain::price::optional_decimal")]
+    #[schema(value_type = Option<signal_domain::DecimalInput>)]
     rearm_band: Option<rust_decimal::Decimal>,
-    expires_at: Option<Timestamp>,
+    expires_at: Option<DateTime<Utc>>,
     note: Option<String>,
     /// The ids of the user's notification channels the rule's alerts go to; absent or null, all
     /// of them; `[]`, none (the app's sockets always receive).
@@ -235,12 +308,13 @@ struct RuleRequest {
     message: Option<String>,
     /// Whatever else the body holds: refused, naming the first such field.
     #[serde(flatten)]
+    #[schema(ignore)]
     unknown: BTreeMap<String, serde_json::Value>,
 }
 
 /// The second condition as a client writes it: `{"condition": "CROSS_UP", "level": ...,
 /// "withinSeconds": 3600}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AndRequest {
     condition: ConditionKind,
@@ -248,6 +322,7 @@ struct AndRequest {
     params: ConditionParams,
     within_seconds: Option<u32>,
     #[serde(flatten)]
+    #[schema(ignore)]
     unknown: BTreeMap<String, serde_json::Value>,
 }
 
@@ -355,8 +430,10 @@ impl RuleRequest {
     }
 }
 
-#[derive(Serialize)]
+/// A rule: the request's fields (for a per-bar frequency with its `interval`) and its state.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Rule)]
 struct RuleView {
     id: RuleId,
     instrument: InstrumentId,
@@ -371,24 +448,25 @@ struct RuleView {
     cooldown_seconds: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rearm_band: Option<String>,
-    expires_at: Option<Timestamp>,
+    expires_at: Option<DateTime<Utc>>,
     note: Option<String>,
     /// The channel ids the rule's alerts go to; null for all.
     channels: Option<Vec<i64>>,
     and: Option<ConjunctParams>,
     message: Option<String>,
+    /// `armed`, `cooling`, `triggered` or `expired`.
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    cooling_until: Option<Timestamp>,
+    cooling_until: Option<DateTime<Utc>>,
     /// Paused by the user: not evaluated until resumed.
     paused: bool,
-    paused_at: Option<Timestamp>,
+    paused_at: Option<DateTime<Utc>>,
     /// It cannot fire before this instant.
-    snoozed_until: Option<Timestamp>,
+    snoozed_until: Option<DateTime<Utc>>,
     trigger_count: u32,
-    last_triggered_at: Option<Timestamp>,
-    created_at: Timestamp,
-    updated_at: Timestamp,
+    last_triggered_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 impl From<AlertRule> for RuleView {
@@ -440,12 +518,22 @@ impl From<AlertRule> for RuleView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RuleListQuery {
+    /// Only armed and cooling rules.
     #[serde(default)]
     active: bool,
 }
 
+/// The caller's rules, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules",
+    tag = "rules",
+    params(RuleListQuery),
+    responses((status = 200, body = Vec<RuleView>))
+)]
 async fn list_rules(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -455,6 +543,18 @@ async fn list_rules(
     Ok(Json(rules.into_iter().map(RuleView::from).collect()))
 }
 
+/// Creates a rule.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules",
+    tag = "rules",
+    request_body = RuleRequest,
+    responses(
+        (status = 201, description = "Created", body = RuleView),
+        (status = 404, description = "No such instrument", body = signal_web::ErrorBody),
+        (status = 422, description = "A parameter missing, out of range or not the kind's (`field` names it); or too many active rules (`limit_reached`)", body = signal_web::ErrorBody),
+    )
+)]
 async fn create_rule(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -465,20 +565,24 @@ async fn create_rule(
     Ok((StatusCode::CREATED, Json(rule.into())))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PreviewCount {
+    /// 1, 7 or 30.
     days: i64,
     fired: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = PreviewFiring)]
 struct PreviewFiringView {
-    at: Timestamp,
+    at: DateTime<Utc>,
     price: signal_domain::Price,
 }
 
-#[derive(Serialize)]
+/// How often a rule would have fired over the stored minute candles of the last 30 days.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Preview)]
 struct PreviewView {
     instrument: InstrumentId,
     condition: ConditionKind,
@@ -488,13 +592,24 @@ struct PreviewView {
     firings: Vec<PreviewFiringView>,
     /// Candles replayed, and the minute of the first.
     candles: usize,
-    since: Option<Timestamp>,
+    since: Option<DateTime<Utc>>,
     approximation: &'static str,
 }
 
 /// How often the rule in the body would have fired, without saving it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/preview",
+    tag = "rules",
+    request_body = RuleRequest,
+    responses(
+        (status = 200, body = PreviewView),
+        (status = 404, description = "No such instrument", body = signal_web::ErrorBody),
+        (status = 422, description = "As for creating the rule", body = signal_web::ErrorBody),
+    )
+)]
 async fn preview_rule(
-    AuthUser(_): AuthUser,
+    AuthUser(_caller): AuthUser,
     State(state): State<AssetState>,
     ApiJson(request): ApiJson<RuleRequest>,
 ) -> Result<Json<PreviewView>, ApiError> {
@@ -522,6 +637,17 @@ async fn preview_rule(
     }))
 }
 
+/// One of the caller's rules.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules/{id}",
+    tag = "rules",
+    params(("id" = i64, Path, description = "The rule's id", example = 1)),
+    responses(
+        (status = 200, body = RuleView),
+        (status = 404, description = "The caller has no such rule", body = signal_web::ErrorBody),
+    )
+)]
 async fn get_rule(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -530,6 +656,19 @@ async fn get_rule(
     Ok(Json(state.assets.rule(&user, RuleId(id)).await?.into()))
 }
 
+/// Replaces one of the caller's rules and re-arms it.
+#[utoipa::path(
+    put,
+    path = "/api/v1/rules/{id}",
+    tag = "rules",
+    params(("id" = i64, Path, description = "The rule's id", example = 1)),
+    request_body = RuleRequest,
+    responses(
+        (status = 200, body = RuleView),
+        (status = 404, description = "The caller has no such rule, or no such instrument", body = signal_web::ErrorBody),
+        (status = 422, description = "As for creating the rule", body = signal_web::ErrorBody),
+    )
+)]
 async fn update_rule(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -546,6 +685,17 @@ async fn update_rule(
     ))
 }
 
+/// Deletes one of the caller's rules.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/rules/{id}",
+    tag = "rules",
+    params(("id" = i64, Path, description = "The rule's id", example = 1)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "The caller has no such rule", body = signal_web::ErrorBody),
+    )
+)]
 async fn delete_rule(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -555,6 +705,18 @@ async fn delete_rule(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Pauses one of the caller's rules: it keeps its state and is not evaluated until resumed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/{id}/pause",
+    tag = "rules",
+    params(("id" = i64, Path, description = "The rule's id", example = 1)),
+    responses(
+        (status = 200, body = RuleView),
+        (status = 404, description = "The caller has no such rule", body = signal_web::ErrorBody),
+        (status = 422, description = "A value out of range (`field` names it)", body = signal_web::ErrorBody),
+    )
+)]
 async fn pause_rule(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -565,6 +727,18 @@ async fn pause_rule(
     ))
 }
 
+/// Resumes a paused rule, and ends its snooze.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/{id}/resume",
+    tag = "rules",
+    params(("id" = i64, Path, description = "The rule's id", example = 1)),
+    responses(
+        (status = 200, body = RuleView),
+        (status = 404, description = "The caller has no such rule", body = signal_web::ErrorBody),
+        (status = 422, description = "A value out of range (`field` names it)", body = signal_web::ErrorBody),
+    )
+)]
 async fn resume_rule(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -576,11 +750,13 @@ async fn resume_rule(
 }
 
 /// How long to snooze: for `seconds` from now, or `until` an instant.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = Snooze, example = json!({"seconds": 900}))]
 struct SnoozeRequest {
+    /// 1 s to 30 days.
     seconds: Option<u32>,
-    until: Option<Timestamp>,
+    until: Option<DateTime<Utc>>,
 }
 
 /// A snooze request that does not say how long.
@@ -606,6 +782,19 @@ impl Failure for SnoozeRequestError {
     }
 }
 
+/// Snoozes a rule: it cannot fire before the end.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/{id}/snooze",
+    tag = "rules",
+    params(("id" = i64, Path, description = "The rule's id", example = 1)),
+    request_body = SnoozeRequest,
+    responses(
+        (status = 200, body = RuleView),
+        (status = 404, description = "The caller has no such rule", body = signal_web::ErrorBody),
+        (status = 422, description = "A value out of range (`field` names it)", body = signal_web::ErrorBody),
+    )
+)]
 async fn snooze_rule(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -632,6 +821,18 @@ async fn snooze_rule(
     ))
 }
 
+/// Ends a rule's snooze.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/rules/{id}/snooze",
+    tag = "rules",
+    params(("id" = i64, Path, description = "The rule's id", example = 1)),
+    responses(
+        (status = 200, body = RuleView),
+        (status = 404, description = "The caller has no such rule", body = signal_web::ErrorBody),
+        (status = 422, description = "A value out of range (`field` names it)", body = signal_web::ErrorBody),
+    )
+)]
 async fn unsnooze_rule(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,

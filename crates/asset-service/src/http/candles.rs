@@ -6,14 +6,15 @@
 //! oldest bar). Day bars reach further: past days are the exchange's daily candles.
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use chrono::{Duration, Utc};
+use axum::Json;
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use signal_domain::{Bar, Failure, FailureKind, Interval, Price, Timestamp};
 use signal_ports::Candle;
 use signal_web::{ApiError, ApiPath, ApiQuery, AuthUser};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AssetState;
 
@@ -24,22 +25,29 @@ const MAX_LIMIT: usize = 5_000;
 /// Most day bars per request: a few pages of the exchanges' daily candles.
 const MAX_DAY_BARS: i64 = 1_000;
 
-pub fn routes() -> Router<AssetState> {
-    Router::new().route("/api/v1/instruments/{id}/candles", get(candles))
+pub fn routes() -> OpenApiRouter<AssetState> {
+    OpenApiRouter::new().routes(routes!(candles))
 }
 
 /// `from` and `to` are RFC 3339; the range is `[from, to)` and defaults to the last hour. With
 /// `interval`, the answer is the `limit` bars before `to` (default now), and `from` is not used.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CandleQuery {
-    from: Option<Timestamp>,
-    to: Option<Timestamp>,
+    /// Start of the range (RFC 3339), minute candles only; default an hour before `to`.
+    from: Option<DateTime<Utc>>,
+    /// End of the range, exclusive (RFC 3339); default now.
+    to: Option<DateTime<Utc>>,
+    /// 1 to 5000 (default 500); with `interval`, at most 31 days of bars.
     limit: Option<usize>,
+    /// Bars of this interval instead of minute candles.
+    #[param(value_type = Option<Interval>)]
     interval: Option<Interval>,
 }
 
 /// Bars of one interval, oldest first.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = BarSeries)]
 struct SeriesView {
     interval: Interval,
     candles: Vec<BarView>,
@@ -49,15 +57,17 @@ struct SeriesView {
     complete: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Bar)]
 struct BarView {
     /// The bar's start.
-    time: Timestamp,
+    time: DateTime<Utc>,
     open: Price,
     high: Price,
     low: Price,
     close: Price,
     #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
     volume: rust_decimal::Decimal,
 }
 
@@ -74,16 +84,27 @@ impl From<Bar> for BarView {
     }
 }
 
-#[derive(Serialize)]
+/// One minute of trades.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Candle)]
 struct CandleView {
-    minute: Timestamp,
+    minute: DateTime<Utc>,
     open: Price,
     high: Price,
     low: Price,
     close: Price,
     #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
     volume: rust_decimal::Decimal,
     trades: u32,
+}
+
+/// What the candle route answers: minute candles, or bars of the `interval` asked for.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum CandleAnswer {
+    Minutes(Vec<CandleView>),
+    Bars(SeriesView),
 }
 
 impl From<Candle> for CandleView {
@@ -155,33 +176,41 @@ impl CandleQuery {
     }
 }
 
+/// Minute candles of a time range, or with `interval` the last bars of 1m, 5m, 15m, 1h or 1d
+/// folded from them (a day is the market's own calendar day).
+#[utoipa::path(
+    get,
+    path = "/api/v1/instruments/{id}/candles",
+    tag = "instruments",
+    params(("id" = String, Path, description = super::api::INSTRUMENT_PARAM, example = "KRX:005930"), CandleQuery),
+    responses(
+        (status = 200, description = "`[Candle]` oldest first, or with `interval` a `BarSeries`", body = CandleAnswer),
+        (status = 404, description = "No such instrument", body = signal_web::ErrorBody),
+        (status = 422, description = "A reversed or too long range, or a `limit` out of range", body = signal_web::ErrorBody),
+    )
+)]
 async fn candles(
-    AuthUser(_): AuthUser,
+    AuthUser(_caller): AuthUser,
     State(state): State<AssetState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<CandleQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<CandleAnswer>, ApiError> {
     let id = state.assets.resolve(&id)?;
     if let Some(interval) = query.interval {
         let count = query.bars(interval)?;
         let to = query.to.unwrap_or_else(Utc::now);
         let chart = state.assets.chart(&id, interval, to, count).await?;
-        return Ok(Json(SeriesView {
+        return Ok(Json(CandleAnswer::Bars(SeriesView {
             interval,
             candles: chart.bars.into_iter().map(BarView::from).collect(),
             simulated: state.sources.simulated(),
             complete: chart.complete,
-        })
-        .into_response());
+        })));
     }
     let (from, to) = query.range()?;
     let limit = query.limit()?;
     let candles = state.assets.candles(&id, from, to, limit).await?;
-    Ok(Json(
-        candles
-            .into_iter()
-            .map(CandleView::from)
-            .collect::<Vec<_>>(),
-    )
-    .into_response())
+    Ok(Json(CandleAnswer::Minutes(
+        candles.into_iter().map(CandleView::from).collect(),
+    )))
 }

@@ -5,38 +5,35 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use signal_domain::{AssetClass, Condition, ConditionKind, Failure, FailureKind, Market, Quote};
 use signal_web::{ApiError, ApiPath, ApiQuery, AuthUser};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AssetState;
 use asset_core::CoreError;
 use asset_core::Listing;
 
-pub fn routes() -> Router<AssetState> {
-    Router::new()
-        .route("/asset/search", get(search))
-        .route("/asset/top-movers", get(top_movers))
-        .route(
-            "/asset/favorite",
-            post(add_favorite).delete(remove_favorite).get(favorites),
-        )
-        .route(
-            "/asset/target-price",
-            post(set_target).delete(remove_target),
-        )
-        .route("/asset/target-prices", get(targets))
-        .route("/asset/{symbol}", get(asset))
+pub fn routes() -> OpenApiRouter<AssetState> {
+    OpenApiRouter::new()
+        .routes(routes!(search))
+        .routes(routes!(top_movers))
+        .routes(routes!(add_favorite, remove_favorite, favorites))
+        .routes(routes!(set_target, remove_target))
+        .routes(routes!(targets))
+        .routes(routes!(asset))
 }
 
 /// `{symbol, koreanName, englishName, price, changeRate}` as the original returned it (numbers as
 /// JSON numbers, change rate in the original's units), plus the unambiguous instrument id.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = LegacyAsset)]
 struct AssetSummary {
     symbol: String,
     korean_name: String,
@@ -76,15 +73,25 @@ pub(super) fn original_change_rate(quote: &Quote) -> Option<f64> {
     rate.to_f64()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Keyword {
+    /// Symbol or name, Korean or English.
+    #[param(example = "삼성")]
     keyword: String,
 }
 
 /// Every instrument matching the keyword, best match first; an empty keyword lists them all, as
 /// the original's `LIKE '%%'` did (the original frontend loads its lists that way).
+#[utoipa::path(
+    get,
+    path = "/asset/search",
+    tag = "original routes",
+    params(Keyword),
+    responses((status = 200, body = Vec<AssetSummary>))
+)]
 async fn search(
-    AuthUser(_): AuthUser,
+    AuthUser(_caller): AuthUser,
     State(state): State<AssetState>,
     ApiQuery(query): ApiQuery<Keyword>,
 ) -> Json<Vec<AssetSummary>> {
@@ -96,8 +103,19 @@ async fn search(
     Json(listings.into_iter().map(AssetSummary::from).collect())
 }
 
+/// One instrument; looking at it starts its live prices, as in the original.
+#[utoipa::path(
+    get,
+    path = "/asset/{symbol}",
+    tag = "original routes",
+    params(("symbol" = String, Path, description = super::api::INSTRUMENT_PARAM, example = "005930")),
+    responses(
+        (status = 200, body = AssetSummary),
+        (status = 404, description = "No such instrument", body = signal_web::ErrorBody),
+    )
+)]
 async fn asset(
-    AuthUser(_): AuthUser,
+    AuthUser(_caller): AuthUser,
     State(state): State<AssetState>,
     ApiPath(symbol): ApiPath<String>,
 ) -> Result<Json<AssetSummary>, ApiError> {
@@ -108,8 +126,15 @@ async fn asset(
     Ok(Json(listing.into()))
 }
 
+/// 3 stocks then 3 cryptos with the largest absolute change.
+#[utoipa::path(
+    get,
+    path = "/asset/top-movers",
+    tag = "original routes",
+    responses((status = 200, body = Vec<AssetSummary>))
+)]
 async fn top_movers(
-    AuthUser(_): AuthUser,
+    AuthUser(_caller): AuthUser,
     State(state): State<AssetState>,
 ) -> Json<Vec<AssetSummary>> {
     let of_class = |class| move |market: Market| market.asset_class() == class;
@@ -130,11 +155,26 @@ async fn top_movers(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SymbolParam {
+    /// An instrument id or bare symbol.
+    #[param(example = "005930")]
     symbol: String,
 }
 
+/// Adds to the watchlist.
+#[utoipa::path(
+    post,
+    path = "/asset/favorite",
+    tag = "original routes",
+    params(SymbolParam),
+    responses(
+        (status = 200, description = "Added"),
+        (status = 404, description = "No such instrument", body = signal_web::ErrorBody),
+        (status = 409, description = "Already on the watchlist", body = signal_web::ErrorBody),
+    )
+)]
 async fn add_favorite(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -146,6 +186,16 @@ async fn add_favorite(
 }
 
 /// Removes the symbol from the watchlist and, as the original did, the user's targets on it.
+#[utoipa::path(
+    delete,
+    path = "/asset/favorite",
+    tag = "original routes",
+    params(SymbolParam),
+    responses(
+        (status = 200, description = "Removed"),
+        (status = 404, description = "Not on the watchlist, or no such instrument", body = signal_web::ErrorBody),
+    )
+)]
 async fn remove_favorite(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -157,6 +207,13 @@ async fn remove_favorite(
     Ok(StatusCode::OK)
 }
 
+/// The watchlist's symbols, in the order added.
+#[utoipa::path(
+    get,
+    path = "/asset/favorite",
+    tag = "original routes",
+    responses((status = 200, body = Vec<String>))
+)]
 async fn favorites(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -182,14 +239,36 @@ impl Failure for TargetError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 struct TargetParams {
+    /// An instrument id or bare symbol.
+    #[param(example = "005930")]
     symbol: String,
+    /// An exact decimal.
+    #[param(
+        pattern = r"^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$",
+        example = "71900"
+    )]
     target_price: String,
+    /// `ABOVE` or `BELOW`.
+    #[param(pattern = "^(ABOVE|BELOW)$", example = "ABOVE")]
     condition: String,
 }
 
+/// Sets the user's one target on the symbol, replacing the previous one.
+#[utoipa::path(
+    post,
+    path = "/asset/target-price",
+    tag = "original routes",
+    params(TargetParams),
+    responses(
+        (status = 200, description = "Set"),
+        (status = 404, description = "No such instrument", body = signal_web::ErrorBody),
+        (status = 422, description = "A price or condition that cannot be a target", body = signal_web::ErrorBody),
+    )
+)]
 async fn set_target(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -209,6 +288,17 @@ async fn set_target(
     Ok(StatusCode::OK)
 }
 
+/// Removes the user's target on the symbol.
+#[utoipa::path(
+    delete,
+    path = "/asset/target-price",
+    tag = "original routes",
+    params(SymbolParam),
+    responses(
+        (status = 200, description = "Removed"),
+        (status = 404, description = "No target on it, or no such instrument", body = signal_web::ErrorBody),
+    )
+)]
 async fn remove_target(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,
@@ -221,8 +311,9 @@ async fn remove_target(
     Ok(StatusCode::OK)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = LegacyTarget)]
 struct TargetView {
     user_email: String,
     symbol: String,
@@ -232,6 +323,13 @@ struct TargetView {
     rule_id: i64,
 }
 
+/// The user's active targets.
+#[utoipa::path(
+    get,
+    path = "/asset/target-prices",
+    tag = "original routes",
+    responses((status = 200, body = Vec<TargetView>))
+)]
 async fn targets(
     AuthUser(user): AuthUser,
     State(state): State<AssetState>,

@@ -8,10 +8,11 @@ mod legacy;
 mod quote_socket;
 
 use axum::extract::FromRef;
-use axum::Router;
 use signal_web::{GatewayTrust, JwtVerifier, SocketLimits};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use asset_core::{AssetMetrics, Assets};
 use signal_domain::MarketCalendar;
@@ -50,8 +51,29 @@ impl FromRef<AssetState> for SocketLimits {
     }
 }
 
-pub fn router(state: AssetState) -> Router {
-    Router::new()
+/// The Asset Service's API; each route adds its own operation.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "DonTouch Signal: Asset Service",
+        description = "Instruments, quotes, watchlists and alert rules: the JSON API under \
+            `/api/v1`, the original system's routes under `/asset`, and the quote socket. Prices \
+            are exact decimal strings in the JSON API and JSON numbers in the original routes; \
+            every error is the JSON `ErrorBody`. See docs/api.md for what the routes mean."
+    ),
+    tags(
+        (name = "instruments", description = "Search, quotes and candles"),
+        (name = "watchlist", description = "The caller's watchlist"),
+        (name = "rules", description = "The caller's alert rules"),
+        (name = "sockets", description = "Live quotes over WebSocket"),
+        (name = "original routes", description = "The original Spring service's routes and shapes"),
+        (name = "operations", description = "Health and metrics, no token needed"),
+    )
+)]
+struct AssetApi;
+
+pub fn router(state: AssetState) -> OpenApiRouter {
+    OpenApiRouter::with_openapi(AssetApi::openapi())
         .merge(legacy::routes())
         .merge(api::routes())
         .merge(candles::routes())

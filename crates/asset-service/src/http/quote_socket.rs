@@ -16,8 +16,6 @@
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use signal_domain::{ErrorChain, InstrumentId, Quote};
@@ -25,6 +23,8 @@ use signal_web::{SocketIdentity, SocketUpgrade, SocketUser, SocketViewer};
 use std::collections::HashMap;
 use tokio_stream::wrappers::WatchStream;
 use tokio_stream::StreamMap;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use asset_core::ViewGuard;
 
@@ -33,10 +33,10 @@ use super::AssetState;
 /// Bounds the memory one client can pin.
 const MAX_SUBSCRIPTIONS: usize = 200;
 
-pub fn routes() -> Router<AssetState> {
-    Router::new()
-        .route("/ws/stocks", get(original_upgrade))
-        .route("/api/v1/quotes/stream", get(upgrade))
+pub fn routes() -> OpenApiRouter<AssetState> {
+    OpenApiRouter::new()
+        .routes(routes!(original_upgrade))
+        .routes(routes!(upgrade))
 }
 
 /// Which words and units a socket uses; the protocol is the same.
@@ -48,6 +48,21 @@ enum Dialect {
     Api,
 }
 
+/// The quote socket (WebSocket) as the original spoke it. Client:
+/// `{"type":"subscribe"|"unsubscribe","symbol":"005930"}`; server: `{"status","message"}` (the
+/// original's Korean acknowledgements), then `price_update` messages for each subscribed
+/// instrument, a crypto change rate as a fraction. In gateway mode a socket the gateway forwards
+/// needs no credentials.
+#[utoipa::path(
+    get,
+    path = "/ws/stocks",
+    tag = "sockets",
+    security(("bearer" = []), ("token" = []), ("session" = [])),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 426, description = "Not a WebSocket handshake", body = signal_web::ErrorBody),
+    )
+)]
 async fn original_upgrade(
     SocketViewer(identity): SocketViewer,
     State(state): State<AssetState>,
@@ -57,6 +72,18 @@ async fn original_upgrade(
     ws.on_upgrade(move |socket| session(socket, identity, state, Dialect::Original))
 }
 
+/// The quote socket (WebSocket) in the JSON API's terms: the protocol of `/ws/stocks` with
+/// English acknowledgements and change rates in percent; a token always.
+#[utoipa::path(
+    get,
+    path = "/api/v1/quotes/stream",
+    tag = "sockets",
+    security(("bearer" = []), ("token" = []), ("session" = [])),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 426, description = "Not a WebSocket handshake", body = signal_web::ErrorBody),
+    )
+)]
 async fn upgrade(
     SocketUser(identity): SocketUser,
     State(state): State<AssetState>,
