@@ -9,31 +9,20 @@
 'use strict';
 
 const { chromium } = require('playwright-core');
-const fs = require('node:fs');
 const path = require('node:path');
-const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const { ARRIVES, check, step, until, accessible } = require('./support.cjs');
 
 const APP = process.env.DONTOUCH_APP_URL;
 const CONTROL = process.env.DONTOUCH_CONTROL_URL;
 const SCREENSHOTS = process.env.DONTOUCH_SCREENSHOTS;
 const SAMSUNG = 'KRX:005930';
 const STRONG_PASSWORD = 'correct horse battery staple';
-/** Long enough for anything that is coming to arrive on a loaded machine; not a speed bound. */
-const ARRIVES = 20_000;
 /** How long to watch for something that must not come. */
 const QUIET = 1_500;
 const FIRST_LOAD_BUDGET = 300 * 1024;
 
 const DESKTOP = { viewport: { width: 1280, height: 860 } };
 const PHONE = { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-function step(name) {
-  console.log(`-- ${name}`);
-}
 
 async function control(route, body) {
   const response = await fetch(`${CONTROL}${route}`, {
@@ -72,19 +61,6 @@ async function newPage(browser, name, options) {
   return page;
 }
 
-/** axe-core on the page as it is: no serious or critical violation. */
-async function accessible(page, what) {
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(() =>
-    window.axe.run(document, { resultTypes: ['violations'] }).then((r) =>
-      r.violations
-        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-        .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),
-    ),
-  );
-  check(result.length === 0, `axe on ${what}:\n  ${result.join('\n  ')}`);
-}
-
 async function screenshot(page, name) {
   if (!SCREENSHOTS) return;
   await page.evaluate(() => window.scrollTo(0, 0)); // the page from its top, as it opens
@@ -94,18 +70,6 @@ async function screenshot(page, name) {
 
 async function text(locator) {
   return (await locator.textContent())?.trim() ?? '';
-}
-
-/** Waits until `read()` gives a value `accept` takes, and returns it. */
-async function until(what, read, accept = Boolean, timeout = ARRIVES) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    last = await read();
-    if (accept(last)) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what}: still ${JSON.stringify(last)} after ${timeout} ms`);
 }
 
 async function signUp(page, email) {

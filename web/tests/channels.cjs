@@ -13,8 +13,7 @@
 'use strict';
 
 const { chromium } = require('playwright-core');
-const fs = require('node:fs');
-const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const { ARRIVES, check, step, until, accessible } = require('./support.cjs');
 
 const APP = process.env.DONTOUCH_APP_URL;
 const CONTROL = process.env.DONTOUCH_CONTROL_URL;
@@ -22,16 +21,6 @@ const PUSH = process.env.DONTOUCH_PUSH_URL;
 const WEBHOOK = process.env.DONTOUCH_WEBHOOK_URL;
 const SUBSCRIPTION = JSON.parse(process.env.DONTOUCH_PUSH_SUBSCRIPTION);
 const SAMSUNG = 'KRX:005930';
-/** Long enough for anything that is coming to arrive on a loaded machine; not a speed bound. */
-const ARRIVES = 30_000;
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-function step(name) {
-  console.log(`-- ${name}`);
-}
 
 async function postJson(url, body) {
   const response = await fetch(url, {
@@ -43,31 +32,6 @@ async function postJson(url, body) {
 }
 
 const standInState = (base) => fetch(`${base}/_control/state`).then((r) => r.json());
-
-/** Waits until `read()` gives a value `accept` takes, and returns it. */
-async function until(what, read, accept = Boolean) {
-  const deadline = Date.now() + ARRIVES;
-  let last;
-  while (Date.now() < deadline) {
-    last = await read();
-    if (accept(last)) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what}: still ${JSON.stringify(last)} after ${ARRIVES} ms`);
-}
-
-/** axe-core on the page as it is: no serious or critical violation. */
-async function accessible(page, what) {
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(() =>
-    window.axe.run(document, { resultTypes: ['violations'] }).then((r) =>
-      r.violations
-        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-        .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),
-    ),
-  );
-  check(result.length === 0, `axe on ${what}:\n  ${result.join('\n  ')}`);
-}
 
 /** The app's own API, as the signed-in page calls it. */
 const api = (page, path) => page.evaluate((path) => fetch(path).then((r) => r.json()), path);
