@@ -3,11 +3,14 @@
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use signal_domain::{ErrorChain, TriggeredAlert};
-use signal_ports::{AlertHistoryStore, AlertInbox, AlertRecord, BusError};
+use signal_ports::{
+    micros_since, AlertHistoryStore, AlertInbox, AlertRecord, BusError, LATENCY_TARGET,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::metrics::AlertMetrics;
 use crate::push::Pushes;
@@ -51,7 +54,16 @@ pub async fn run_consumer(
         bus_backoff = bus_retry.build();
         // Only a stored event is acknowledged, and the next one is read only after this one is
         // stored: acknowledging a later event would commit the bus's position past this one.
-        let Some(stored) = store(history.as_ref(), &delivery.event, &shutdown).await else {
+        // The history insert; `fired_us`: how long ago the alert fired when it got here.
+        let storing = tracing::debug_span!(
+            target: LATENCY_TARGET,
+            "alert.store",
+            fired_us = micros_since(delivery.event.triggered_at),
+        );
+        let stored = store(history.as_ref(), &delivery.event, &shutdown)
+            .instrument(storing)
+            .await;
+        let Some(stored) = stored else {
             // Stopping: the event is not acknowledged, so the bus delivers it again.
             break;
         };

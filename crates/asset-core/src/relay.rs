@@ -7,11 +7,14 @@
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use signal_domain::{ErrorChain, TriggeredAlert};
-use signal_ports::{AlertPublisher, BusError, OutboxStore, StoreError};
+use signal_ports::{
+    micros_since, AlertPublisher, BusError, OutboxStore, StoreError, LATENCY_TARGET,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::metrics::AssetMetrics;
 
@@ -116,7 +119,11 @@ impl Relay {
     /// Publishes one batch in order; returns how many events left the pending set (sent or set
     /// aside).
     pub(crate) async fn relay_batch(&self) -> Result<usize, RelayError> {
-        let pending = self.outbox.pending_outbox(BATCH).await?;
+        let pending = self
+            .outbox
+            .pending_outbox(BATCH)
+            .instrument(tracing::debug_span!(target: LATENCY_TARGET, "relay.read"))
+            .await?;
         let mut handled = 0;
         let mut ids = Vec::with_capacity(pending.len());
         let mut events: Vec<TriggeredAlert> = Vec::with_capacity(pending.len());
@@ -136,8 +143,16 @@ impl Relay {
         if events.is_empty() {
             return Ok(handled);
         }
+        // `fired_us`: how long ago the first of them fired, i.e. the engine's write and the
+        // relay's wake-up and read. In process, publishing includes the Alert Service's storing.
+        let publishing = tracing::debug_span!(
+            target: LATENCY_TARGET,
+            "bus.publish",
+            events = events.len(),
+            fired_us = micros_since(events[0].triggered_at),
+        );
         // If marking fails the events are published again later; the consumer deduplicates.
-        match self.publisher.publish(&events).await {
+        match self.publisher.publish(&events).instrument(publishing).await {
             Ok(()) => {
                 self.mark_sent(&ids).await?;
                 Ok(handled + ids.len())
@@ -156,6 +171,7 @@ impl Relay {
     async fn mark_sent(&self, ids: &[i64]) -> Result<(), StoreError> {
         self.outbox
             .mark_outbox_sent(ids, chrono::Utc::now())
+            .instrument(tracing::debug_span!(target: LATENCY_TARGET, "relay.mark_sent"))
             .await?;
         self.metrics.outbox_published.inc_by(ids.len() as u64);
         Ok(())

@@ -27,3 +27,16 @@ pub use store::{
     HistoryPage, HistoryQuery, OutboxEntry, OutboxLag, OutboxStore, RuleChange, RuleHold,
     RuleStore, UnreadableEvent, WatchlistStore,
 };
+
+/// The tracing target of the spans along an alert's path, from the engine storing a firing to
+/// the socket writing it, all at debug level: `RUST_LOG=info,signal_latency=debug` logs the time
+/// of each stage when it ends (docs/benchmarks.md, "Tick to alert", reads them).
+pub const LATENCY_TARGET: &str = "signal_latency";
+
+/// Microseconds from `at` until now: how long ago an alert fired or a trade was received, as a
+/// stage of the alert's path records it.
+pub fn micros_since(at: signal_domain::Timestamp) -> i64 {
+    (chrono::Utc::now() - at)
+        .num_microseconds()
+        .unwrap_or(i64::MAX)
+}

@@ -8,12 +8,17 @@
 use std::io::Write;
 use tracing_subscriber::fmt::MakeWriter;
 
-/// Structured logs on stderr: `text` or `json`, level from `RUST_LOG` (default info).
+/// Structured logs on stderr: `text` or `json`, level from `RUST_LOG` (default info). Every
+/// enabled span logs a line when it closes, with the time it was busy and idle: the stages of
+/// an alert's path are spans of the target `signal_latency` at debug level
+/// (`RUST_LOG=info,signal_latency=debug`), which the load harness reads back. No span is
+/// enabled at the default level, so the default log carries none of these lines.
 pub fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,rdkafka=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(ScrubbedStderr);
     if format == "json" {
         builder.json().init();

@@ -24,9 +24,10 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use signal_domain::ErrorChain;
 use signal_domain::UserId;
-use signal_ports::AlertRecord;
+use signal_ports::{micros_since, AlertRecord, LATENCY_TARGET};
 use signal_web::{SocketIdentity, SocketUpgrade, SocketUser};
 use std::collections::{BTreeSet, HashSet};
+use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -221,7 +222,20 @@ impl Pusher<'_> {
             let Ok(text) = serde_json::to_string(&message) else {
                 continue;
             };
-            if ws.send(Message::Text(text.into())).await.is_err() {
+            // The socket's write; `fired_us`: how long ago the alert fired when the socket
+            // took it up.
+            let writing = tracing::debug_span!(
+                target: LATENCY_TARGET,
+                "alert.push",
+                replayed,
+                fired_us = micros_since(record.triggered_at),
+            );
+            if ws
+                .send(Message::Text(text.into()))
+                .instrument(writing)
+                .await
+                .is_err()
+            {
                 return false;
             }
             self.state.metrics.alerts_pushed.inc();

@@ -4,11 +4,12 @@
 
 use backon::Retryable;
 use signal_domain::{Condition, ErrorChain, Interval, Quote, Timestamp};
-use signal_ports::StoreError;
+use signal_ports::{micros_since, StoreError, LATENCY_TARGET};
 use signal_trigger_engine::{RuleEngine, Trade, Transition};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::command::EngineCommand;
 use super::firing::fire;
@@ -169,12 +170,21 @@ impl Engine {
         let firing = fire(transitions, &self.rules, quote, now);
         let store = self.deps.store.clone();
         let write = || async { store.apply_changes(&firing.changes, &firing.events).await };
+        // The outbox write; `received_us` is how long ago the feed received the trade (its
+        // decoding, the market stage and the engine's queue).
+        let span = tracing::debug_span!(
+            target: LATENCY_TARGET,
+            "engine.persist",
+            events = firing.events.len(),
+            received_us = quote.map(|quote| micros_since(quote.received_at)),
+        );
         // It never gives up: this returns once the firing is stored.
         let _ = write
             .retry(until_the_store_answers())
             .notify(|error: &StoreError, wait| {
                 tracing::error!(error = %ErrorChain(error), retry_in = ?wait, "storing fired rules failed; retrying");
             })
+            .instrument(span)
             .await;
         for change in &firing.changes {
             if let (Some(facts), Some(fired_at)) =

@@ -13,6 +13,7 @@ mod plot;
 mod quote_client;
 mod report;
 mod scenarios;
+mod stages;
 mod system;
 mod topology;
 

@@ -23,6 +23,36 @@ pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
+/// CPU time process `pid` has used so far (user and system), from `/proc/<pid>/stat`.
+pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    // The kernel reports these in USER_HZ ticks, which is 100 a second on Linux.
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let ticks = cpu_ticks(&stat).with_context(|| format!("no CPU times in /proc/{pid}/stat"))?;
+    Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
+}
+
+/// utime plus stime of a `/proc/<pid>/stat` line: its 14th and 15th fields. The command name
+/// (2nd, in parentheses) may hold spaces and parentheses, so fields are counted after its end.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+/// The 1-minute load average now.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .and_then(|first| first.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// Lets this process (and what it starts) hold many sockets: the soft and, when allowed, the
 /// hard limit on open files go up to what the kernel permits.
 pub fn raise_open_file_limit() -> anyhow::Result<()> {
@@ -143,11 +173,7 @@ impl Machine {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_gib: (memory_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
             kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
-            load_average: read("/proc/loadavg")
-                .split_whitespace()
-                .next()
-                .and_then(|first| first.parse().ok())
-                .unwrap_or(0.0),
+            load_average: load_average(),
         }
     }
 }
@@ -185,6 +211,13 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
+    fn cpu_ticks_are_read_past_a_command_name_with_spaces() {
+        let stat = "4242 (dontouch (x) y) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 75 0 0 20 0 8 0";
+        assert_eq!(cpu_ticks(stat), Some(325));
+        assert_eq!(cpu_ticks("4242 (short) S 1"), None);
     }
 
     #[test]

@@ -15,6 +15,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, Command};
 
 const APP_NAME: &str = "dontouch-signal";
+/// The system's log, in its data directory.
+const LOG_FILE: &str = "app.log";
 /// Generous: on a disk shared with other work, SQLite's first writes can take seconds.
 const STARTUP: Duration = Duration::from_secs(180);
 
@@ -84,7 +86,7 @@ pub struct SystemUnderTest {
     secret: String,
     pub http: reqwest::Client,
     pub log: Arc<LogCounts>,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl SystemUnderTest {
@@ -120,7 +122,7 @@ impl SystemUnderTest {
             .with_context(|| format!("starting {}", app.display()))?;
         let stderr = child.stderr.take().context("no stderr")?;
         let log = Arc::new(LogCounts::default());
-        let log_path = data.path().join("app.log");
+        let log_path = data.path().join(LOG_FILE);
         let (asset, alert) =
             tokio::time::timeout(STARTUP, follow_log(stderr, log.clone(), log_path))
                 .await
@@ -134,14 +136,24 @@ impl SystemUnderTest {
                 .pool_max_idle_per_host(256)
                 .build()?,
             log,
-            _data: data,
+            data,
         };
         system.wait_until_ready().await?;
         Ok(system)
     }
 
+    /// Its log as written so far, one JSON object a line.
+    pub fn log_path(&self) -> PathBuf {
+        self.data.path().join(LOG_FILE)
+    }
+
     pub fn pid(&self) -> anyhow::Result<u32> {
         self.child.id().context("the system under test has exited")
+    }
+
+    /// The CPU time it has used so far.
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        crate::measure::cpu_time(self.pid()?)
     }
 
     pub fn rss(&self) -> anyhow::Result<u64> {

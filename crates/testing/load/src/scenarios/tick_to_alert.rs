@@ -3,11 +3,14 @@
 //! a pause, then a trade above it at a price used once; the latency runs from the moment the
 //! feed handed that frame to its socket to the moment the alert carrying that price was read from
 //! the user's alert socket. Runs alternate between a quiet feed and background trades over every
-//! other market, with background rules held by other users.
+//! other market, with background rules held by other users. Each latency is also split at the
+//! moment the rule fired (the alert's `triggeredAt`), and the system under test logs the stages
+//! of the alert's path in between (`stages`), so a run says where its time went.
 
 use crate::feed::{upbit_markets, Feed};
 use crate::measure::{median, Latencies, LatencySummary};
 use crate::report::{self, RunHeader};
+use crate::stages::{self, Stage};
 use crate::system::SystemUnderTest;
 use anyhow::Context as _;
 use futures::{SinkExt, StreamExt};
@@ -75,12 +78,34 @@ pub struct Mode {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ProbeRun {
     pub latency: LatencySummary,
+    /// From the rule firing (the alert's `triggeredAt`) to the read: the part after the engine.
+    #[serde(default)]
+    pub fire_to_socket: Option<LatencySummary>,
     /// Crossings whose alert did not arrive within the timeout.
     pub lost: usize,
+    /// The system under test's CPU time during the run, as a share of one core (100 = one core).
+    #[serde(default)]
+    pub cpu_percent: Option<f64>,
+    /// The machine's 1-minute load average when the run began.
+    #[serde(default)]
+    pub load_average: Option<f64>,
+    /// The stages of the path as the system under test logged them during the run (every
+    /// firing's, the background rules' included).
+    #[serde(default)]
+    pub stages: Vec<Stage>,
 }
 
-/// Alerts as read from the socket: their exact price and when the read returned.
-type AlertReads = mpsc::UnboundedReceiver<(String, Instant)>;
+/// An alert as read from the socket.
+struct AlertRead {
+    /// Its exact price: which crossing it answers.
+    price: String,
+    /// When the read returned.
+    at: Instant,
+    /// From the rule firing to the read, by the wall clock both sides share.
+    since_fired: Option<Duration>,
+}
+
+type AlertReads = mpsc::UnboundedReceiver<AlertRead>;
 
 /// Reads the probe user's alert socket, acknowledging each alert as an app does.
 async fn follow_alerts(system: &SystemUnderTest) -> anyhow::Result<AlertReads> {
@@ -89,11 +114,12 @@ async fn follow_alerts(system: &SystemUnderTest) -> anyhow::Result<AlertReads> {
         system.alert,
         system.token(PROBE_USER)
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+    // Without Nagle's algorithm, as an app should: each acknowledgement leaves at once.
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
     let (reads, alerts) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(Ok(message)) = socket.next().await {
-            let read = Instant::now();
+            let (at, at_utc) = (Instant::now(), chrono::Utc::now());
             let Message::Text(text) = message else {
                 continue;
             };
@@ -104,7 +130,16 @@ async fn follow_alerts(system: &SystemUnderTest) -> anyhow::Result<AlertReads> {
                 continue;
             }
             if let Some(price) = alert["price"].as_str() {
-                if reads.send((price.to_string(), read)).is_err() {
+                let since_fired = alert["triggeredAt"]
+                    .as_str()
+                    .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+                    .and_then(|fired| (at_utc - fired).to_std().ok());
+                let read = AlertRead {
+                    price: price.to_string(),
+                    at,
+                    since_fired,
+                };
+                if reads.send(read).is_err() {
                     return;
                 }
             }
@@ -117,6 +152,15 @@ async fn follow_alerts(system: &SystemUnderTest) -> anyhow::Result<AlertReads> {
     Ok(alerts)
 }
 
+/// What one run of crossings measured.
+struct Probed {
+    /// Feed's write to the socket's read.
+    latencies: Latencies,
+    /// Rule firing to the socket's read.
+    since_fired: Latencies,
+    lost: usize,
+}
+
 /// `crossings` crossings of the probe rule; prices start at `first_price` and are used once.
 async fn probe(
     feed: &Feed,
@@ -124,8 +168,9 @@ async fn probe(
     alerts: &mut AlertReads,
     crossings: usize,
     first_price: u64,
-) -> anyhow::Result<(Latencies, usize)> {
+) -> anyhow::Result<Probed> {
     let mut latencies = Latencies::default();
+    let mut since_fired = Latencies::default();
     let mut lost = 0;
     for i in 0..crossings {
         // Re-arm, and give the re-arm's write time to finish before the crossing.
@@ -139,8 +184,11 @@ async fn probe(
         let deadline = tokio::time::Instant::now() + ALERT_TIMEOUT;
         loop {
             match tokio::time::timeout_at(deadline, alerts.recv()).await {
-                Ok(Some((alerted, read))) if alerted == price => {
-                    latencies.record(read.saturating_duration_since(written));
+                Ok(Some(read)) if read.price == price => {
+                    latencies.record(read.at.saturating_duration_since(written));
+                    if let Some(since) = read.since_fired {
+                        since_fired.record(since);
+                    }
                     break;
                 }
                 Ok(Some(_)) => continue,
@@ -154,19 +202,35 @@ async fn probe(
         let pause = rand::thread_rng().gen_range(0..10);
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
-    Ok((latencies, lost))
+    Ok(Probed {
+        latencies,
+        since_fired,
+        lost,
+    })
 }
 
-fn mode(runs: Vec<(Latencies, usize)>) -> Mode {
+/// A run's figures beside what the system logged and used meanwhile.
+struct RunRecord {
+    probed: Probed,
+    stages: Vec<Stage>,
+    cpu_percent: f64,
+    load_average: f64,
+}
+
+fn mode(runs: Vec<RunRecord>) -> Mode {
     let mut all = Latencies::default();
-    for (latencies, _) in &runs {
-        all.add(latencies);
+    for record in &runs {
+        all.add(&record.probed.latencies);
     }
     let runs: Vec<ProbeRun> = runs
-        .iter()
-        .map(|(latencies, lost)| ProbeRun {
-            latency: latencies.summary(),
-            lost: *lost,
+        .into_iter()
+        .map(|record| ProbeRun {
+            latency: record.probed.latencies.summary(),
+            fire_to_socket: Some(record.probed.since_fired.summary()),
+            lost: record.probed.lost,
+            cpu_percent: Some(record.cpu_percent),
+            load_average: Some(record.load_average),
+            stages: record.stages,
         })
         .collect();
     let pick = |f: fn(&ProbeRun) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
@@ -189,7 +253,11 @@ pub async fn run(context: &Context, options: Options) -> anyhow::Result<()> {
     let others: Vec<usize> = (0..feed.markets().len())
         .filter(|&i| i != probe_market)
         .collect();
-    let system = context.start_system(&feed).await?;
+    // The stages' spans are logged unless the caller chose its own filter.
+    let mut env = vec![("RUST_LOG".to_string(), stages::LOG_FILTER.to_string())];
+    env.extend(context.app_env.iter().cloned());
+    let system =
+        SystemUnderTest::start(&context.app.path()?, &feed, &context.data_root, &env).await?;
     feed.wait_for_reader(&options.probe).await?;
 
     if options.rules > 0 {
@@ -234,7 +302,10 @@ pub async fn run(context: &Context, options: Options) -> anyhow::Result<()> {
                 feed.set_background(options.background, others.clone());
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
-            let (latencies, lost) = probe(
+            let load_average = crate::measure::load_average();
+            let (began, cpu_before, clock) =
+                (chrono::Utc::now(), system.cpu_time()?, Instant::now());
+            let probed = probe(
                 &feed,
                 &options.probe,
                 &mut alerts,
@@ -242,24 +313,43 @@ pub async fn run(context: &Context, options: Options) -> anyhow::Result<()> {
                 next_price,
             )
             .await?;
+            let ended = chrono::Utc::now();
+            let cpu_percent = (system.cpu_time()? - cpu_before).as_secs_f64()
+                / clock.elapsed().as_secs_f64()
+                * 100.0;
             next_price += options.crossings as u64;
             feed.set_background(0.0, Vec::new());
-            let summary = latencies.summary();
+            let (summary, fired) = (probed.latencies.summary(), probed.since_fired.summary());
             eprintln!(
-                "  run {} {}: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms, lost {lost}",
+                "  run {} {}: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms, lost {}; \
+                 fired to socket p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
+                 system CPU {cpu_percent:.0} %, load average {load_average:.2}",
                 round + 1,
                 if background { "loaded" } else { "quiet" },
                 summary.p50_ms,
                 summary.p90_ms,
                 summary.p99_ms,
-                summary.max_ms
+                summary.max_ms,
+                probed.lost,
+                fired.p50_ms,
+                fired.p99_ms,
+                fired.max_ms,
             );
-            if background {
-                loaded.push((latencies, lost));
-            } else {
-                quiet.push((latencies, lost));
-            }
+            // The log is written as it comes; a moment lets the run's last lines reach it.
             tokio::time::sleep(Duration::from_secs(1)).await;
+            let stages = stages::read(&system.log_path(), began, ended)?;
+            eprint!("{}", stages::describe(&stages));
+            let record = RunRecord {
+                probed,
+                stages,
+                cpu_percent,
+                load_average,
+            };
+            if background {
+                loaded.push(record);
+            } else {
+                quiet.push(record);
+            }
         }
     }
     system.stop().await?;
