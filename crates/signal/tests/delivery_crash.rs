@@ -1,7 +1,8 @@
-//! Exactly once per channel through crashes: the whole system as its own process over
-//! PostgreSQL, killed with SIGKILL twice while it delivers a burst of alerts to a webhook receiver
-//! that fails a share of requests. The receiver (`stand_ins`) verifies every signature with the
-//! Standard Webhooks library and keeps each `webhook-id` once, as the specification asks.
+//! Exactly once through crashes: the whole system as its own process over PostgreSQL, killed
+//! with SIGKILL twice while it delivers a burst of alerts to a webhook receiver that fails a share
+//! of requests; and the embedded default over SQLite, killed while it stores a burst. The
+//! receiver (`stand_ins`) verifies every signature with the Standard Webhooks library and keeps
+//! each `webhook-id` once, as the specification asks.
 // Tests fail by panicking; an unwrap here is an assertion.
 #![allow(clippy::unwrap_used)]
 
@@ -13,7 +14,8 @@ use stand_ins::{carried, StandIn};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use support::{
-    create_rules, free_port, fresh_database, token, upbit_env, FakeUpbit, ServiceProcess, SECRET,
+    create_rules, free_port, fresh_database, metric, token, upbit_env, FakeUpbit, ServiceProcess,
+    SECRET,
 };
 
 const ALERTS: usize = 1_000;
@@ -243,6 +245,82 @@ async fn a_burst_reaches_a_failing_webhook_once_per_alert_through_two_kill_9s() 
     assert!(
         deliveries.iter().all(|d| d["status"] == "delivered"),
         "{deliveries:#?}"
+    );
+    drop(app);
+}
+
+/// The id of `user`'s newest alert in history (ids rise by one per stored alert), 0 for none.
+async fn newest_alert_id(alert_port: u16, user: &str) -> i64 {
+    let page: Value = reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{alert_port}/api/v1/alerts?limit=1"
+        ))
+        .bearer_auth(token(user))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["items"][0]["id"].as_i64().unwrap_or(0)
+}
+
+/// The embedded default keeps its SQLite commits in the write-ahead log without syncing each
+/// (`synchronous = NORMAL`): what it committed survives a crash of the process, so a burst
+/// interrupted by SIGKILL is stored whole after the restart, each alert once.
+#[tokio::test]
+async fn a_burst_interrupted_by_kill_9_on_sqlite_is_stored_whole_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let upbit = FakeUpbit::start().await;
+    upbit.trade("KRW-BTC", "160000000");
+    let mut env = vec![
+        (
+            "SIGNAL_ASSET__MAX_ACTIVE_RULES_PER_USER".to_string(),
+            ALERTS.to_string(),
+        ),
+        ("SIGNAL_AUTH__JWT_SECRET".into(), SECRET.into()),
+        ("SIGNAL_DATA_DIR".into(), dir.path().display().to_string()),
+    ];
+    env.extend(upbit_env(&upbit));
+    let ports = Ports {
+        asset: free_port(),
+        alert: free_port(),
+    };
+    let app = start(&env, dir.path(), &ports).await;
+    create_rules(ports.asset, "alice", "161000000", ALERTS).await;
+
+    // One trade fires every rule; the process is killed once a tenth of them is in history.
+    upbit.trade("KRW-BTC", "161000000");
+    while newest_alert_id(ports.alert, "alice").await < (ALERTS / 10) as i64 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    app.kill().await;
+    let app = start(&env, dir.path(), &ports).await;
+
+    let alerts_url = format!("http://127.0.0.1:{}/api/v1/alerts", ports.alert);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let alerts = loop {
+        let alerts = all_pages(&alerts_url, "alice").await;
+        if alerts.len() >= ALERTS || tokio::time::Instant::now() > deadline {
+            break alerts;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let events: BTreeSet<&str> = alerts
+        .iter()
+        .map(|a| a["eventId"].as_str().unwrap())
+        .collect();
+    let rules: BTreeSet<i64> = alerts
+        .iter()
+        .map(|a| a["ruleId"].as_i64().unwrap())
+        .collect();
+    assert_eq!(alerts.len(), ALERTS, "every firing stored once");
+    assert_eq!(events.len(), ALERTS, "no event stored twice");
+    assert_eq!(rules.len(), ALERTS, "each rule fired once");
+    // The restart published what the kill left in the outbox: the kill fell within the burst.
+    assert!(
+        metric(ports.asset, "signal_outbox_published_total").await > 0.0,
+        "the restarted process published events the killed one had stored"
     );
     drop(app);
 }
