@@ -2,7 +2,7 @@
 //! viewers. Feeds with a limited number of streams (KIS allows 41) plan from it, and re-plan
 //! whenever it changes.
 
-use signal_domain::{InstrumentId, RuleId};
+use signal_domain::InstrumentId;
 use signal_ownership::ShardSet;
 use signal_ports::{Interest, Need};
 use std::collections::HashMap;
@@ -15,7 +15,10 @@ pub const GLANCE: Duration = Duration::from_secs(300);
 
 #[derive(Default)]
 struct Counts {
-    rules: HashMap<RuleId, InstrumentId>,
+    /// How many active rules each instrument has: per instrument, not per rule, so that a rule
+    /// created or ended changes the interest (and costs a recount) only when it is the first or
+    /// last of its instrument.
+    rules: HashMap<InstrumentId, usize>,
     watched: Vec<InstrumentId>,
     viewers: HashMap<InstrumentId, usize>,
     /// Rules and watchlists are every instance's; each asks its feeds only for the instruments
@@ -26,7 +29,7 @@ struct Counts {
 impl Counts {
     fn interest(&self) -> Interest {
         let mut interest = Interest::default();
-        for id in self.rules.values().filter(|id| self.owned.owns(id)) {
+        for id in self.rules.keys().filter(|id| self.owned.owns(id)) {
             interest.add(id.clone(), Need::ActiveRule);
         }
         for id in self.watched.iter().filter(|id| self.owned.owns(id)) {
@@ -58,12 +61,28 @@ impl InterestTracker {
         self.sender.subscribe()
     }
 
-    pub fn rule_active(&self, rule: RuleId, instrument: &InstrumentId) {
-        self.update(|c| c.rules.insert(rule, instrument.clone()).as_ref() != Some(instrument));
+    /// A rule of `instrument` became active. The caller reports each rule once until it ends.
+    pub fn rule_active(&self, instrument: &InstrumentId) {
+        self.update(|c| {
+            let count = c.rules.entry(instrument.clone()).or_default();
+            *count += 1;
+            *count == 1
+        });
     }
 
-    pub fn rule_ended(&self, rule: RuleId) {
-        self.update(|c| c.rules.remove(&rule).is_some());
+    /// A rule of `instrument` reported active has ended.
+    pub fn rule_ended(&self, instrument: &InstrumentId) {
+        self.update(|c| match c.rules.get_mut(instrument) {
+            Some(1) => {
+                c.rules.remove(instrument);
+                true
+            }
+            Some(count) => {
+                *count -= 1;
+                false
+            }
+            None => false,
+        });
     }
 
     pub fn set_watched(&self, mut watched: Vec<InstrumentId>) {
@@ -149,10 +168,17 @@ mod tests {
         let view = tracker.view(&btc);
         assert_eq!(receiver.borrow().needs.get(&btc), Some(&Need::ViewedLive));
         tracker.set_watched(vec![btc.clone(), aapl.clone()]);
-        tracker.rule_active(RuleId(1), &btc);
+        tracker.rule_active(&btc);
+        tracker.rule_active(&btc);
         assert_eq!(receiver.borrow().needs.get(&btc), Some(&Need::ActiveRule));
         assert_eq!(receiver.borrow().needs.get(&aapl), Some(&Need::Watched));
-        tracker.rule_ended(RuleId(1));
+        tracker.rule_ended(&btc);
+        assert_eq!(
+            receiver.borrow().needs.get(&btc),
+            Some(&Need::ActiveRule),
+            "one of its two rules is still active"
+        );
+        tracker.rule_ended(&btc);
         tracker.set_watched(vec![]);
         assert_eq!(receiver.borrow().needs.get(&btc), Some(&Need::ViewedLive));
         drop(view);
@@ -160,7 +186,7 @@ mod tests {
 
         // Another instance evaluates every instrument: only this instance's viewers remain.
         let _view = tracker.view(&btc);
-        tracker.rule_active(RuleId(2), &aapl);
+        tracker.rule_active(&aapl);
         assert_eq!(receiver.borrow().needs.get(&aapl), Some(&Need::ActiveRule));
         tracker.set_owned(ShardSet::default());
         assert_eq!(receiver.borrow().needs.get(&aapl), None);

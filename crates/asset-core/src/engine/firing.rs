@@ -86,6 +86,7 @@ fn event(
         Condition::ChangeUp(p) | Condition::ChangeDown(p) => Some(p),
         _ => None,
     };
+    let extras = facts.extras.as_deref();
     TriggeredAlert {
         event_id: signal_domain::firing_id(rule, ordinal),
         schema_version: TRIGGERED_ALERT_SCHEMA_VERSION,
@@ -99,16 +100,16 @@ fn event(
         price,
         exchange_time: quote.exchange_time,
         triggered_at: now,
-        note: facts.note.clone(),
+        note: extras.and_then(|extras| extras.note.clone()),
         simulated: quote.source == QuoteSource::Simulated,
         params: Some(ConditionParams::of(facts.condition)),
-        also: facts.and.map(|and| AlsoCondition {
+        also: extras.and_then(|extras| extras.and).map(|and| AlsoCondition {
             condition: and.condition.kind(),
             params: ConditionParams::of(and.condition),
             within_seconds: u32::try_from(and.within.num_seconds()).unwrap_or(u32::MAX),
         }),
-        channels: facts.channels.clone(),
-        message: facts.message.clone(),
+        channels: extras.and_then(|extras| extras.channels.clone()),
+        message: extras.and_then(|extras| extras.message.clone()),
         change_percent: quote.change_percent,
     }
 }
@@ -116,6 +117,7 @@ fn event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::RuleExtras;
     use signal_domain::{ConditionKind, Percent, Tick, UserId};
 
     fn facts(condition: Condition, trigger_count: u32) -> RuleFacts {
@@ -123,12 +125,14 @@ mod tests {
             user: UserId::new("alice").unwrap(),
             instrument: "KRX:005930".parse().unwrap(),
             condition,
-            note: Some("take profit".into()),
-            channels: Some(vec![3]),
-            and: None,
-            message: Some("{{name}} at {{price}}".into()),
             trigger_count,
             updated_at: chrono::Utc::now(),
+            extras: Some(Box::new(RuleExtras {
+                note: Some("take profit".into()),
+                channels: Some(vec![3]),
+                and: None,
+                message: Some("{{name}} at {{price}}".into()),
+            })),
         }
     }
 

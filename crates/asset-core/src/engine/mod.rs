@@ -21,7 +21,8 @@ mod tests;
 
 use backon::ExponentialBuilder;
 use signal_domain::{
-    AlertRule, Condition, ErrorChain, InstrumentId, Interval, Price, RuleId, Timestamp, UserId,
+    AlertRule, Condition, ErrorChain, InstrumentId, Interval, Price, RuleId, RuleSpec, Timestamp,
+    UserId,
 };
 use signal_ownership::ShardSet;
 use signal_ports::{CandleStore, RuleStore, StoreError};
@@ -37,12 +38,24 @@ use crate::interest::InterestTracker;
 use crate::market::QuoteBook;
 use crate::metrics::AssetMetrics;
 
-/// What an event needs of a rule that the trigger engine does not keep.
+/// What an event needs of a rule that the trigger engine does not keep. One is held per rule, so
+/// what few rules set is boxed apart: a plain rule holds one empty pointer for all of it.
 #[derive(Debug, Clone)]
 pub(crate) struct RuleFacts {
     pub user: UserId,
     pub instrument: InstrumentId,
     pub condition: Condition,
+    /// Firings so far: the next one's ordinal names its event.
+    pub trigger_count: u32,
+    /// When the rule was last written by a user or a transition this engine knows of.
+    pub updated_at: Timestamp,
+    /// None when the rule sets none of them.
+    pub extras: Option<Box<RuleExtras>>,
+}
+
+/// The parts of a rule its events carry that most rules leave unset.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RuleExtras {
     pub note: Option<String>,
     /// The notification channels its alerts go to (`None`: all).
     pub channels: Option<Vec<i64>>,
@@ -50,10 +63,23 @@ pub(crate) struct RuleFacts {
     pub and: Option<signal_domain::Conjunct>,
     /// Its message template, which the event carries for the Alert Service to render.
     pub message: Option<String>,
-    /// Firings so far: the next one's ordinal names its event.
-    pub trigger_count: u32,
-    /// When the rule was last written by a user or a transition this engine knows of.
-    pub updated_at: Timestamp,
+}
+
+impl RuleExtras {
+    /// The extras of `spec`; None when it sets none.
+    fn of(spec: &mut RuleSpec) -> Option<Box<Self>> {
+        let extras = Self {
+            note: spec.note.take(),
+            channels: spec.channels.take(),
+            and: spec.and,
+            message: spec.message.take(),
+        };
+        let none = extras.note.is_none()
+            && extras.channels.is_none()
+            && extras.and.is_none()
+            && extras.message.is_none();
+        (!none).then(|| Box::new(extras))
+    }
 }
 
 /// What the engine reads and where its results go.
@@ -118,33 +144,32 @@ impl Engine {
     }
 
     /// Holds `rule` as given; an ended or paused rule is let go.
-    fn upsert(&mut self, rule: AlertRule) {
+    fn upsert(&mut self, mut rule: AlertRule) {
         if !rule.state.is_active() || rule.paused_at.is_some() {
             self.forget(rule.id);
             return;
         }
-        self.deps
-            .interest
-            .rule_active(rule.id, &rule.spec.instrument);
         if rule.spec.conditions().any(|c| c.interval().is_some())
             || rule.spec.repeat.interval().is_some()
         {
             self.bars.follow(&rule.spec.instrument);
         }
-        self.rules.insert(
-            rule.id,
-            RuleFacts {
-                user: rule.user,
-                instrument: rule.spec.instrument.clone(),
-                condition: rule.spec.condition,
-                note: rule.spec.note,
-                channels: rule.spec.channels,
-                and: rule.spec.and,
-                message: rule.spec.message,
-                trigger_count: rule.trigger_count,
-                updated_at: rule.updated_at,
-            },
-        );
+        let facts = RuleFacts {
+            user: rule.user,
+            instrument: rule.spec.instrument.clone(),
+            condition: rule.spec.condition,
+            trigger_count: rule.trigger_count,
+            updated_at: rule.updated_at,
+            extras: RuleExtras::of(&mut rule.spec),
+        };
+        match self.rules.insert(rule.id, facts) {
+            Some(previous) if previous.instrument == rule.spec.instrument => {}
+            Some(previous) => {
+                self.deps.interest.rule_ended(&previous.instrument);
+                self.deps.interest.rule_active(&rule.spec.instrument);
+            }
+            None => self.deps.interest.rule_active(&rule.spec.instrument),
+        }
         self.triggers.upsert(EngineRule {
             id: rule.id,
             instrument: rule.spec.instrument,
@@ -176,10 +201,10 @@ impl Engine {
 
     fn forget(&mut self, rule: RuleId) {
         self.triggers.remove(rule);
-        if self.rules.remove(&rule).is_some() {
+        if let Some(facts) = self.rules.remove(&rule) {
             self.ended.insert(rule, chrono::Utc::now());
+            self.deps.interest.rule_ended(&facts.instrument);
         }
-        self.deps.interest.rule_ended(rule);
     }
 
     fn count_rules(&self) {
