@@ -206,9 +206,32 @@ impl Assets {
             Capped::Stored(rule) => rule,
             Capped::LimitReached => return Err(CoreError::RuleLimit { limit }),
         };
-        self.engine.upsert(rule.clone()).await?;
-        self.announcer.announce(user, rule.id).await;
+        self.engine.upsert(vec![rule.clone()]).await?;
+        self.announcer.announce(user, vec![rule.id]).await;
         Ok(rule)
+    }
+
+    /// Creates all of `specs` or, when they would take the user past the active-rule limit, none:
+    /// one store transaction, one engine command and one announcement for them all.
+    pub async fn create_rules(
+        &self,
+        user: &UserId,
+        specs: &[RuleSpec],
+    ) -> Result<Vec<AlertRule>, CoreError> {
+        let limit = self.max_active_rules;
+        let rules = match self
+            .rules
+            .create_many(user, specs, limit, Utc::now())
+            .await?
+        {
+            Capped::Stored(rules) => rules,
+            Capped::LimitReached => return Err(CoreError::RuleLimit { limit }),
+        };
+        self.engine.upsert(rules.clone()).await?;
+        self.announcer
+            .announce(user, rules.iter().map(|rule| rule.id).collect())
+            .await;
+        Ok(rules)
     }
 
     pub async fn update_rule(
@@ -223,8 +246,8 @@ impl Assets {
             Some(Capped::LimitReached) => return Err(CoreError::RuleLimit { limit }),
             None => return Err(CoreError::NoSuchRule(id)),
         };
-        self.engine.upsert(rule.clone()).await?;
-        self.announcer.announce(user, rule.id).await;
+        self.engine.upsert(vec![rule.clone()]).await?;
+        self.announcer.announce(user, vec![rule.id]).await;
         Ok(rule)
     }
 
@@ -280,8 +303,8 @@ impl Assets {
             .hold(user, id, hold, now)
             .await?
             .ok_or(CoreError::NoSuchRule(id))?;
-        self.engine.upsert(rule.clone()).await?;
-        self.announcer.announce(user, rule.id).await;
+        self.engine.upsert(vec![rule.clone()]).await?;
+        self.announcer.announce(user, vec![rule.id]).await;
         Ok(rule)
     }
 
@@ -306,7 +329,7 @@ impl Assets {
             return Err(CoreError::NoSuchRule(id));
         }
         self.engine.remove(vec![id]).await?;
-        self.announcer.announce(user, id).await;
+        self.announcer.announce(user, vec![id]).await;
         Ok(())
     }
 
@@ -337,11 +360,10 @@ impl Assets {
             Capped::LimitReached => return Err(CoreError::RuleLimit { limit }),
         };
         self.engine.remove(replaced.clone()).await?;
-        self.engine.upsert(rule.clone()).await?;
-        for gone in replaced {
-            self.announcer.announce(user, gone).await;
-        }
-        self.announcer.announce(user, rule.id).await;
+        self.engine.upsert(vec![rule.clone()]).await?;
+        let mut changed = replaced;
+        changed.push(rule.id);
+        self.announcer.announce(user, changed).await;
         Ok(rule)
     }
 
@@ -354,10 +376,9 @@ impl Assets {
         let doomed = self.targets_on(user, id).await?;
         let deleted = self.rules.delete_many(user, &doomed).await?;
         self.engine.remove(deleted.clone()).await?;
-        for rule in &deleted {
-            self.announcer.announce(user, *rule).await;
-        }
-        Ok(deleted.len())
+        let count = deleted.len();
+        self.announcer.announce(user, deleted).await;
+        Ok(count)
     }
 
     /// The ids of the user's targets on `id`, active or not: setting a target replaces them all.

@@ -177,6 +177,8 @@ pub async fn start(
     let (following, followed) = watch::channel(owned);
 
     // Stage 2: the engine actor, its handover and replica sync.
+    // Reconciliation reads what changed from here on: the load below reads everything before.
+    let in_step_at = chrono::Utc::now();
     let engine = Engine::load(
         EngineDeps {
             store: deps.rules.clone(),
@@ -226,6 +228,7 @@ pub async fn start(
         deps.watchlist.clone(),
         interest.clone(),
         engine_handle.clone(),
+        in_step_at,
         shutdown.clone(),
     )));
 

@@ -25,7 +25,7 @@ pub use state::{Broadcast, QuoteCache, SharedCache};
 pub use store::{
     AlertHistoryStore, AlertRecord, Candle, CandleStore, Capped, DailyCandle, DeadLetter,
     HistoryPage, HistoryQuery, OutboxEntry, OutboxLag, OutboxStore, RuleChange, RuleHold,
-    RuleStore, UnreadableEvent, WatchlistStore,
+    RuleStore, RulesChanged, UnreadableEvent, WatchlistStore,
 };
 
 /// The tracing target of the spans along an alert's path, from the engine storing a firing to

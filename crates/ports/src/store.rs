@@ -57,6 +57,21 @@ pub struct RuleHold {
     pub snoozed_until: Option<Timestamp>,
 }
 
+/// How the rules changed since a moment: what an engine that was in step then needs to catch up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RulesChanged {
+    /// Every rule written (created, changed by its user, fired) since, whatever its state now.
+    pub written: Vec<AlertRule>,
+    /// The rules deleted since.
+    pub deleted: Vec<RuleId>,
+}
+
+impl RulesChanged {
+    pub fn is_empty(&self) -> bool {
+        self.written.is_empty() && self.deleted.is_empty()
+    }
+}
+
 #[async_trait]
 pub trait RuleStore: Send + Sync + 'static {
     /// Creates an armed rule, unless the user already has `limit` active rules.
@@ -67,6 +82,15 @@ pub trait RuleStore: Send + Sync + 'static {
         limit: usize,
         at: Timestamp,
     ) -> Result<Capped<AlertRule>, StoreError>;
+    /// Creates armed rules in one transaction, in order, unless that would take the user past
+    /// `limit` active rules; then none is created.
+    async fn create_many(
+        &self,
+        user: &UserId,
+        specs: &[RuleSpec],
+        limit: usize,
+        at: Timestamp,
+    ) -> Result<Capped<Vec<AlertRule>>, StoreError>;
     async fn get(&self, user: &UserId, id: RuleId) -> Result<Option<AlertRule>, StoreError>;
     /// The user's rules, newest first; only active ones when `active_only`.
     async fn list(&self, user: &UserId, active_only: bool) -> Result<Vec<AlertRule>, StoreError>;
@@ -103,6 +127,9 @@ pub trait RuleStore: Send + Sync + 'static {
     ) -> Result<Option<AlertRule>, StoreError>;
     /// Every active rule of every user that is not paused: what the trigger engine evaluates.
     async fn active_rules(&self) -> Result<Vec<AlertRule>, StoreError>;
+    /// The rules written and deleted at or after `since` (by the writers' clocks), of every
+    /// user: what reconciling an engine reads, in proportion to what changed.
+    async fn changed_since(&self, since: Timestamp) -> Result<RulesChanged, StoreError>;
     /// In one transaction: the rule state changes and the events they raised, into the outbox.
     /// Either all of it is stored or none.
     async fn apply_changes(

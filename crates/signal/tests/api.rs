@@ -542,3 +542,108 @@ async fn chart_intervals_fold_the_stored_minutes_into_bars() {
     );
     app.app.stop().await;
 }
+
+#[tokio::test]
+async fn a_batch_of_rules_is_created_whole_and_watched_or_refused_naming_each_bad_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut limited = settings(dir.path());
+    limited.asset.max_active_rules_per_user = 3;
+    let app = spawn_with(limited).await;
+    let batch = format!("{}/api/v1/rules/batch", app.asset);
+    let rules_of = |user: &'static str| {
+        let app = &app;
+        async move {
+            app.get_json::<Vec<Value>>(format!("{}/api/v1/rules", app.asset), user)
+                .await
+        }
+    };
+    let btc_above = json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": "100000000"});
+    let btc_below = json!({"instrument": "UPBIT:KRW-BTC", "condition": "BELOW", "level": "1000"});
+    let eth_above = json!({"instrument": "UPBIT:KRW-ETH", "condition": "ABOVE", "level": "9000000"});
+
+    // Bad rules among good ones: nothing is created, and each bad one is named by its place.
+    let refused = app
+        .post(&batch, "grace")
+        .json(&json!({"rules": [
+            btc_above,
+            {"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": "-1"},
+            {"instrument": "NOPE", "condition": "BELOW", "level": "1"},
+            {"instrument": "UPBIT:KRW-BTC", "level": "1"},
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    let body = error_of(refused, 422).await;
+    let named: Vec<(u64, Option<&str>)> = body["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| (rule["index"].as_u64().unwrap(), rule["field"].as_str()))
+        .collect();
+    assert_eq!(
+        named,
+        [(1, Some("level")), (2, Some("instrument")), (3, None)],
+        "{body}"
+    );
+    assert_eq!(body["field"], "rules[1].level", "{body}");
+    assert!(
+        body["rules"][2]["message"]
+            .as_str()
+            .unwrap()
+            .contains("condition"),
+        "a rule that cannot be read says why: {body}"
+    );
+    assert!(rules_of("grace").await.is_empty(), "all or nothing");
+
+    // More than the user may hold: none is created.
+    let over = app
+        .post(&batch, "grace")
+        .json(&json!({"rules": [btc_above, btc_below, eth_above, btc_above]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(over, 422).await["error"], "limit_reached");
+    let empty = app
+        .post(&batch, "grace")
+        .json(&json!({"rules": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(empty, 422).await["field"], "rules");
+    assert!(rules_of("grace").await.is_empty());
+
+    // Created in order, the caller's alone, and watched like any other rule.
+    let mut socket = app.alert_socket("grace").await;
+    let created = app
+        .post(&batch, "grace")
+        .json(&json!({"rules": [btc_above, btc_below, eth_above]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let created = created["rules"].as_array().unwrap();
+    let shape: Vec<(&str, &str)> = created
+        .iter()
+        .map(|rule| {
+            (
+                rule["instrument"].as_str().unwrap(),
+                rule["condition"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("UPBIT:KRW-BTC", "ABOVE"),
+            ("UPBIT:KRW-BTC", "BELOW"),
+            ("UPBIT:KRW-ETH", "ABOVE")
+        ]
+    );
+    assert_eq!(rules_of("grace").await.len(), 3);
+    assert!(rules_of("heidi").await.is_empty());
+    app.tick("UPBIT:KRW-BTC", "100000000").await;
+    let alert = socket.next_of("alert").await;
+    assert_eq!(alert["ruleId"], created[0]["id"], "{alert}");
+    app.app.stop().await;
+}

@@ -103,6 +103,11 @@ impl ApiError {
         self.kind
     }
 
+    /// The input field a refusal is about, when it is about one.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status_and_code().0
     }

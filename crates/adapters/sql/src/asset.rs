@@ -5,9 +5,11 @@ use signal_domain::{
     AlertRule, Condition, ConditionParams, ConjunctParams, InstrumentId, Repeat, RuleId, RuleSpec,
     RuleState, Timestamp, TriggeredAlert, UserId,
 };
-use signal_ports::{Capped, RuleChange, RuleHold, RuleStore, StoreError, WatchlistStore};
+use signal_ports::{
+    Capped, RuleChange, RuleHold, RuleStore, RulesChanged, StoreError, WatchlistStore,
+};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyPool, Executor, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::codec::{
     corrupt, decimal, from_micros, instrument, micros, opt_from_micros, placeholders, store_error,
@@ -205,52 +207,68 @@ fn rule_from_row(row: &AnyRow) -> Result<AlertRule, StoreError> {
     })
 }
 
-/// Inserts an armed rule unless the user already has `limit` active rules. One statement, so the
-/// limit check and the insert cannot be split by a concurrent create.
-async fn insert_armed<'e>(
-    executor: impl Executor<'e, Database = Any>,
+/// How long a deleted rule's tombstone is kept for engines catching up (every 30 seconds).
+const TOMBSTONE_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// Inserts armed rules, in order; `LimitReached` when the user then has more than `limit` active
+/// rules, and the caller rolls the transaction back. The rules are counted after they are
+/// inserted: the transaction has written first and holds the write lock, so no concurrent
+/// create can come between the count and the inserts.
+async fn insert_armed(
+    tx: &mut AnyConnection,
     user: &UserId,
-    spec: &RuleSpec,
+    specs: &[RuleSpec],
     limit: usize,
     at: Timestamp,
-) -> Result<Capped<AlertRule>, StoreError> {
-    let cols = SpecColumns::of(spec)?;
+) -> Result<Capped<Vec<AlertRule>>, StoreError> {
     let sql = format!(
         "INSERT INTO alert_rule (user_id, instrument, condition, value, repeat_mode, \
          cooldown_ms, rearm_band, expires_at, note, state, rearmed, trigger_count, \
          created_at, updated_at, params, channels, message, and_condition) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'armed', 0, 0, $10, $10, $12, $13, $14, $15 \
-         WHERE (SELECT COUNT(*) FROM alert_rule WHERE user_id = $1 AND {ACTIVE}) < $11 \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'armed', 0, 0, $10, $10, $11, $12, $13, $14) \
          RETURNING {RULE_COLUMNS}"
     );
-    let row = sqlx::query(&sql)
-        .bind(user.as_str())
-        .bind(cols.instrument)
-        .bind(cols.condition)
-        .bind(cols.value)
-        .bind(cols.repeat_mode)
-        .bind(cols.cooldown_ms)
-        .bind(cols.rearm_band)
-        .bind(cols.expires_at)
-        .bind(cols.note)
-        .bind(micros(at))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(cols.params)
-        .bind(cols.channels)
-        .bind(cols.message)
-        .bind(cols.and_condition)
-        .fetch_optional(executor)
-        .await
-        .map_err(store_error)?;
-    match row {
-        Some(row) => rule_from_row(&row).map(Capped::Stored),
-        None => Ok(Capped::LimitReached),
+    let mut created = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let cols = SpecColumns::of(spec)?;
+        let row = sqlx::query(&sql)
+            .bind(user.as_str())
+            .bind(cols.instrument)
+            .bind(cols.condition)
+            .bind(cols.value)
+            .bind(cols.repeat_mode)
+            .bind(cols.cooldown_ms)
+            .bind(cols.rearm_band)
+            .bind(cols.expires_at)
+            .bind(cols.note)
+            .bind(micros(at))
+            .bind(cols.params)
+            .bind(cols.channels)
+            .bind(cols.message)
+            .bind(cols.and_condition)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        created.push(rule_from_row(&row)?);
+    }
+    let active: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM alert_rule WHERE user_id = $1 AND {ACTIVE}"
+    ))
+    .bind(user.as_str())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(store_error)?;
+    if usize::try_from(active).is_ok_and(|active| active <= limit) {
+        Ok(Capped::Stored(created))
+    } else {
+        Ok(Capped::LimitReached)
     }
 }
 
-/// Deletes those of `ids` that are the user's, in one statement; returns the ones deleted.
-async fn delete_rules<'e>(
-    executor: impl Executor<'e, Database = Any>,
+/// Deletes those of `ids` that are the user's, leaving each a tombstone, and drops tombstones
+/// older than [`TOMBSTONE_KEPT`]; returns the ones deleted.
+async fn delete_rules(
+    tx: &mut AnyConnection,
     user: &UserId,
     ids: &[RuleId],
 ) -> Result<Vec<RuleId>, StoreError> {
@@ -265,10 +283,68 @@ async fn delete_rules<'e>(
     for id in ids {
         statement = statement.bind(id.0);
     }
-    let rows = statement.fetch_all(executor).await.map_err(store_error)?;
-    rows.iter()
+    let rows = statement.fetch_all(&mut *tx).await.map_err(store_error)?;
+    let deleted = rows
+        .iter()
         .map(|row| Ok(RuleId(row.try_get("id").map_err(store_error)?)))
-        .collect()
+        .collect::<Result<Vec<RuleId>, StoreError>>()?;
+    if deleted.is_empty() {
+        return Ok(deleted);
+    }
+    let now = chrono::Utc::now();
+    let sql = format!(
+        "INSERT INTO alert_rule_deleted (id, deleted_at) VALUES {}",
+        (0..deleted.len())
+            .map(|i| format!("(${}, $1)", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut statement = sqlx::query(&sql).bind(micros(now));
+    for id in &deleted {
+        statement = statement.bind(id.0);
+    }
+    statement.execute(&mut *tx).await.map_err(store_error)?;
+    sqlx::query("DELETE FROM alert_rule_deleted WHERE deleted_at < $1")
+        .bind(micros(now - TOMBSTONE_KEPT))
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+    Ok(deleted)
+}
+
+impl SqlAssetStore {
+    /// In one transaction: deletes those of `replaced` that are the user's and creates armed
+    /// rules of `specs`, unless that would take the user past `limit`; then nothing changes.
+    async fn replace_with(
+        &self,
+        user: &UserId,
+        replaced: &[RuleId],
+        specs: &[RuleSpec],
+        limit: usize,
+        at: Timestamp,
+    ) -> Result<Capped<Vec<AlertRule>>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        delete_rules(&mut tx, user, replaced).await?;
+        let created = insert_armed(&mut tx, user, specs, limit, at).await?;
+        if matches!(created, Capped::LimitReached) {
+            tx.rollback().await.map_err(store_error)?;
+        } else {
+            tx.commit().await.map_err(store_error)?;
+        }
+        Ok(created)
+    }
+}
+
+/// The one rule of a write that created one.
+fn the_one(created: Capped<Vec<AlertRule>>) -> Result<Capped<AlertRule>, StoreError> {
+    match created {
+        Capped::Stored(rules) => rules
+            .into_iter()
+            .next()
+            .map(Capped::Stored)
+            .ok_or_else(|| corrupt("alert_rule insert", UnexpectedValue("no row".into()))),
+        Capped::LimitReached => Ok(Capped::LimitReached),
+    }
 }
 
 #[async_trait]
@@ -345,7 +421,20 @@ impl RuleStore for SqlAssetStore {
         limit: usize,
         at: Timestamp,
     ) -> Result<Capped<AlertRule>, StoreError> {
-        insert_armed(&self.pool, user, spec, limit, at).await
+        the_one(
+            self.replace_with(user, &[], std::slice::from_ref(spec), limit, at)
+                .await?,
+        )
+    }
+
+    async fn create_many(
+        &self,
+        user: &UserId,
+        specs: &[RuleSpec],
+        limit: usize,
+        at: Timestamp,
+    ) -> Result<Capped<Vec<AlertRule>>, StoreError> {
+        self.replace_with(user, &[], specs, limit, at).await
     }
 
     async fn get(&self, user: &UserId, id: RuleId) -> Result<Option<AlertRule>, StoreError> {
@@ -426,7 +515,10 @@ impl RuleStore for SqlAssetStore {
     }
 
     async fn delete_many(&self, user: &UserId, ids: &[RuleId]) -> Result<Vec<RuleId>, StoreError> {
-        delete_rules(&self.pool, user, ids).await
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let deleted = delete_rules(&mut tx, user, ids).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(deleted)
     }
 
     async fn replace(
@@ -437,15 +529,10 @@ impl RuleStore for SqlAssetStore {
         limit: usize,
         at: Timestamp,
     ) -> Result<Capped<AlertRule>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        delete_rules(&mut *tx, user, replaced).await?;
-        let created = insert_armed(&mut *tx, user, spec, limit, at).await?;
-        if matches!(created, Capped::LimitReached) {
-            tx.rollback().await.map_err(store_error)?;
-        } else {
-            tx.commit().await.map_err(store_error)?;
-        }
-        Ok(created)
+        the_one(
+            self.replace_with(user, replaced, std::slice::from_ref(spec), limit, at)
+                .await?,
+        )
     }
 
     async fn active_rules(&self) -> Result<Vec<AlertRule>, StoreError> {
@@ -455,6 +542,27 @@ impl RuleStore for SqlAssetStore {
             .await
             .map_err(store_error)?;
         rows.iter().map(rule_from_row).collect()
+    }
+
+    async fn changed_since(&self, since: Timestamp) -> Result<RulesChanged, StoreError> {
+        let sql = format!("SELECT {RULE_COLUMNS} FROM alert_rule WHERE updated_at >= $1 ORDER BY id");
+        let rows = sqlx::query(&sql)
+            .bind(micros(since))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let written = rows.iter().map(rule_from_row).collect::<Result<_, _>>()?;
+        let deleted = sqlx::query_scalar::<_, i64>(
+            "SELECT id FROM alert_rule_deleted WHERE deleted_at >= $1 ORDER BY id",
+        )
+        .bind(micros(since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .map(RuleId)
+        .collect();
+        Ok(RulesChanged { written, deleted })
     }
 
     async fn hold(

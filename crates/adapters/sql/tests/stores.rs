@@ -495,6 +495,65 @@ async fn replace_in_one_transaction(store: SqlAssetStore) {
 }
 
 #[tokio::test]
+async fn a_batch_is_created_whole_or_not_at_all_and_changes_are_read_since_a_moment() {
+    let dir = tempfile::tempdir().unwrap();
+    for (_, store) in asset_stores(&dir).await {
+        batches_and_changes(store).await;
+    }
+}
+
+async fn batches_and_changes(store: SqlAssetStore) {
+    let alice = UserId::new("alice").unwrap();
+    let long_ago = Utc::now() - chrono::Duration::hours(1);
+    let specs = [above(dec!(1)), above(dec!(2)), above(dec!(3))];
+    let Capped::Stored(batch) = store.create_many(&alice, &specs, 4, long_ago).await.unwrap()
+    else {
+        panic!("three rules fit under a limit of four")
+    };
+    let levels: Vec<_> = batch.iter().map(|rule| rule.spec.condition).collect();
+    assert_eq!(
+        levels,
+        specs.iter().map(|spec| spec.condition).collect::<Vec<_>>(),
+        "created in order"
+    );
+    assert_eq!(
+        store
+            .create_many(&alice, &[above(dec!(4)), above(dec!(5))], 4, long_ago)
+            .await
+            .unwrap(),
+        Capped::LimitReached
+    );
+    assert_eq!(
+        store.list(&alice, false).await.unwrap().len(),
+        3,
+        "a refused batch leaves nothing behind"
+    );
+
+    let since = Utc::now() - chrono::Duration::minutes(1);
+    assert!(
+        store.changed_since(since).await.unwrap().is_empty(),
+        "nothing was written or deleted since"
+    );
+    let updated = store
+        .update(&alice, batch[0].id, &above(dec!(10)), 4, Utc::now())
+        .await
+        .unwrap();
+    assert!(matches!(updated, Some(Capped::Stored(_))));
+    store.delete_many(&alice, &[batch[1].id]).await.unwrap();
+    let changed = store.changed_since(since).await.unwrap();
+    assert_eq!(
+        changed.written.iter().map(|rule| rule.id).collect::<Vec<_>>(),
+        vec![batch[0].id]
+    );
+    assert_eq!(changed.deleted, vec![batch[1].id]);
+    assert!(store
+        .changed_since(Utc::now() + chrono::Duration::minutes(1))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
 async fn watchlist_rejects_duplicates_and_is_per_user() {
     let dir = tempfile::tempdir().unwrap();
     for (_, store) in asset_stores(&dir).await {

@@ -3,23 +3,24 @@
 //! into the engine's queue from inside the engine.
 
 use signal_domain::{AlertRule, Quote, RuleId, Timestamp};
+use signal_ports::RulesChanged;
 use signal_ownership::ShardSet;
 use tokio::sync::{mpsc, oneshot};
 
 pub(crate) enum EngineCommand {
-    /// A rule a user created or changed through this instance; confirmed once held.
-    Upsert(AlertRule, oneshot::Sender<()>),
+    /// Rules a user created or changed through this instance; confirmed once held.
+    Upsert(Vec<AlertRule>, oneshot::Sender<()>),
     /// Rules a user deleted through this instance; confirmed once let go.
     Remove(Vec<RuleId>, oneshot::Sender<()>),
     /// Another instance changed this rule; `None` when it was deleted. Applied only when newer
     /// than what this engine holds: a copy read while this engine was firing the rule must not
     /// re-arm it.
     Sync(RuleId, Option<AlertRule>),
-    /// Every active rule as stored, read from `loaded_at` on. Catches changes whose announcement
-    /// was lost: a rule this engine lacks or holds an older copy of is taken, one it holds that
-    /// the store no longer lists is dropped; what this engine changed since is kept.
+    /// The rules written and deleted since the last reconciliation, read from `loaded_at` on.
+    /// Catches changes whose announcement was lost: a written rule this engine lacks or holds an
+    /// older copy of is taken, a deleted one is dropped; what this engine changed since is kept.
     Reconcile {
-        active: Vec<AlertRule>,
+        changes: RulesChanged,
         loaded_at: Timestamp,
     },
     /// Start evaluating `shards`; confirmed once their instruments are evaluated.
@@ -52,9 +53,9 @@ impl EngineHandle {
         Self(queue)
     }
 
-    /// Returns once the engine holds `rule`.
-    pub(crate) async fn upsert(&self, rule: AlertRule) -> Result<(), EngineStopped> {
-        self.confirmed(|done| EngineCommand::Upsert(rule, done))
+    /// Returns once the engine holds `rules`.
+    pub(crate) async fn upsert(&self, rules: Vec<AlertRule>) -> Result<(), EngineStopped> {
+        self.confirmed(|done| EngineCommand::Upsert(rules, done))
             .await
     }
 

@@ -2,14 +2,14 @@
 //! rule announces it, and the others reload it from the store; the instance that owns the rule's
 //! instrument evaluates it. An announcement can be lost (pub/sub keeps nothing for a subscriber
 //! that is reconnecting), so each instance also reconciles its engine with the store now and
-//! then, and refreshes the watched instruments, which any instance may have changed.
+//! then, reading only the rules written or deleted since it last did, and refreshes the watched
+//! instruments, which any instance may have changed.
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use signal_domain::{AlertRule, ErrorChain, RuleId, Timestamp, UserId};
-use signal_ports::{Broadcast, RuleStore, WatchlistStore};
-use std::collections::HashSet;
+use signal_ports::{Broadcast, RuleStore, RulesChanged, WatchlistStore};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -25,8 +25,8 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 /// How long a rule this engine let go is remembered, so that a stored copy read before it was
 /// let go cannot bring it back.
 const TOMBSTONE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
-/// A rule is dropped for missing from the store only if unchanged for this long before the
-/// store was read: a rule created just then may not have been committed yet.
+/// How far before the last reconciliation the next one reads changes from: a write is stamped
+/// with its instance's clock before it commits, and the instances' clocks differ a little.
 const RECONCILE_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
 impl Engine {
@@ -46,13 +46,12 @@ impl Engine {
         }
     }
 
-    /// Takes what the store lists that this engine lacks or holds an older copy of, and drops
-    /// what the store no longer lists. Only the rules of owned instruments matter: the others
-    /// are reloaded on taking them over.
-    pub(super) fn reconcile(&mut self, active: Vec<AlertRule>, loaded_at: Timestamp) {
+    /// Takes the rules written since the last reconciliation that this engine lacks or holds an
+    /// older copy of, and drops the ones deleted since. Only the rules of owned instruments
+    /// matter: the others are reloaded on taking them over.
+    pub(super) fn reconcile(&mut self, changes: RulesChanged, loaded_at: Timestamp) {
         self.ended.retain(|_, at| *at > loaded_at - TOMBSTONE);
-        let listed: HashSet<RuleId> = active.iter().map(|rule| rule.id).collect();
-        for rule in active {
+        for rule in changes.written {
             if !self.owned.owns(&rule.spec.instrument) {
                 continue;
             }
@@ -64,26 +63,17 @@ impl Engine {
                 self.upsert(rule);
             }
         }
-        let gone: Vec<RuleId> = self
-            .rules
-            .iter()
-            .filter(|(id, facts)| {
-                self.owned.owns(&facts.instrument)
-                    && !listed.contains(id)
-                    && facts.updated_at < loaded_at - RECONCILE_MARGIN
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone {
+        for id in changes.deleted {
             self.forget(id);
         }
     }
 }
 
-/// The message instances exchange about a rule change.
+/// The message instances exchange about changed rules.
 #[derive(Serialize, Deserialize)]
-struct RuleChanged {
-    rule: RuleId,
+struct RulesChangedMessage {
+    rules: Vec<RuleId>,
+    /// The user whose rules they are.
     user: UserId,
     /// The announcing instance, which already applied the change.
     origin: Uuid,
@@ -103,23 +93,27 @@ impl RuleAnnouncer {
         }
     }
 
-    /// Tells the other instances `rule` changed. If this fails they catch up at their next
-    /// reconciliation, so it is logged loudly.
-    pub(crate) async fn announce(&self, user: &UserId, rule: RuleId) {
-        let message = RuleChanged {
-            rule,
+    /// Tells the other instances the user's `rules` changed, in one message. If this fails they
+    /// catch up at their next reconciliation, so it is logged loudly.
+    pub(crate) async fn announce(&self, user: &UserId, rules: Vec<RuleId>) {
+        if rules.is_empty() {
+            return;
+        }
+        let count = rules.len();
+        let message = RulesChangedMessage {
+            rules,
             user: user.clone(),
             origin: self.origin,
         };
         let bytes = match serde_json::to_vec(&message) {
             Ok(bytes) => bytes,
             Err(error) => {
-                tracing::error!(error = %ErrorChain(&error), %rule, "could not encode a rule announcement");
+                tracing::error!(error = %ErrorChain(&error), rules = count, "could not encode a rule announcement");
                 return;
             }
         };
         if let Err(error) = self.channel.publish(&bytes).await {
-            tracing::error!(error = %ErrorChain(&error), %rule, "could not announce a rule change to other instances");
+            tracing::error!(error = %ErrorChain(&error), rules = count, "could not announce a rule change to other instances");
         }
     }
 
@@ -137,65 +131,70 @@ impl RuleAnnouncer {
                 message = announcements.next() => message,
             };
             let Some(message) = message else { return };
-            let Ok(changed) = serde_json::from_slice::<RuleChanged>(&message) else {
+            let Ok(changed) = serde_json::from_slice::<RulesChangedMessage>(&message) else {
                 tracing::warn!("ignoring an unreadable rule announcement");
                 continue;
             };
             if changed.origin == self.origin {
                 continue;
             }
-            match rules.get(&changed.user, changed.rule).await {
-                Ok(current) => {
-                    if engine
-                        .send(EngineCommand::Sync(changed.rule, current))
-                        .await
-                        .is_err()
-                    {
-                        return;
+            for rule in changed.rules {
+                match rules.get(&changed.user, rule).await {
+                    Ok(current) => {
+                        if engine
+                            .send(EngineCommand::Sync(rule, current))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
                     }
-                }
-                Err(error) => {
-                    tracing::error!(error = %ErrorChain(&error), rule = %changed.rule, "reloading an announced rule failed; the next reconciliation catches up")
+                    Err(error) => {
+                        tracing::error!(error = %ErrorChain(&error), %rule, "reloading an announced rule failed; the next reconciliation catches up")
+                    }
                 }
             }
         }
     }
 }
 
-/// Every [`RECONCILE_EVERY`], a [`reconcile_once`].
+/// Every [`RECONCILE_EVERY`], a [`reconcile_once`] from where the last one left off; the first
+/// from `in_step_at`, when the engine was loaded.
 pub(crate) async fn reconcile_periodically(
     rules: Arc<dyn RuleStore>,
     watchlist: Arc<dyn WatchlistStore>,
     interest: Arc<InterestTracker>,
     engine: EngineHandle,
+    in_step_at: Timestamp,
     shutdown: CancellationToken,
 ) {
     let mut every = tokio::time::interval(RECONCILE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick is now, and start-up has just loaded everything.
     every.tick().await;
+    let mut since = in_step_at;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        if reconcile_once(rules.as_ref(), watchlist.as_ref(), &interest, &engine)
-            .await
-            .is_err()
-        {
-            return;
+        match reconcile_once(rules.as_ref(), watchlist.as_ref(), &interest, &engine, since).await {
+            Ok(next) => since = next,
+            Err(EngineStopped) => return,
         }
     }
 }
 
-/// Hands the engine the active rules as stored (it keeps what it knows to be newer), and the
-/// interest the watched instruments. A store that cannot answer now is asked again next time.
+/// Hands the engine the rules written and deleted since `since` (it keeps what it knows to be
+/// newer), and the interest the watched instruments. Returns where the next reconciliation
+/// starts: when this one read the store, or `since` again if the store could not answer.
 pub(crate) async fn reconcile_once(
     rules: &dyn RuleStore,
     watchlist: &dyn WatchlistStore,
     interest: &InterestTracker,
     engine: &EngineHandle,
-) -> Result<(), EngineStopped> {
+    since: Timestamp,
+) -> Result<Timestamp, EngineStopped> {
     match watchlist.watched_instruments().await {
         Ok(watched) => interest.set_watched(watched),
         Err(error) => {
@@ -203,15 +202,16 @@ pub(crate) async fn reconcile_once(
         }
     }
     let loaded_at = chrono::Utc::now();
-    match rules.active_rules().await {
-        Ok(active) => {
+    match rules.changed_since(since - RECONCILE_MARGIN).await {
+        Ok(changes) => {
             engine
-                .send(EngineCommand::Reconcile { active, loaded_at })
-                .await
+                .send(EngineCommand::Reconcile { changes, loaded_at })
+                .await?;
+            Ok(loaded_at)
         }
         Err(error) => {
             tracing::warn!(error = %ErrorChain(&error), "reconciling the engine with the store failed");
-            Ok(())
+            Ok(since)
         }
     }
 }

@@ -3,7 +3,7 @@
 //! rule states and events together, in one transaction before the next quote.
 
 use backon::Retryable;
-use signal_domain::{Condition, ErrorChain, Interval, Quote, Timestamp};
+use signal_domain::{AlertRule, Condition, ErrorChain, Interval, Quote, Timestamp};
 use signal_ports::{micros_since, StoreError, LATENCY_TARGET};
 use signal_trigger_engine::{RuleEngine, Trade, Transition};
 use std::time::Duration;
@@ -46,23 +46,11 @@ impl Engine {
 
     pub(super) async fn apply(&mut self, command: EngineCommand) {
         match command {
-            EngineCommand::Upsert(rule, done) => {
-                let instrument = rule.spec.instrument.clone();
-                // One warm-up per interval, as long as the longer of the two conditions wants:
-                // an indicator takes the first history offered to it.
-                let mut history: Vec<(Interval, usize)> = Vec::new();
-                for (interval, bars) in rule.spec.conditions().filter_map(Condition::history_wanted)
-                {
-                    match history.iter_mut().find(|(known, _)| *known == interval) {
-                        Some((_, most)) => *most = (*most).max(bars),
-                        None => history.push((interval, bars)),
-                    }
+            EngineCommand::Upsert(rules, done) => {
+                for rule in rules {
+                    self.upsert_warm(rule).await;
                 }
-                self.upsert(rule);
-                for (interval, bars) in history {
-                    self.warm_up(&instrument, interval, bars).await;
-                }
-                // The caller may have gone; the rule is held either way.
+                // The caller may have gone; the rules are held either way.
                 let _ = done.send(());
             }
             EngineCommand::Remove(ids, done) => {
@@ -72,7 +60,7 @@ impl Engine {
                 let _ = done.send(());
             }
             EngineCommand::Sync(id, rule) => self.sync(id, rule),
-            EngineCommand::Reconcile { active, loaded_at } => self.reconcile(active, loaded_at),
+            EngineCommand::Reconcile { changes, loaded_at } => self.reconcile(changes, loaded_at),
             EngineCommand::TakeOver(take_over, done) => {
                 self.take_over(take_over).await;
                 let _ = done.send(());
@@ -83,6 +71,24 @@ impl Engine {
             }
         }
         self.count_rules();
+    }
+
+    /// Holds `rule` with its new indicators warmed up.
+    async fn upsert_warm(&mut self, rule: AlertRule) {
+        let instrument = rule.spec.instrument.clone();
+        // One warm-up per interval, as long as the longer of the two conditions wants: an
+        // indicator takes the first history offered to it.
+        let mut history: Vec<(Interval, usize)> = Vec::new();
+        for (interval, bars) in rule.spec.conditions().filter_map(Condition::history_wanted) {
+            match history.iter_mut().find(|(known, _)| *known == interval) {
+                Some((_, most)) => *most = (*most).max(bars),
+                None => history.push((interval, bars)),
+            }
+        }
+        self.upsert(rule);
+        for (interval, bars) in history {
+            self.warm_up(&instrument, interval, bars).await;
+        }
     }
 
     /// Evaluates `quote` if its instrument is this engine's to evaluate.

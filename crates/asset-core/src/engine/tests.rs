@@ -10,7 +10,7 @@ use signal_domain::{
 use signal_memory::MemoryQuoteCache;
 use signal_ownership::{handshake, shard_of, Assigner, ShardSet};
 use signal_ports::{
-    Capped, OutboxEntry, OutboxStore, QuoteCache, RuleChange, RuleHold, RuleStore, StoreError,
+    Capped, OutboxEntry, OutboxStore, QuoteCache, RuleChange, RuleHold, RuleStore, RulesChanged, StoreError,
     WatchlistStore,
 };
 use signal_store_sql::{connect, Schema, SqlAssetStore};
@@ -195,6 +195,15 @@ impl RuleStore for SlowFirstLoad {
     ) -> Result<Capped<AlertRule>, StoreError> {
         self.inner.create(user, spec, limit, at).await
     }
+    async fn create_many(
+        &self,
+        user: &UserId,
+        specs: &[RuleSpec],
+        limit: usize,
+        at: Timestamp,
+    ) -> Result<Capped<Vec<AlertRule>>, StoreError> {
+        self.inner.create_many(user, specs, limit, at).await
+    }
     async fn get(&self, user: &UserId, id: RuleId) -> Result<Option<AlertRule>, StoreError> {
         RuleStore::get(self.inner.as_ref(), user, id).await
     }
@@ -240,6 +249,9 @@ impl RuleStore for SlowFirstLoad {
             self.release.notified().await;
         }
         Ok(active)
+    }
+    async fn changed_since(&self, since: Timestamp) -> Result<RulesChanged, StoreError> {
+        self.inner.changed_since(since).await
     }
     async fn apply_changes(
         &self,
@@ -401,6 +413,7 @@ async fn reconciliation_catches_up_with_announcements_that_were_lost() {
     let store = sqlite(&dir).await;
     let long_ago = chrono::Utc::now() - chrono::Duration::minutes(10);
     let deleted_elsewhere = create(store.as_ref(), &above(120, Repeat::Once), long_ago).await;
+    let in_step_at = chrono::Utc::now();
     let mut stepped = Stepped::start(store.clone(), ShardSet::ALL).await;
 
     // Another instance creates one rule and deletes another; neither announcement arrives.
@@ -426,6 +439,7 @@ async fn reconciliation_catches_up_with_announcements_that_were_lost() {
         watchlist,
         &stepped.interest,
         &stepped.handle,
+        in_step_at,
     )
     .await
     .unwrap();
@@ -440,5 +454,54 @@ async fn reconciliation_catches_up_with_announcements_that_were_lost() {
         fired,
         vec![created_elsewhere.id],
         "the created rule is watched; the deleted one is gone"
+    );
+}
+
+#[tokio::test]
+async fn reconciling_with_an_unchanged_store_reads_no_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir).await;
+    let long_ago = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let first = create(store.as_ref(), &above(100, Repeat::Once), long_ago).await;
+    let second = create(store.as_ref(), &above(120, Repeat::Once), long_ago).await;
+    let in_step_at = chrono::Utc::now();
+    let mut stepped = Stepped::start(store.clone(), ShardSet::ALL).await;
+
+    let watchlist: &dyn WatchlistStore = store.as_ref();
+    let mut since = in_step_at;
+    for round in 0..2 {
+        since = reconcile_once(
+            store.as_ref(),
+            watchlist,
+            &stepped.interest,
+            &stepped.handle,
+            since,
+        )
+        .await
+        .unwrap();
+        let command = tokio::time::timeout(PATIENCE, stepped.commands.recv())
+            .await
+            .expect("a command in time")
+            .expect("the queue is open");
+        match &command {
+            EngineCommand::Reconcile { changes, .. } => assert!(
+                changes.is_empty(),
+                "round {round}: nothing changed, so no rule was read ({changes:?})"
+            ),
+            _ => panic!("round {round}: expected the reconciliation"),
+        }
+        stepped.engine.apply(command).await;
+    }
+    stepped.engine.on_quote(&quote(&btc(), "130")).await;
+    let mut fired: Vec<RuleId> = outbox(store.as_ref())
+        .await
+        .iter()
+        .map(|event| event.rule_id)
+        .collect();
+    fired.sort();
+    assert_eq!(
+        fired,
+        vec![first.id, second.id],
+        "the rules held since the start are still watched"
     );
 }

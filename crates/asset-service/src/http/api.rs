@@ -28,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AssetState> {
         .routes(routes!(watchlist))
         .routes(routes!(watch, unwatch))
         .routes(routes!(list_rules, create_rule))
+        .routes(routes!(create_rules))
         .routes(routes!(preview_rule))
         .routes(routes!(get_rule, update_rule, delete_rule))
         .routes(routes!(pause_rule))
@@ -563,6 +564,161 @@ async fn create_rule(
     let spec = request.into_spec(&state)?;
     let rule = state.assets.create_rule(&user, &spec).await?;
     Ok((StatusCode::CREATED, Json(rule.into())))
+}
+
+/// Most rules one batch may create.
+const MAX_BATCH: usize = 1_000;
+
+/// Rules to create together.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"rules": [
+    {"instrument": "KRX:005930", "condition": "ABOVE", "level": "71900"},
+    {"instrument": "UPBIT:KRW-BTC", "condition": "BELOW", "level": "90000000", "repeat": "every"}
+]}))]
+struct BatchRequest {
+    /// 1 to 1,000 rules, each as `POST /api/v1/rules` takes it. Each is read on its own, so
+    /// every bad one is named in the refusal.
+    #[schema(value_type = Vec<RuleRequest>)]
+    rules: Vec<serde_json::Value>,
+}
+
+/// The created rules, in the order of the request.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CreatedRules)]
+struct CreatedRulesView {
+    rules: Vec<RuleView>,
+}
+
+/// Why a batch was refused: every rule at fault, by its index in the request.
+#[derive(Serialize, ToSchema)]
+struct BatchRefusal {
+    /// `validation`.
+    error: &'static str,
+    message: String,
+    /// The first refused rule's field, as `rules[INDEX].FIELD` (or `rules[INDEX]`).
+    field: String,
+    rules: Vec<RefusedRule>,
+}
+
+/// One rule of a batch that cannot be created.
+#[derive(Serialize, ToSchema)]
+struct RefusedRule {
+    /// Its position in the request's `rules`, from 0.
+    index: usize,
+    /// The field at fault, when the refusal is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    message: String,
+}
+
+/// A batch refused for its rules, or a refusal like any other route's.
+enum BatchError {
+    Rules(Vec<RefusedRule>),
+    Api(ApiError),
+}
+
+impl From<ApiError> for BatchError {
+    fn from(error: ApiError) -> Self {
+        BatchError::Api(error)
+    }
+}
+
+impl From<asset_core::CoreError> for BatchError {
+    fn from(error: asset_core::CoreError) -> Self {
+        BatchError::Api(error.into())
+    }
+}
+
+impl axum::response::IntoResponse for BatchError {
+    fn into_response(self) -> axum::response::Response {
+        match self {
+            BatchError::Api(error) => error.into_response(),
+            BatchError::Rules(refused) => {
+                let first = &refused[0];
+                let field = match &first.field {
+                    Some(field) => format!("rules[{}].{field}", first.index),
+                    None => format!("rules[{}]", first.index),
+                };
+                let message = format!(
+                    "{} of the rules cannot be created, nothing was: rules[{}]: {}",
+                    refused.len(),
+                    first.index,
+                    first.message
+                );
+                let body = BatchRefusal {
+                    error: "validation",
+                    message,
+                    field,
+                    rules: refused,
+                };
+                (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+            }
+        }
+    }
+}
+
+/// Creates up to 1,000 rules at once, all or none: in one transaction, within the same
+/// per-user limit of active rules as creating them one by one.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/batch",
+    tag = "rules",
+    request_body = BatchRequest,
+    responses(
+        (status = 201, description = "All created, in the order of the request", body = CreatedRulesView),
+        (status = 422, description = "Rules that cannot be created, each by its index (`rules`) and field; nothing was created", body = BatchRefusal),
+        (status = 422, description = "No rules or more than 1,000 (`field` is `rules`); or the rules would take the caller past the active-rule limit (`limit_reached`)", body = signal_web::ErrorBody),
+    )
+)]
+async fn create_rules(
+    AuthUser(user): AuthUser,
+    State(state): State<AssetState>,
+    ApiJson(request): ApiJson<BatchRequest>,
+) -> Result<(StatusCode, Json<CreatedRulesView>), BatchError> {
+    if request.rules.is_empty() || request.rules.len() > MAX_BATCH {
+        return Err(ApiError::invalid_field(
+            "rules",
+            format!(
+                "a batch holds 1 to {MAX_BATCH} rules, not {}",
+                request.rules.len()
+            ),
+        )
+        .into());
+    }
+    let mut specs = Vec::with_capacity(request.rules.len());
+    let mut refused = Vec::new();
+    for (index, rule) in request.rules.into_iter().enumerate() {
+        let spec = serde_json::from_value::<RuleRequest>(rule)
+            .map_err(|error| ApiError::invalid(error.to_string()))
+            .and_then(|rule| rule.into_spec(&state));
+        match spec {
+            Ok(spec) => specs.push(spec),
+            // An unknown instrument is a fault of the rule here, not a missing resource.
+            Err(error)
+                if matches!(error.kind(), FailureKind::Invalid | FailureKind::NotFound) =>
+            {
+                refused.push(RefusedRule {
+                    index,
+                    field: error.field().map(str::to_string).or_else(|| {
+                        matches!(error.kind(), FailureKind::NotFound).then(|| "instrument".to_string())
+                    }),
+                    message: error.message(),
+                })
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    if !refused.is_empty() {
+        return Err(BatchError::Rules(refused));
+    }
+    let rules = state.assets.create_rules(&user, &specs).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedRulesView {
+            rules: rules.into_iter().map(RuleView::from).collect(),
+        }),
+    ))
 }
 
 #[derive(Serialize, ToSchema)]
