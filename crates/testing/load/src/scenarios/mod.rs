@@ -22,6 +22,21 @@ pub struct Context {
 impl Context {
     /// A fresh system under test over `feed`.
     pub async fn start_system(&self, feed: &Feed) -> anyhow::Result<SystemUnderTest> {
-        SystemUnderTest::start(&self.app.path()?, feed, &self.data_root, &self.app_env).await
+        self.start_system_with(feed, &[]).await
+    }
+
+    /// A fresh system under test over `feed` with the scenario's `settings` (environment
+    /// variables); those given on the command line take precedence.
+    pub async fn start_system_with(
+        &self,
+        feed: &Feed,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<SystemUnderTest> {
+        let env: Vec<(String, String)> = settings
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .chain(self.app_env.iter().cloned())
+            .collect();
+        SystemUnderTest::start(&self.app.path()?, feed, &self.data_root, &env).await
     }
 }

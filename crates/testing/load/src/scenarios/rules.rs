@@ -1,6 +1,8 @@
-//! Rule churn: creates rules over the API at a chosen concurrency and reports how fast, window by
-//! window as they accumulate, then updates and deletes a share of them; memory per rule held and
-//! the store's slow statements (the periodic reconciliation among them) come with it.
+//! Rule churn: creates rules over the API at a chosen concurrency, one per request or in batches,
+//! and reports how fast, window by window as they accumulate, then updates and deletes a share of
+//! them; memory per rule held and the store's slow statements (the periodic reconciliation among
+//! them) come with it. The system it starts has its request rate limits (per address and per
+//! user) lifted: they would measure the limits, not the system.
 
 use crate::feed::{format_price, upbit_markets, Feed, Market};
 use crate::measure::{median, Latencies, LatencySummary};
@@ -27,6 +29,10 @@ pub struct Options {
     /// Rules per user (the service's default cap on active rules is 200).
     #[arg(long, default_value_t = 200)]
     per_user: usize,
+    /// Rules per request through `POST /api/v1/rules/batch` (at most 1,000; a batch never spans
+    /// two users); 0 creates each rule with its own `POST /api/v1/rules`.
+    #[arg(long, default_value_t = 0)]
+    batch: usize,
     /// Rules per reported window of the creation phase.
     #[arg(long, default_value_t = 10_000)]
     window: usize,
@@ -44,6 +50,9 @@ pub struct RulesResult {
     pub rules: usize,
     pub concurrency: usize,
     pub per_user: usize,
+    /// Rules per creation request; 0 for one per request through the single route.
+    #[serde(default)]
+    pub batch: usize,
     pub create: Phase,
     /// The creation phase in windows of equal size, in the order they completed.
     pub windows: Vec<Window>,
@@ -62,7 +71,9 @@ pub struct Phase {
     pub requests: usize,
     pub failed: usize,
     pub seconds: f64,
+    /// Rules per second (requests per second when each carries one rule).
     pub per_second: f64,
+    /// Latency per request.
     pub latency: LatencySummary,
 }
 
@@ -80,6 +91,8 @@ pub struct Request {
     pub path: String,
     pub token: Arc<str>,
     pub body: Option<Value>,
+    /// Rules it carries.
+    pub rules: usize,
 }
 
 /// How one request went.
@@ -89,8 +102,10 @@ pub struct Outcome {
     pub finished: f64,
     pub latency: Duration,
     pub ok: bool,
-    /// The `id` of a created resource.
-    pub id: Option<i64>,
+    /// Rules the request carried.
+    pub rules: usize,
+    /// The ids of the rules it created, in order.
+    pub ids: Vec<i64>,
 }
 
 /// Runs `count` requests made by `make`, `concurrency` at a time, in index order of start.
@@ -118,6 +133,7 @@ pub async fn run_requests(
                         return outcomes;
                     }
                     let request = make(index);
+                    let rules = request.rules;
                     let mut builder = http
                         .request(request.method, format!("{base}{}", request.path))
                         .bearer_auth(&*request.token);
@@ -126,24 +142,24 @@ pub async fn run_requests(
                     }
                     let sent = Instant::now();
                     let answered = builder.send().await;
-                    let (ok, id) = match answered {
+                    let (ok, ids) = match answered {
                         Ok(response) => {
                             let ok = response.status().is_success();
                             let body = response.bytes().await.unwrap_or_default();
-                            let id = serde_json::from_slice::<Value>(&body)
-                                .ok()
-                                .and_then(|v| v["id"].as_i64());
+                            let ids = serde_json::from_slice::<Value>(&body)
+                                .map(|body| created_ids(&body))
+                                .unwrap_or_default();
                             if !ok && outcomes.is_empty() {
                                 eprintln!(
                                     "request {index} failed: {}",
                                     String::from_utf8_lossy(&body)
                                 );
                             }
-                            (ok, id)
+                            (ok, ids)
                         }
                         Err(error) => {
                             eprintln!("request {index} failed: {error}");
-                            (false, None)
+                            (false, Vec::new())
                         }
                     };
                     outcomes.push(Outcome {
@@ -151,7 +167,8 @@ pub async fn run_requests(
                         finished: started.elapsed().as_secs_f64(),
                         latency: sent.elapsed(),
                         ok,
-                        id,
+                        rules,
+                        ids,
                     });
                 }
             })
@@ -165,18 +182,28 @@ pub async fn run_requests(
     outcomes
 }
 
+/// The ids a creation answered with: one rule's, or a batch's in order.
+fn created_ids(body: &Value) -> Vec<i64> {
+    match (body["id"].as_i64(), body["rules"].as_array()) {
+        (Some(id), _) => vec![id],
+        (None, Some(rules)) => rules.iter().filter_map(|rule| rule["id"].as_i64()).collect(),
+        (None, None) => Vec::new(),
+    }
+}
+
 pub fn phase(outcomes: &[Outcome]) -> Phase {
     let mut latencies = Latencies::default();
     for outcome in outcomes {
         latencies.record(outcome.latency);
     }
     let seconds = outcomes.last().map_or(0.0, |o| o.finished);
+    let rules: usize = outcomes.iter().map(|o| o.rules).sum();
     Phase {
         requests: outcomes.len(),
         failed: outcomes.iter().filter(|o| !o.ok).count(),
         seconds,
         per_second: if seconds > 0.0 {
-            outcomes.len() as f64 / seconds
+            rules as f64 / seconds
         } else {
             0.0
         },
@@ -241,26 +268,76 @@ pub async fn create_rules(
             path: "/api/v1/rules".into(),
             token: tokens[k / per_user].clone(),
             body: Some(rule_body(k, &markets, 0)),
+            rules: 1,
         }),
     )
     .await
 }
 
+/// The rules `[start, end)` of each creation request when each user's `per_user` rules go in
+/// batches of `batch`.
+fn batch_ranges(count: usize, per_user: usize, batch: usize) -> Vec<(usize, usize)> {
+    let (per_user, batch) = (per_user.max(1), batch.max(1));
+    let mut ranges = Vec::new();
+    for first in (0..count).step_by(per_user) {
+        let last = (first + per_user).min(count);
+        for start in (first..last).step_by(batch) {
+            ranges.push((start, (start + batch).min(last)));
+        }
+    }
+    ranges
+}
+
+/// Creates `count` rules as [`create_rules`] does, `batch` to a request through the batch
+/// route; each outcome's `index` is its rules' range in `ranges`.
+async fn create_rules_in_batches(
+    system: &SystemUnderTest,
+    markets: &[Market],
+    ranges: Arc<Vec<(usize, usize)>>,
+    concurrency: usize,
+    per_user: usize,
+) -> Vec<Outcome> {
+    let count = ranges.last().map_or(0, |range| range.1);
+    let tokens = user_tokens(system, count, per_user);
+    let per_user = per_user.max(1);
+    let markets: Arc<Vec<Market>> = Arc::new(markets.to_vec());
+    run_requests(
+        system,
+        ranges.len(),
+        concurrency,
+        Arc::new(move |i| {
+            let (start, end) = ranges[i];
+            let rules: Vec<Value> = (start..end).map(|k| rule_body(k, &markets, 0)).collect();
+            Request {
+                method: reqwest::Method::POST,
+                path: "/api/v1/rules/batch".into(),
+                token: tokens[start / per_user].clone(),
+                body: Some(serde_json::json!({ "rules": rules })),
+                rules: end - start,
+            }
+        }),
+    )
+    .await
+}
+
+/// The outcomes in windows of about `size` rules each, in the order they completed.
 fn windows(outcomes: &[Outcome], size: usize) -> Vec<Window> {
     let mut windows = Vec::new();
-    let mut start = 0.0;
-    for (i, chunk) in outcomes.chunks(size.max(1)).enumerate() {
-        let mut latencies = Latencies::default();
-        for outcome in chunk {
-            latencies.record(outcome.latency);
+    let (mut start, mut held, mut in_window) = (0.0, 0, 0);
+    let mut latencies = Latencies::default();
+    for (i, outcome) in outcomes.iter().enumerate() {
+        latencies.record(outcome.latency);
+        in_window += outcome.rules;
+        if in_window >= size.max(1) || i + 1 == outcomes.len() {
+            held += in_window;
+            windows.push(Window {
+                held,
+                per_second: in_window as f64 / (outcome.finished - start).max(1e-9),
+                latency: std::mem::take(&mut latencies).summary(),
+            });
+            start = outcome.finished;
+            in_window = 0;
         }
-        let end = chunk.last().map_or(start, |o| o.finished);
-        windows.push(Window {
-            held: i * size + chunk.len(),
-            per_second: chunk.len() as f64 / (end - start).max(1e-9),
-            latency: latencies.summary(),
-        });
-        start = end;
     }
     windows
 }
@@ -269,22 +346,49 @@ pub async fn run(context: &Context, options: Options) -> anyhow::Result<()> {
     let run = RunHeader::new(SCENARIO);
     let feed = Feed::start(upbit_markets()).await?;
     feed.set_background(100.0, (0..feed.markets().len()).collect());
-    let system = context.start_system(&feed).await?;
+    let unlimited = [
+        ("SIGNAL_HTTP__REQUESTS_PER_SECOND_PER_ADDRESS", "0"),
+        ("SIGNAL_HTTP__REQUESTS_PER_SECOND_PER_USER", "0"),
+    ];
+    let system = context.start_system_with(&feed, &unlimited).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle_rss_bytes = system.rss()?;
 
     eprintln!(
-        "creating {} rules, {} at a time",
-        options.rules, options.concurrency
-    );
-    let created = create_rules(
-        &system,
-        feed.markets(),
+        "creating {} rules, {} requests at a time, {} rules per request",
         options.rules,
         options.concurrency,
-        options.per_user,
-    )
-    .await;
+        options.batch.max(1)
+    );
+    let created = if options.batch == 0 {
+        create_rules(
+            &system,
+            feed.markets(),
+            options.rules,
+            options.concurrency,
+            options.per_user,
+        )
+        .await
+    } else {
+        let ranges = Arc::new(batch_ranges(
+            options.rules,
+            options.per_user,
+            options.batch,
+        ));
+        let mut outcomes = create_rules_in_batches(
+            &system,
+            feed.markets(),
+            ranges.clone(),
+            options.concurrency,
+            options.per_user,
+        )
+        .await;
+        // From here on an outcome's index is its first rule's.
+        for outcome in &mut outcomes {
+            outcome.index = ranges[outcome.index].0;
+        }
+        outcomes
+    };
     let create = phase(&created);
     let windows = windows(&created, options.window);
     for window in &windows {
@@ -298,7 +402,7 @@ pub async fn run(context: &Context, options: Options) -> anyhow::Result<()> {
 
     let mut ids: Vec<(usize, i64)> = created
         .iter()
-        .filter_map(|o| o.id.map(|id| (o.index, id)))
+        .flat_map(|o| o.ids.iter().enumerate().map(|(j, id)| (o.index + j, *id)))
         .collect();
     ids.sort_unstable();
     let ids = Arc::new(ids);
@@ -318,6 +422,7 @@ pub async fn run(context: &Context, options: Options) -> anyhow::Result<()> {
                     path: format!("/api/v1/rules/{id}"),
                     token: tokens[k / per_user].clone(),
                     body: Some(rule_body(k, &markets, 1)),
+                    rules: 1,
                 }
             })
         })
@@ -335,6 +440,7 @@ pub async fn run(context: &Context, options: Options) -> anyhow::Result<()> {
                     path: format!("/api/v1/rules/{id}"),
                     token: tokens[k / per_user].clone(),
                     body: None,
+                    rules: 1,
                 }
             })
         })
@@ -346,6 +452,7 @@ pub async fn run(context: &Context, options: Options) -> anyhow::Result<()> {
         rules: options.rules,
         concurrency: options.concurrency,
         per_user: options.per_user,
+        batch: options.batch,
         bytes_per_rule: (loaded_rss_bytes as f64 - idle_rss_bytes as f64)
             / options.rules.max(1) as f64,
         create,
