@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 
 use crate::backfill::Backfill;
+use crate::creation::RuleCreator;
 use crate::engine::bars::minute_bars;
 use crate::engine::replica::RuleAnnouncer;
 use crate::engine::EngineHandle;
@@ -55,6 +56,7 @@ pub struct Assets {
     pub(crate) max_active_rules: usize,
     pub(crate) interest: Arc<InterestTracker>,
     pub(crate) announcer: RuleAnnouncer,
+    pub(crate) creator: RuleCreator,
 }
 
 impl Assets {
@@ -196,19 +198,14 @@ impl Assets {
         )?)
     }
 
+    /// Creates an armed rule unless the user is at the limit; returns once the engine holds it.
+    /// Concurrent creates are stored together (see [`crate::creation`]).
     pub async fn create_rule(
         &self,
         user: &UserId,
         spec: &RuleSpec,
     ) -> Result<AlertRule, CoreError> {
-        let limit = self.max_active_rules;
-        let rule = match self.rules.create(user, spec, limit, Utc::now()).await? {
-            Capped::Stored(rule) => rule,
-            Capped::LimitReached => return Err(CoreError::RuleLimit { limit }),
-        };
-        self.engine.upsert(vec![rule.clone()]).await?;
-        self.announcer.announce(user, vec![rule.id]).await;
-        Ok(rule)
+        self.creator.create(user, spec).await
     }
 
     /// Creates all of `specs` or, when they would take the user past the active-rule limit, none:

@@ -21,6 +21,7 @@
 
 mod assets;
 mod backfill;
+mod creation;
 mod engine;
 mod error;
 mod interest;
@@ -53,6 +54,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use creation::{GroupedCreation, RuleCreator};
 use engine::handover::Handover;
 use engine::replica::{reconcile_periodically, RuleAnnouncer};
 use engine::{Engine, EngineDeps, EngineHandle};
@@ -135,6 +137,8 @@ const TICK_QUEUE: usize = 65_536;
 const QUOTE_QUEUE: usize = 65_536;
 /// Rule changes and shard handovers waiting for the engine.
 const COMMAND_QUEUE: usize = 1024;
+/// Single rule creates waiting for their group.
+const CREATION_QUEUE: usize = 1024;
 
 pub async fn start(
     deps: AssetDeps,
@@ -267,6 +271,17 @@ pub async fn start(
         shutdown,
     )));
 
+    let (creations, creation_queue) = mpsc::channel(CREATION_QUEUE);
+    tasks.push(tokio::spawn(
+        GroupedCreation {
+            rules: deps.rules.clone(),
+            engine: engine_handle.clone(),
+            announcer: announcer.clone(),
+            limit: settings.max_active_rules_per_user,
+        }
+        .run(creation_queue, shutdown.clone()),
+    ));
+
     let catalog = Arc::new(RwLock::new(deps.catalog));
     let assets = Assets {
         catalog: catalog.clone(),
@@ -280,6 +295,7 @@ pub async fn start(
         max_active_rules: settings.max_active_rules_per_user,
         interest: interest.clone(),
         announcer,
+        creator: RuleCreator::new(creations),
     };
     Ok(AssetCore {
         assets: Arc::new(assets),

@@ -91,6 +91,15 @@ pub trait RuleStore: Send + Sync + 'static {
         limit: usize,
         at: Timestamp,
     ) -> Result<Capped<Vec<AlertRule>>, StoreError>;
+    /// Creates armed rules of several users in one transaction: each one unless its user would
+    /// have more than `limit` active rules (a user's first ones in order are created, as many as
+    /// fit). One outcome per rule, in order.
+    async fn create_each(
+        &self,
+        rules: &[(UserId, RuleSpec)],
+        limit: usize,
+        at: Timestamp,
+    ) -> Result<Vec<Capped<AlertRule>>, StoreError>;
     async fn get(&self, user: &UserId, id: RuleId) -> Result<Option<AlertRule>, StoreError>;
     /// The user's rules, newest first; only active ones when `active_only`.
     async fn list(&self, user: &UserId, active_only: bool) -> Result<Vec<AlertRule>, StoreError>;

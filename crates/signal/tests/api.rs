@@ -557,9 +557,11 @@ async fn a_batch_of_rules_is_created_whole_and_watched_or_refused_naming_each_ba
                 .await
         }
     };
-    let btc_above = json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": "100000000"});
+    let btc_above =
+        json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": "100000000"});
     let btc_below = json!({"instrument": "UPBIT:KRW-BTC", "condition": "BELOW", "level": "1000"});
-    let eth_above = json!({"instrument": "UPBIT:KRW-ETH", "condition": "ABOVE", "level": "9000000"});
+    let eth_above =
+        json!({"instrument": "UPBIT:KRW-ETH", "condition": "ABOVE", "level": "9000000"});
 
     // Bad rules among good ones: nothing is created, and each bad one is named by its place.
     let refused = app

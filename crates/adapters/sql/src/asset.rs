@@ -9,7 +9,8 @@ use signal_ports::{
     Capped, RuleChange, RuleHold, RuleStore, RulesChanged, StoreError, WatchlistStore,
 };
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Connection, Row};
+use std::collections::HashMap;
 
 use crate::codec::{
     corrupt, decimal, from_micros, instrument, micros, opt_from_micros, placeholders, store_error,
@@ -210,17 +211,13 @@ fn rule_from_row(row: &AnyRow) -> Result<AlertRule, StoreError> {
 /// How long a deleted rule's tombstone is kept for engines catching up (every 30 seconds).
 const TOMBSTONE_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
-/// Inserts armed rules, in order; `LimitReached` when the user then has more than `limit` active
-/// rules, and the caller rolls the transaction back. The rules are counted after they are
-/// inserted: the transaction has written first and holds the write lock, so no concurrent
-/// create can come between the count and the inserts.
-async fn insert_armed(
+/// Inserts armed rules of `user`, in order.
+async fn insert_rows(
     tx: &mut AnyConnection,
     user: &UserId,
     specs: &[RuleSpec],
-    limit: usize,
     at: Timestamp,
-) -> Result<Capped<Vec<AlertRule>>, StoreError> {
+) -> Result<Vec<AlertRule>, StoreError> {
     let sql = format!(
         "INSERT INTO alert_rule (user_id, instrument, condition, value, repeat_mode, \
          cooldown_ms, rearm_band, expires_at, note, state, rearmed, trigger_count, \
@@ -251,6 +248,11 @@ async fn insert_armed(
             .map_err(store_error)?;
         created.push(rule_from_row(&row)?);
     }
+    Ok(created)
+}
+
+/// How many active rules the user has.
+async fn active_count(tx: &mut AnyConnection, user: &UserId) -> Result<usize, StoreError> {
     let active: i64 = sqlx::query_scalar(&format!(
         "SELECT COUNT(*) FROM alert_rule WHERE user_id = $1 AND {ACTIVE}"
     ))
@@ -258,7 +260,22 @@ async fn insert_armed(
     .fetch_one(&mut *tx)
     .await
     .map_err(store_error)?;
-    if usize::try_from(active).is_ok_and(|active| active <= limit) {
+    Ok(usize::try_from(active).unwrap_or(usize::MAX))
+}
+
+/// Inserts armed rules, in order; `LimitReached` when the user then has more than `limit` active
+/// rules, and the caller rolls the transaction back. The rules are counted after they are
+/// inserted: the transaction has written first and holds the write lock, so no concurrent
+/// create can come between the count and the inserts.
+async fn insert_armed(
+    tx: &mut AnyConnection,
+    user: &UserId,
+    specs: &[RuleSpec],
+    limit: usize,
+    at: Timestamp,
+) -> Result<Capped<Vec<AlertRule>>, StoreError> {
+    let created = insert_rows(tx, user, specs, at).await?;
+    if active_count(tx, user).await? <= limit {
         Ok(Capped::Stored(created))
     } else {
         Ok(Capped::LimitReached)
@@ -437,6 +454,40 @@ impl RuleStore for SqlAssetStore {
         self.replace_with(user, &[], specs, limit, at).await
     }
 
+    async fn create_each(
+        &self,
+        rules: &[(UserId, RuleSpec)],
+        limit: usize,
+        at: Timestamp,
+    ) -> Result<Vec<Capped<AlertRule>>, StoreError> {
+        let mut outcomes: Vec<Capped<AlertRule>> = vec![Capped::LimitReached; rules.len()];
+        let mut by_user: HashMap<&UserId, Vec<usize>> = HashMap::new();
+        for (index, (user, _)) in rules.iter().enumerate() {
+            by_user.entry(user).or_default().push(index);
+        }
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        for (user, indexes) in by_user {
+            let specs: Vec<RuleSpec> = indexes.iter().map(|&i| rules[i].1.clone()).collect();
+            // A user's rules go in together; if they take the user past the limit they are taken
+            // back (to the savepoint) and only as many as fit go in again, in order.
+            let mut savepoint = tx.begin().await.map_err(store_error)?;
+            let mut created = insert_rows(&mut savepoint, user, &specs, at).await?;
+            let active = active_count(&mut savepoint, user).await?;
+            if active > limit {
+                savepoint.rollback().await.map_err(store_error)?;
+                let fit = limit.saturating_sub(active - specs.len());
+                created = insert_rows(&mut tx, user, &specs[..fit.min(specs.len())], at).await?;
+            } else {
+                savepoint.commit().await.map_err(store_error)?;
+            }
+            for (index, rule) in indexes.into_iter().zip(created) {
+                outcomes[index] = Capped::Stored(rule);
+            }
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(outcomes)
+    }
+
     async fn get(&self, user: &UserId, id: RuleId) -> Result<Option<AlertRule>, StoreError> {
         let sql = format!("SELECT {RULE_COLUMNS} FROM alert_rule WHERE id = $1 AND user_id = $2");
         let row = sqlx::query(&sql)
@@ -545,7 +596,8 @@ impl RuleStore for SqlAssetStore {
     }
 
     async fn changed_since(&self, since: Timestamp) -> Result<RulesChanged, StoreError> {
-        let sql = format!("SELECT {RULE_COLUMNS} FROM alert_rule WHERE updated_at >= $1 ORDER BY id");
+        let sql =
+            format!("SELECT {RULE_COLUMNS} FROM alert_rule WHERE updated_at >= $1 ORDER BY id");
         let rows = sqlx::query(&sql)
             .bind(micros(since))
             .fetch_all(&self.pool)

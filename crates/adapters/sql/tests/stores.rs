@@ -506,7 +506,10 @@ async fn batches_and_changes(store: SqlAssetStore) {
     let alice = UserId::new("alice").unwrap();
     let long_ago = Utc::now() - chrono::Duration::hours(1);
     let specs = [above(dec!(1)), above(dec!(2)), above(dec!(3))];
-    let Capped::Stored(batch) = store.create_many(&alice, &specs, 4, long_ago).await.unwrap()
+    let Capped::Stored(batch) = store
+        .create_many(&alice, &specs, 4, long_ago)
+        .await
+        .unwrap()
     else {
         panic!("three rules fit under a limit of four")
     };
@@ -524,10 +527,29 @@ async fn batches_and_changes(store: SqlAssetStore) {
         Capped::LimitReached
     );
     assert_eq!(
-        store.list(&alice, false).await.unwrap().len(),
+        RuleStore::list(&store, &alice, false).await.unwrap().len(),
         3,
         "a refused batch leaves nothing behind"
     );
+
+    // Creates of several users in one transaction: each user's first ones, as many as fit.
+    let bob = UserId::new("bob").unwrap();
+    let group = [
+        (alice.clone(), above(dec!(6))),
+        (bob.clone(), above(dec!(7))),
+        (alice.clone(), above(dec!(8))),
+    ];
+    let outcomes = store.create_each(&group, 4, long_ago).await.unwrap();
+    let stored: Vec<bool> = outcomes
+        .iter()
+        .map(|outcome| matches!(outcome, Capped::Stored(_)))
+        .collect();
+    assert_eq!(stored, [true, true, false], "alice had room for one more");
+    assert_eq!(
+        RuleStore::list(&store, &alice, false).await.unwrap().len(),
+        4
+    );
+    assert_eq!(RuleStore::list(&store, &bob, false).await.unwrap().len(), 1);
 
     let since = Utc::now() - chrono::Duration::minutes(1);
     assert!(
@@ -542,7 +564,11 @@ async fn batches_and_changes(store: SqlAssetStore) {
     store.delete_many(&alice, &[batch[1].id]).await.unwrap();
     let changed = store.changed_since(since).await.unwrap();
     assert_eq!(
-        changed.written.iter().map(|rule| rule.id).collect::<Vec<_>>(),
+        changed
+            .written
+            .iter()
+            .map(|rule| rule.id)
+            .collect::<Vec<_>>(),
         vec![batch[0].id]
     );
     assert_eq!(changed.deleted, vec![batch[1].id]);

@@ -3,8 +3,8 @@
 //! into the engine's queue from inside the engine.
 
 use signal_domain::{AlertRule, Quote, RuleId, Timestamp};
-use signal_ports::RulesChanged;
 use signal_ownership::ShardSet;
+use signal_ports::RulesChanged;
 use tokio::sync::{mpsc, oneshot};
 
 pub(crate) enum EngineCommand {
@@ -55,6 +55,9 @@ impl EngineHandle {
 
     /// Returns once the engine holds `rules`.
     pub(crate) async fn upsert(&self, rules: Vec<AlertRule>) -> Result<(), EngineStopped> {
+        if rules.is_empty() {
+            return Ok(());
+        }
         self.confirmed(|done| EngineCommand::Upsert(rules, done))
             .await
     }

@@ -103,11 +103,13 @@ fn event(
         note: extras.and_then(|extras| extras.note.clone()),
         simulated: quote.source == QuoteSource::Simulated,
         params: Some(ConditionParams::of(facts.condition)),
-        also: extras.and_then(|extras| extras.and).map(|and| AlsoCondition {
-            condition: and.condition.kind(),
-            params: ConditionParams::of(and.condition),
-            within_seconds: u32::try_from(and.within.num_seconds()).unwrap_or(u32::MAX),
-        }),
+        also: extras
+            .and_then(|extras| extras.and)
+            .map(|and| AlsoCondition {
+                condition: and.condition.kind(),
+                params: ConditionParams::of(and.condition),
+                within_seconds: u32::try_from(and.within.num_seconds()).unwrap_or(u32::MAX),
+            }),
         channels: extras.and_then(|extras| extras.channels.clone()),
         message: extras.and_then(|extras| extras.message.clone()),
         change_percent: quote.change_percent,

@@ -178,7 +178,15 @@ pub(crate) async fn reconcile_periodically(
             _ = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        match reconcile_once(rules.as_ref(), watchlist.as_ref(), &interest, &engine, since).await {
+        match reconcile_once(
+            rules.as_ref(),
+            watchlist.as_ref(),
+            &interest,
+            &engine,
+            since,
+        )
+        .await
+        {
             Ok(next) => since = next,
             Err(EngineStopped) => return,
         }

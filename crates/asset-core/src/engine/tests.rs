@@ -10,8 +10,8 @@ use signal_domain::{
 use signal_memory::MemoryQuoteCache;
 use signal_ownership::{handshake, shard_of, Assigner, ShardSet};
 use signal_ports::{
-    Capped, OutboxEntry, OutboxStore, QuoteCache, RuleChange, RuleHold, RuleStore, RulesChanged, StoreError,
-    WatchlistStore,
+    Capped, OutboxEntry, OutboxStore, QuoteCache, RuleChange, RuleHold, RuleStore, RulesChanged,
+    StoreError, WatchlistStore,
 };
 use signal_store_sql::{connect, Schema, SqlAssetStore};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -203,6 +203,14 @@ impl RuleStore for SlowFirstLoad {
         at: Timestamp,
     ) -> Result<Capped<Vec<AlertRule>>, StoreError> {
         self.inner.create_many(user, specs, limit, at).await
+    }
+    async fn create_each(
+        &self,
+        rules: &[(UserId, RuleSpec)],
+        limit: usize,
+        at: Timestamp,
+    ) -> Result<Vec<Capped<AlertRule>>, StoreError> {
+        self.inner.create_each(rules, limit, at).await
     }
     async fn get(&self, user: &UserId, id: RuleId) -> Result<Option<AlertRule>, StoreError> {
         RuleStore::get(self.inner.as_ref(), user, id).await

@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -579,7 +580,7 @@ const MAX_BATCH: usize = 1_000;
 struct BatchRequest {
     /// 1 to 1,000 rules, each as `POST /api/v1/rules` takes it. Each is read on its own, so
     /// every bad one is named in the refusal.
-    #[schema(value_type = Vec<RuleRequest>)]
+    #[schema(value_type = Vec<RuleRequest>, min_items = 1, max_items = 1000)]
     rules: Vec<serde_json::Value>,
 }
 
@@ -590,15 +591,19 @@ struct CreatedRulesView {
     rules: Vec<RuleView>,
 }
 
-/// Why a batch was refused: every rule at fault, by its index in the request.
+/// Why a batch was refused: the error body of every route and, when rules are at fault, each of
+/// them by its index in the request.
 #[derive(Serialize, ToSchema)]
 struct BatchRefusal {
-    /// `validation`.
+    /// `validation` or `limit_reached`.
     error: &'static str,
     message: String,
-    /// The first refused rule's field, as `rules[INDEX].FIELD` (or `rules[INDEX]`).
-    field: String,
-    rules: Vec<RefusedRule>,
+    /// The field at fault; for a bad rule the first one's, as `rules[1].level` (or `rules[1]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    /// Every bad rule, in the order of the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rules: Option<Vec<RefusedRule>>,
 }
 
 /// One rule of a batch that cannot be created.
@@ -630,7 +635,7 @@ impl From<asset_core::CoreError> for BatchError {
     }
 }
 
-impl axum::response::IntoResponse for BatchError {
+impl IntoResponse for BatchError {
     fn into_response(self) -> axum::response::Response {
         match self {
             BatchError::Api(error) => error.into_response(),
@@ -649,8 +654,8 @@ impl axum::response::IntoResponse for BatchError {
                 let body = BatchRefusal {
                     error: "validation",
                     message,
-                    field,
-                    rules: refused,
+                    field: Some(field),
+                    rules: Some(refused),
                 };
                 (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
             }
@@ -667,8 +672,7 @@ impl axum::response::IntoResponse for BatchError {
     request_body = BatchRequest,
     responses(
         (status = 201, description = "All created, in the order of the request", body = CreatedRulesView),
-        (status = 422, description = "Rules that cannot be created, each by its index (`rules`) and field; nothing was created", body = BatchRefusal),
-        (status = 422, description = "No rules or more than 1,000 (`field` is `rules`); or the rules would take the caller past the active-rule limit (`limit_reached`)", body = signal_web::ErrorBody),
+        (status = 422, description = "Nothing was created: rules that cannot be, each by its index and field (`rules`); no rules or more than 1,000 (`field` is `rules`); or more than the caller may hold (`limit_reached`)", body = BatchRefusal),
     )
 )]
 async fn create_rules(
@@ -695,13 +699,12 @@ async fn create_rules(
         match spec {
             Ok(spec) => specs.push(spec),
             // An unknown instrument is a fault of the rule here, not a missing resource.
-            Err(error)
-                if matches!(error.kind(), FailureKind::Invalid | FailureKind::NotFound) =>
-            {
+            Err(error) if matches!(error.kind(), FailureKind::Invalid | FailureKind::NotFound) => {
                 refused.push(RefusedRule {
                     index,
                     field: error.field().map(str::to_string).or_else(|| {
-                        matches!(error.kind(), FailureKind::NotFound).then(|| "instrument".to_string())
+                        matches!(error.kind(), FailureKind::NotFound)
+                            .then(|| "instrument".to_string())
                     }),
                     message: error.message(),
                 })

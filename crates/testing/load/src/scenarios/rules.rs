@@ -186,7 +186,10 @@ pub async fn run_requests(
 fn created_ids(body: &Value) -> Vec<i64> {
     match (body["id"].as_i64(), body["rules"].as_array()) {
         (Some(id), _) => vec![id],
-        (None, Some(rules)) => rules.iter().filter_map(|rule| rule["id"].as_i64()).collect(),
+        (None, Some(rules)) => rules
+            .iter()
+            .filter_map(|rule| rule["id"].as_i64())
+            .collect(),
         (None, None) => Vec::new(),
     }
 }
@@ -370,11 +373,7 @@ pub async fn run(context: &Context, options: Options) -> anyhow::Result<()> {
         )
         .await
     } else {
-        let ranges = Arc::new(batch_ranges(
-            options.rules,
-            options.per_user,
-            options.batch,
-        ));
+        let ranges = Arc::new(batch_ranges(options.rules, options.per_user, options.batch));
         let mut outcomes = create_rules_in_batches(
             &system,
             feed.markets(),
