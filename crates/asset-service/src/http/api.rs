@@ -640,21 +640,25 @@ impl IntoResponse for BatchError {
         match self {
             BatchError::Api(error) => error.into_response(),
             BatchError::Rules(refused) => {
-                let first = &refused[0];
-                let field = match &first.field {
-                    Some(field) => format!("rules[{}].{field}", first.index),
-                    None => format!("rules[{}]", first.index),
+                let (field, message) = match refused.first() {
+                    Some(first) => (
+                        Some(match &first.field {
+                            Some(field) => format!("rules[{}].{field}", first.index),
+                            None => format!("rules[{}]", first.index),
+                        }),
+                        format!(
+                            "{} of the rules cannot be created, so none was: rules[{}]: {}",
+                            refused.len(),
+                            first.index,
+                            first.message
+                        ),
+                    ),
+                    None => (None, "the rules cannot be created".to_string()),
                 };
-                let message = format!(
-                    "{} of the rules cannot be created, nothing was: rules[{}]: {}",
-                    refused.len(),
-                    first.index,
-                    first.message
-                );
                 let body = BatchRefusal {
                     error: "validation",
                     message,
-                    field: Some(field),
+                    field,
                     rules: Some(refused),
                 };
                 (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
@@ -694,7 +698,7 @@ async fn create_rules(
     let mut refused = Vec::new();
     for (index, rule) in request.rules.into_iter().enumerate() {
         let spec = serde_json::from_value::<RuleRequest>(rule)
-            .map_err(|error| ApiError::invalid(error.to_string()))
+            .map_err(ApiError::invalid)
             .and_then(|rule| rule.into_spec(&state));
         match spec {
             Ok(spec) => specs.push(spec),
