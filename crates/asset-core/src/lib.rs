@@ -268,7 +268,7 @@ pub async fn start(
         deps.outbox,
         settings.outbox_retention,
         metrics.clone(),
-        shutdown,
+        shutdown.clone(),
     )));
 
     let (creations, creation_queue) = mpsc::channel(CREATION_QUEUE);
@@ -279,7 +279,7 @@ pub async fn start(
             announcer: announcer.clone(),
             limit: settings.max_active_rules_per_user,
         }
-        .run(creation_queue, shutdown.clone()),
+        .run(creation_queue, shutdown),
     ));
 
     let catalog = Arc::new(RwLock::new(deps.catalog));

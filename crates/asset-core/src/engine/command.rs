@@ -15,7 +15,7 @@ pub(crate) enum EngineCommand {
     /// Another instance changed this rule; `None` when it was deleted. Applied only when newer
     /// than what this engine holds: a copy read while this engine was firing the rule must not
     /// re-arm it.
-    Sync(RuleId, Option<AlertRule>),
+    Sync(RuleId, Option<Box<AlertRule>>),
     /// The rules written and deleted since the last reconciliation, read from `loaded_at` on.
     /// Catches changes whose announcement was lost: a written rule this engine lacks or holds an
     /// older copy of is taken, a deleted one is dropped; what this engine changed since is kept.

@@ -142,7 +142,7 @@ impl RuleAnnouncer {
                 match rules.get(&changed.user, rule).await {
                     Ok(current) => {
                         if engine
-                            .send(EngineCommand::Sync(rule, current))
+                            .send(EngineCommand::Sync(rule, current.map(Box::new)))
                             .await
                             .is_err()
                         {

@@ -59,7 +59,7 @@ impl Engine {
                 }
                 let _ = done.send(());
             }
-            EngineCommand::Sync(id, rule) => self.sync(id, rule),
+            EngineCommand::Sync(id, rule) => self.sync(id, rule.map(|rule| *rule)),
             EngineCommand::Reconcile { changes, loaded_at } => self.reconcile(changes, loaded_at),
             EngineCommand::TakeOver(take_over, done) => {
                 self.take_over(take_over).await;

@@ -395,7 +395,7 @@ async fn a_taken_over_instrument_fires_on_the_quote_its_previous_owner_last_saw(
     .await;
     stepped
         .handle
-        .send(EngineCommand::Sync(again.id, Some(again.clone())))
+        .send(EngineCommand::Sync(again.id, Some(Box::new(again.clone()))))
         .await
         .unwrap();
     stepped.step().await;
