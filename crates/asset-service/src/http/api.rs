@@ -579,8 +579,9 @@ const MAX_BATCH: usize = 1_000;
 ]}))]
 struct BatchRequest {
     /// 1 to 1,000 rules, each as `POST /api/v1/rules` takes it. Each is read on its own, so
-    /// every bad one is named in the refusal.
-    #[schema(value_type = Vec<RuleRequest>, min_items = 1, max_items = 1000)]
+    /// every bad one is named in the refusal. (The schema states no maximum: a body of more
+    /// than 1,000 rules is usually refused for its size first, 413, before it is counted.)
+    #[schema(value_type = Vec<RuleRequest>, min_items = 1)]
     rules: Vec<serde_json::Value>,
 }
 
