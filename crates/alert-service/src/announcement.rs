@@ -35,6 +35,10 @@ pub struct AlertStored {
     pub stored_at: Timestamp,
     pub note: Option<String>,
     pub simulated: bool,
+    /// The rule's message as rendered for its owner. Absent from the messages of builds that
+    /// did not render messages, and for rules without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Why an announcement was not taken.
@@ -66,6 +70,7 @@ impl AlertStored {
             stored_at: record.stored_at,
             note: record.note.clone(),
             simulated: record.simulated,
+            message: record.message.clone(),
         }
     }
 
@@ -94,6 +99,7 @@ impl AlertStored {
             note: self.note,
             simulated: self.simulated,
             percent: self.percent,
+            message: self.message,
             read_at: None,
             acknowledged_at: None,
         }
@@ -121,6 +127,7 @@ mod tests {
             note: Some("take profit".into()),
             simulated: false,
             percent: None,
+            message: Some("Samsung Electronics at 71900, 2026-12-02 10:26:16 KST".into()),
             read_at: None,
             acknowledged_at: None,
         }

@@ -1,10 +1,12 @@
-//! Consumes triggered alerts from the bus: store (idempotent on the event id), acknowledge to the
-//! bus only once stored, then push to the user's open sessions (see `push`).
+//! Consumes triggered alerts from the bus: store (idempotent on the event id) with the rule's
+//! message worded for its owner, acknowledge to the bus only once stored, then push to the
+//! user's open sessions (see `push`).
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use signal_channels::ChannelService;
 use signal_domain::{ErrorChain, TriggeredAlert};
 use signal_ports::{
-    micros_since, AlertHistoryStore, AlertInbox, AlertRecord, BusError, LATENCY_TARGET,
+    micros_since, AlertHistoryStore, AlertInbox, AlertRecord, BusError, StoreError, LATENCY_TARGET,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,6 +26,7 @@ const BUS_RETRY_MAX: Duration = Duration::from_secs(5);
 pub async fn run_consumer(
     mut inbox: Box<dyn AlertInbox>,
     history: Arc<dyn AlertHistoryStore>,
+    channels: Arc<ChannelService>,
     pushes: Arc<Pushes>,
     metrics: AlertMetrics,
     running: Arc<AtomicBool>,
@@ -60,7 +63,7 @@ pub async fn run_consumer(
             "alert.store",
             fired_us = micros_since(delivery.event.triggered_at),
         );
-        let stored = store(history.as_ref(), &delivery.event, &shutdown)
+        let stored = store(history.as_ref(), &channels, &delivery.event, &shutdown)
             .instrument(storing)
             .await;
         let Some(stored) = stored else {
@@ -84,6 +87,20 @@ pub async fn run_consumer(
     tokio::task::spawn_blocking(move || drop(inbox));
 }
 
+/// Stores the event once, its rule's message rendered in the owner's current language and time
+/// zone.
+async fn store_once(
+    history: &dyn AlertHistoryStore,
+    channels: &ChannelService,
+    event: &TriggeredAlert,
+) -> Result<Option<AlertRecord>, StoreError> {
+    let message = channels.rule_message(event).await?;
+    let render = |record: &AlertRecord| message.as_ref().map(|message| message.render(record));
+    history
+        .insert_if_absent(event, &render, chrono::Utc::now())
+        .await
+}
+
 /// What became of a delivered event.
 enum Stored {
     /// Stored now, as this record.
@@ -96,6 +113,7 @@ enum Stored {
 /// fails; None when the service stops first.
 async fn store(
     history: &dyn AlertHistoryStore,
+    channels: &ChannelService,
     event: &TriggeredAlert,
     shutdown: &CancellationToken,
 ) -> Option<Stored> {
@@ -107,7 +125,7 @@ async fn store(
     loop {
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => return None,
-            attempt = history.insert_if_absent(event, chrono::Utc::now()) => attempt,
+            attempt = store_once(history, channels, event) => attempt,
         };
         match attempt {
             Ok(Some(record)) => return Some(Stored::New(Box::new(record))),

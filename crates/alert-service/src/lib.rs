@@ -93,6 +93,7 @@ pub async fn start(
     let consumer = tokio::spawn(consumer::run_consumer(
         deps.inbox,
         deps.history.clone(),
+        channels.clone(),
         pushes,
         metrics.clone(),
         running.clone(),

@@ -181,6 +181,7 @@ impl Channels {
             telegram: telegram.clone(),
             email,
             app_url: config.app_url.clone(),
+            catalog: Arc::new(signal_catalog::Catalog::builtin()),
         });
         let schedule = match &config.retry_delays_ms {
             Some(delays) => schedule::RetrySchedule::new(
@@ -233,7 +234,7 @@ impl Channels {
             channels: self.store,
             deliveries: self.deliveries,
             history,
-            catalog: Arc::new(signal_catalog::Catalog::builtin()),
+            catalog: self.service.catalog.clone(),
             metrics,
             wake,
         };

@@ -6,11 +6,12 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde_json::json;
 use signal_catalog::Catalog;
-use signal_domain::{ConditionKind, Timestamp};
+use signal_domain::{ConditionKind, ErrorChain, Percent, Timestamp, TriggeredAlert};
 use signal_ports::{AlertRecord, Language, UserSettings};
+use std::sync::Arc;
 use uuid::Uuid;
 
-use crate::template::TemplateValues;
+use crate::template::{Template, TemplateValues};
 
 /// The user's language and time zone.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -165,13 +166,18 @@ impl AlertNotice {
         }
     }
 
-    /// The price and time, then the rule's note.
+    /// The rule's message, or the price and time when it has none; then the rule's note.
     pub fn body(&self, locale: &Locale) -> String {
-        let price = group_thousands(self.alert.price.value());
-        let time = locale.time(self.alert.exchange_time);
-        let mut body = match locale.language {
-            Language::Ko => format!("체결가 {price} · {time}"),
-            Language::En => format!("Traded at {price} at {time}"),
+        let mut body = match &self.alert.message {
+            Some(message) => message.clone(),
+            None => {
+                let price = group_thousands(self.alert.price.value());
+                let time = locale.time(self.alert.exchange_time);
+                match locale.language {
+                    Language::Ko => format!("체결가 {price} · {time}"),
+                    Language::En => format!("Traded at {price} at {time}"),
+                }
+            }
         };
         if let Some(note) = self.alert.note.as_deref().filter(|n| !n.is_empty()) {
             body.push('\n');
@@ -243,9 +249,65 @@ impl AlertNotice {
             "exchangeTime": alert.exchange_time,
             "triggeredAt": alert.triggered_at,
             "note": alert.note,
+            "message": alert.message,
             "simulated": alert.simulated,
             "snoozeUrls": snooze,
         })
+    }
+
+    /// One line about the alert: the rule's message, or the title when it has none.
+    fn headline(&self, locale: &Locale) -> String {
+        match &self.alert.message {
+            Some(message) => message.clone(),
+            None => self.title(locale),
+        }
+    }
+}
+
+/// A rule's message (`{{name}} at {{price}}, {{time}}`), ready to word each of its alerts for the
+/// rule's owner: the instrument's name in their language, `{{time}}` in their time zone as
+/// [`Locale::time`] writes it (a person reads it; webhook bodies keep RFC 3339 for programs).
+pub struct RuleMessage {
+    template: Template,
+    locale: Locale,
+    change_percent: Option<Percent>,
+    catalog: Arc<Catalog>,
+}
+
+impl RuleMessage {
+    /// The message of the rule that raised `event`, for an owner with `settings`; None when the
+    /// rule has none. The text was checked when the rule was saved; one that no longer parses
+    /// leaves the alert in the standard wording rather than losing it.
+    pub fn of(
+        event: &TriggeredAlert,
+        settings: &UserSettings,
+        catalog: Arc<Catalog>,
+    ) -> Option<Self> {
+        let source = event.message.as_deref()?;
+        let template = Template::text(source)
+            .inspect_err(|error| {
+                tracing::warn!(
+                    error = %ErrorChain(error), rule = %event.rule_id,
+                    "a rule's message does not parse; its alert is worded the standard way"
+                )
+            })
+            .ok()?;
+        Some(Self {
+            template,
+            locale: Locale::of(settings),
+            change_percent: event.change_percent,
+            catalog,
+        })
+    }
+
+    pub fn render(&self, alert: &AlertRecord) -> String {
+        let notice = AlertNotice::new(alert.clone(), &self.catalog, self.locale.language);
+        let mut values = notice.template_values(&self.locale);
+        values.set("time", self.locale.time(alert.exchange_time));
+        if let Some(change) = self.change_percent {
+            values.set("change_percent", change.to_string());
+        }
+        self.template.render(&values)
     }
 }
 
@@ -337,7 +399,7 @@ impl Notification {
                         .exchange_time
                         .with_timezone(&locale.zone)
                         .format("%H:%M:%S");
-                    format!("• {} · {price} · {time}", n.title(locale))
+                    format!("• {} · {price} · {time}", n.headline(locale))
                 })
                 .collect::<Vec<_>>()
                 .join("\n"),
@@ -397,5 +459,60 @@ mod tests {
         assert_eq!(group_thousands(dec!(1234.50)), "1,234.5");
         assert_eq!(group_thousands(dec!(0.000123)), "0.000123");
         assert_eq!(group_thousands(dec!(-1234567)), "-1,234,567");
+    }
+
+    #[test]
+    fn a_rule_message_is_worded_for_its_owner() {
+        let event: TriggeredAlert = serde_json::from_value(json!({
+            "eventId": "019ab2c1-4f7e-7c3a-9a51-1d2f3e4a5b6c", "schemaVersion": 2,
+            "userId": "alice", "ruleId": 7, "instrument": "KRX:005930", "symbol": "005930",
+            "condition": "ABOVE", "level": "71900", "percent": null, "price": "72000",
+            "exchangeTime": "2026-12-02T01:26:16Z", "triggeredAt": "2026-12-02T01:26:16Z",
+            "note": null, "simulated": false, "changePercent": "-1.25",
+            "message": "{{name}} {{price}} ({{change_percent}}%) at {{time}}, alert {{alert_id}}"
+        }))
+        .unwrap();
+        let record = AlertRecord {
+            id: 42,
+            event_id: event.event_id,
+            user: event.user_id.clone(),
+            rule_id: event.rule_id,
+            instrument: event.instrument.clone(),
+            condition: event.condition,
+            level: event.level,
+            price: event.price,
+            exchange_time: event.exchange_time,
+            triggered_at: event.triggered_at,
+            stored_at: event.triggered_at,
+            note: None,
+            simulated: false,
+            percent: None,
+            message: None,
+            read_at: None,
+            acknowledged_at: None,
+        };
+        let catalog = Arc::new(Catalog::builtin());
+        let seoul = UserSettings::default();
+        let message = RuleMessage::of(&event, &seoul, catalog.clone()).unwrap();
+        assert_eq!(
+            message.render(&record),
+            "삼성전자 72000 (-1.25%) at 2026-12-02 10:26:16 KST, alert 42"
+        );
+        let new_york = UserSettings {
+            language: Language::En,
+            time_zone: "America/New_York".into(),
+            ..UserSettings::default()
+        };
+        let message = RuleMessage::of(&event, &new_york, catalog.clone()).unwrap();
+        assert_eq!(
+            message.render(&record),
+            "Samsung Electronics 72000 (-1.25%) at 2026-12-01 20:26:16 EST, alert 42"
+        );
+
+        let standard = TriggeredAlert {
+            message: None,
+            ..event
+        };
+        assert!(RuleMessage::of(&standard, &seoul, catalog).is_none());
     }
 }

@@ -3,7 +3,8 @@
 //! user's notification settings. Every check a person can fail is a [`ChannelError`] naming the
 //! field.
 
-use signal_domain::{ErrorChain, Failure, FailureKind, Timestamp, UserId};
+use signal_catalog::Catalog;
+use signal_domain::{ErrorChain, Failure, FailureKind, Timestamp, TriggeredAlert, UserId};
 use signal_ports::{
     ChannelKind, ChannelRecord, ChannelState, ChannelStore, ChannelTarget, DeliveryAttempt,
     DeliveryQuery, DeliveryRecord, DeliveryStore, NewChannel, PendingCode, StoreError,
@@ -15,7 +16,7 @@ use uuid::Uuid;
 
 use crate::code;
 use crate::email::{EmailSender, CONFIRMATION_VALIDITY};
-use crate::message::{Content, Locale, Notification};
+use crate::message::{Content, Locale, Notification, RuleMessage};
 use crate::push::{subscription_keys, VapidKeys};
 use crate::sender::{self, ChannelSender, SendError};
 use crate::ssrf::{refusal_in, TargetPolicy};
@@ -135,6 +136,8 @@ pub struct ChannelService {
     pub email: Option<Arc<EmailSender>>,
     /// The web app's address, for links.
     pub app_url: String,
+    /// The instruments' names, which messages use.
+    pub catalog: Arc<Catalog>,
 }
 
 impl ChannelService {
@@ -528,6 +531,23 @@ impl ChannelService {
         };
         let attempts = self.deliveries.attempts(delivery.id).await?;
         Ok(Some((delivery, attempts)))
+    }
+
+    /// The message of the rule that raised `event`, worded for the rule's owner; None when the
+    /// rule has none.
+    pub async fn rule_message(
+        &self,
+        event: &TriggeredAlert,
+    ) -> Result<Option<RuleMessage>, StoreError> {
+        if event.message.is_none() {
+            return Ok(None);
+        }
+        let settings = self
+            .store
+            .settings(&event.user_id)
+            .await?
+            .unwrap_or_default();
+        Ok(RuleMessage::of(event, &settings, self.catalog.clone()))
     }
 
     /// The user's settings, or the defaults until they save some.

@@ -23,9 +23,9 @@ pub use notify::{
 pub use probe::{Probe, ProbeError};
 pub use state::{Broadcast, QuoteCache, SharedCache};
 pub use store::{
-    AlertHistoryStore, AlertRecord, Candle, CandleStore, Capped, DailyCandle, DeadLetter,
-    HistoryPage, HistoryQuery, OutboxEntry, OutboxLag, OutboxStore, RuleChange, RuleHold,
-    RuleStore, RulesChanged, UnreadableEvent, WatchlistStore,
+    AlertHistoryStore, AlertMessage, AlertRecord, Candle, CandleStore, Capped, DailyCandle,
+    DeadLetter, HistoryPage, HistoryQuery, OutboxEntry, OutboxLag, OutboxStore, RuleChange,
+    RuleHold, RuleStore, RulesChanged, UnreadableEvent, WatchlistStore,
 };
 
 /// The tracing target of the spans along an alert's path, from the engine storing a firing to

@@ -203,6 +203,9 @@ pub struct OutboxLag {
     pub oldest: Option<Timestamp>,
 }
 
+/// Renders an alert's message from its stored record; None leaves the standard wording.
+pub type AlertMessage = dyn Fn(&AlertRecord) -> Option<String> + Send + Sync;
+
 /// One alert in a user's history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertRecord {
@@ -220,6 +223,9 @@ pub struct AlertRecord {
     pub note: Option<String>,
     pub simulated: bool,
     pub percent: Option<signal_domain::Percent>,
+    /// The rule's message rendered for its owner when the alert was stored; None when the rule
+    /// has none (the alert is worded the standard way).
+    pub message: Option<String>,
     pub read_at: Option<Timestamp>,
     pub acknowledged_at: Option<Timestamp>,
 }
@@ -244,11 +250,13 @@ pub struct HistoryPage {
 #[async_trait]
 pub trait AlertHistoryStore: Send + Sync + 'static {
     /// Stores the alert unless one with the same event id exists, and, in the same transaction,
-    /// one pending delivery for each of the user's active notification channels. Returns the new
+    /// its message (what `message` renders from the new record, whose id it may name) and one
+    /// pending delivery for each of the user's active notification channels. Returns the new
     /// record, or None for a redelivery (which creates nothing).
     async fn insert_if_absent(
         &self,
         event: &TriggeredAlert,
+        message: &AlertMessage,
         at: Timestamp,
     ) -> Result<Option<AlertRecord>, StoreError>;
     async fn list(&self, user: &UserId, query: &HistoryQuery) -> Result<HistoryPage, StoreError>;

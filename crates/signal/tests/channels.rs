@@ -505,6 +505,68 @@ async fn a_template_shapes_the_webhook_body() {
     app.app.stop().await;
 }
 
+/// A rule's message, worded for its owner (the instrument's name in their language, the time in
+/// their zone), is what the history, the socket and the channels say; a rule without one keeps
+/// the standard wording.
+#[tokio::test]
+async fn a_rule_s_message_is_what_its_alert_says_everywhere_in_the_owner_s_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_with(channel_settings(dir.path())).await;
+    let receiver = StandIn::start("webhook", &[]).await;
+    webhook(&app, "alice", &receiver, "/message", None).await;
+    // India keeps no daylight saving: the expected time is a fixed offset from UTC.
+    let saved = put_settings(
+        &app,
+        "alice",
+        json!({"language": "en", "timeZone": "Asia/Kolkata"}),
+    )
+    .await;
+    assert_eq!(saved.status(), 200);
+    let mut socket = app.alert_socket("alice").await;
+    let rule: Value = app
+        .post(format!("{}/api/v1/rules", app.asset), "alice")
+        .json(&json!({"instrument": "KRX:005930", "condition": "ABOVE", "level": "71900",
+                      "message": "{{name}} hit {{price}} at {{time}} (rule {{rule_id}}, alert {{alert_id}})"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    app.tick("KRX:005930", "72000").await;
+
+    // Pushed once stored: the history holds it by then.
+    let pushed = socket.next_of("alert").await;
+    let alert = history(&app, "alice").await.remove(0);
+    let traded: chrono::DateTime<chrono::FixedOffset> =
+        alert["exchangeTime"].as_str().unwrap().parse().unwrap();
+    let india = chrono::FixedOffset::east_opt(5 * 3600 + 30 * 60).unwrap();
+    let expected = format!(
+        "Samsung Electronics hit 72000 at {} IST (rule {}, alert {})",
+        traded.with_timezone(&india).format("%Y-%m-%d %H:%M:%S"),
+        rule["id"],
+        alert["id"]
+    );
+    assert_eq!(alert["message"], expected.as_str());
+    assert_eq!(pushed["message"], expected.as_str());
+
+    let event_id = alert["eventId"].as_str().unwrap().to_string();
+    let state = receiver
+        .wait_until("the webhook", |s| {
+            s["accepted"].as_object().unwrap().contains_key(&event_id)
+        })
+        .await;
+    let body: Value =
+        serde_json::from_str(state["accepted"][&event_id]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["data"]["message"], expected.as_str());
+
+    // Without a message, the alert is worded as before: no message of its own anywhere.
+    let plain = fire(&app, "alice", 1).await.remove(0);
+    assert!(plain.get("message").is_none(), "{plain}");
+    assert!(socket.next_of("alert").await.get("message").is_none());
+    app.app.stop().await;
+}
+
 #[tokio::test]
 async fn settings_are_kept_and_checked() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use signal_domain::{Percent, RuleId, Timestamp, TriggeredAlert, UserId};
-use signal_ports::{AlertHistoryStore, AlertRecord, HistoryPage, HistoryQuery, StoreError};
+use signal_ports::{
+    AlertHistoryStore, AlertMessage, AlertRecord, HistoryPage, HistoryQuery, StoreError,
+};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
@@ -13,7 +15,8 @@ use crate::codec::{
 };
 
 const COLUMNS: &str = "id, event_id, user_id, rule_id, instrument, condition, level, percent, \
-     price, exchange_time, triggered_at, stored_at, note, simulated, read_at, acknowledged_at";
+     price, exchange_time, triggered_at, stored_at, note, simulated, read_at, acknowledged_at, \
+     message";
 
 #[derive(Clone)]
 pub struct SqlAlertStore {
@@ -60,6 +63,9 @@ fn record_from_row(row: &AnyRow) -> Result<AlertRecord, StoreError> {
         stored_at: from_micros(int("stored_at")?)?,
         note: row.try_get::<Option<String>, _>("note").map_err(get_err)?,
         simulated: int("simulated")? != 0,
+        message: row
+            .try_get::<Option<String>, _>("message")
+            .map_err(get_err)?,
         read_at: opt_from_micros(opt_int("read_at")?)?,
         acknowledged_at: opt_from_micros(opt_int("acknowledged_at")?)?,
     })
@@ -70,6 +76,7 @@ impl AlertHistoryStore for SqlAlertStore {
     async fn insert_if_absent(
         &self,
         event: &TriggeredAlert,
+        message: &AlertMessage,
         at: Timestamp,
     ) -> Result<Option<AlertRecord>, StoreError> {
         let sql = format!(
@@ -100,7 +107,17 @@ impl AlertHistoryStore for SqlAlertStore {
             // A redelivery: its deliveries were created with it the first time.
             return Ok(None);
         };
-        let record = record_from_row(&row)?;
+        let mut record = record_from_row(&row)?;
+        // Rendered from the stored row, whose id is one of a message's placeholders.
+        if let Some(text) = message(&record) {
+            sqlx::query("UPDATE alert_history SET message = $1 WHERE id = $2")
+                .bind(text.as_str())
+                .bind(record.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            record.message = Some(text);
+        }
         crate::channels::create_deliveries(&mut tx, &record, event.channels.as_deref(), at).await?;
         tx.commit().await.map_err(store_error)?;
         Ok(Some(record))

@@ -12,10 +12,10 @@ use signal_domain::{
     TriggeredAlert, UserId, TRIGGERED_ALERT_SCHEMA_VERSION,
 };
 use signal_ports::{
-    AlertHistoryStore, Candle, CandleStore, Capped, ChannelKind, ChannelRecord, ChannelState,
-    ChannelStore, ChannelTarget, DeliveryAttempt, DeliveryOutcome, DeliveryQuery, DeliveryStatus,
-    DeliveryStore, HistoryQuery, NewChannel, OutboxStore, RuleChange, RuleHold, RuleStore,
-    WatchlistStore,
+    AlertHistoryStore, AlertRecord, Candle, CandleStore, Capped, ChannelKind, ChannelRecord,
+    ChannelState, ChannelStore, ChannelTarget, DeliveryAttempt, DeliveryOutcome, DeliveryQuery,
+    DeliveryStatus, DeliveryStore, HistoryQuery, NewChannel, OutboxStore, RuleChange, RuleHold,
+    RuleStore, WatchlistStore,
 };
 use signal_store_sql::{
     connect, Schema, SqlAccountStore, SqlAlertStore, SqlAssetStore, SqlCandleStore,
@@ -610,28 +610,41 @@ async fn history_is_idempotent_paginated_and_private() {
     }
 }
 
+/// Alerts of rules without a message.
+fn standard_wording(_: &AlertRecord) -> Option<String> {
+    None
+}
+
 async fn history_guarantees(store: SqlAlertStore) {
     let alice = UserId::new("alice").unwrap();
     let bob = UserId::new("bob").unwrap();
     let first = event(&alice, signal_domain::RuleId(1), "71900");
     assert!(store
-        .insert_if_absent(&first, Utc::now())
+        .insert_if_absent(&first, &standard_wording, Utc::now())
         .await
         .unwrap()
         .is_some());
     assert!(store
-        .insert_if_absent(&first, Utc::now())
+        .insert_if_absent(&first, &standard_wording, Utc::now())
         .await
         .unwrap()
         .is_none());
     for price in ["72000", "72100", "72200"] {
         store
-            .insert_if_absent(&event(&alice, signal_domain::RuleId(1), price), Utc::now())
+            .insert_if_absent(
+                &event(&alice, signal_domain::RuleId(1), price),
+                &standard_wording,
+                Utc::now(),
+            )
             .await
             .unwrap();
     }
     store
-        .insert_if_absent(&event(&bob, signal_domain::RuleId(2), "1"), Utc::now())
+        .insert_if_absent(
+            &event(&bob, signal_domain::RuleId(2), "1"),
+            &standard_wording,
+            Utc::now(),
+        )
         .await
         .unwrap();
 
@@ -680,6 +693,25 @@ async fn history_guarantees(store: SqlAlertStore) {
     assert!(!store.delete(&bob, oldest).await.unwrap());
     assert_eq!(store.delete_all(&alice).await.unwrap(), 4);
     assert_eq!(store.unacknowledged(&bob, 10).await.unwrap().len(), 1);
+
+    // A rule's message is rendered from the stored row (it may name the alert's id) and kept.
+    let worded = store
+        .insert_if_absent(
+            &event(&alice, signal_domain::RuleId(3), "73000"),
+            &|record: &AlertRecord| Some(format!("alert {} at {}", record.id, record.price)),
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let expected = format!("alert {} at 73000", worded.id);
+    assert_eq!(worded.message.as_deref(), Some(expected.as_str()));
+    let listed = store.get(&alice, worded.id).await.unwrap().unwrap();
+    assert_eq!(listed.message.as_deref(), Some(expected.as_str()));
+    assert_eq!(
+        store.unacknowledged(&alice, 10).await.unwrap()[0].message,
+        listed.message
+    );
 }
 
 async fn candle_stores(dir: &tempfile::TempDir) -> Vec<SqlCandleStore> {
@@ -1034,7 +1066,7 @@ async fn deliveries_come_with_their_alert(store: SqlAlertStore) {
 
     let fired = event(&alice, signal_domain::RuleId(1), "71900");
     let record = store
-        .insert_if_absent(&fired, Utc::now())
+        .insert_if_absent(&fired, &standard_wording, Utc::now())
         .await
         .unwrap()
         .unwrap();
@@ -1055,7 +1087,7 @@ async fn deliveries_come_with_their_alert(store: SqlAlertStore) {
     assert_eq!(mine[0].status, DeliveryStatus::Pending);
     // A redelivered event creates nothing.
     assert!(store
-        .insert_if_absent(&fired, Utc::now())
+        .insert_if_absent(&fired, &standard_wording, Utc::now())
         .await
         .unwrap()
         .is_none());
@@ -1109,7 +1141,11 @@ async fn claims_are_exclusive(store: SqlAlertStore) {
         .await;
         for _ in 0..2 {
             let record = store
-                .insert_if_absent(&event(&user, signal_domain::RuleId(n), "71900"), Utc::now())
+                .insert_if_absent(
+                    &event(&user, signal_domain::RuleId(n), "71900"),
+                    &standard_wording,
+                    Utc::now(),
+                )
                 .await
                 .unwrap()
                 .unwrap();
@@ -1204,6 +1240,7 @@ async fn outcomes_are_recorded(store: SqlAlertStore) {
         store
             .insert_if_absent(
                 &event(&alice, signal_domain::RuleId(1), "71900"),
+                &standard_wording,
                 Utc::now(),
             )
             .await

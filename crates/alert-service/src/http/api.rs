@@ -42,6 +42,10 @@ pub struct AlertView {
     pub exchange_time: DateTime<Utc>,
     pub triggered_at: DateTime<Utc>,
     pub note: Option<String>,
+    /// The rule's message, rendered in its owner's language and time zone when the alert was
+    /// stored: what the alert says. Absent when the rule has no message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     pub simulated: bool,
     pub read: bool,
     pub acknowledged: bool,
@@ -62,6 +66,7 @@ impl From<&AlertRecord> for AlertView {
             exchange_time: record.exchange_time,
             triggered_at: record.triggered_at,
             note: record.note.clone(),
+            message: record.message.clone(),
             simulated: record.simulated,
             read: record.read_at.is_some(),
             acknowledged: record.acknowledged_at.is_some(),
