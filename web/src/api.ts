@@ -108,6 +108,8 @@ export interface RuleRequest extends ConditionParams {
   rearmBand?: string;
   expiresAt?: string;
   note?: string;
+  /** What its alerts say, with `{{placeholders}}`; absent, the standard wording. */
+  message?: string;
   /** The notification channels the rule uses; absent or null, all of them. */
   channels?: number[] | null;
 }
@@ -122,6 +124,7 @@ export interface Rule extends ConditionParams {
   rearmBand?: string;
   expiresAt: string | null;
   note: string | null;
+  message?: string | null;
   channels: number[] | null;
   state: RuleState;
   /** Not checked until resumed; its state is kept as it was. */
@@ -145,6 +148,8 @@ export interface Alert {
   price: string;
   triggeredAt: string;
   note: string | null;
+  /** The rule's message, worded by the server in the reader's language and time zone. */
+  message?: string;
   simulated: boolean;
   read: boolean;
 }

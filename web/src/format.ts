@@ -83,9 +83,10 @@ export function formatTime(iso: string | number | null | undefined): string {
   }).format(date);
 }
 
-/** An alert in one sentence: "삼성전자 71,900 도달 (71,900 이상 알림)". */
+/** An alert in one sentence: its rule's message, or "삼성전자 71,900 도달 (71,900 이상 알림)". */
 export function describeAlert(alert: Alert): { title: string; body: string } {
   const name = nameOf(alert.instrument);
+  if (alert.message) return { title: name, body: alert.message };
   const vars = {
     name,
     price: formatPrice(alert.price),

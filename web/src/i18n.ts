@@ -18,6 +18,7 @@ const en = {
   'conn.offline': 'Offline',
   'conn.label': 'Connection: {state}',
   unreadBadge: '{n} unread alerts',
+  'unreadBadge.one': '{n} unread alert',
   simulated: 'Simulated',
   simulatedTitle: 'Prices from the simulated market, not from an exchange',
   marketClosed: 'Market closed',
@@ -146,6 +147,8 @@ const en = {
   'form.rearmHint': 'How far back past the level the price must go before the alert can fire again.',
   'form.expires': 'Expires (optional)',
   'form.note': 'Note (optional)',
+  'form.message': 'Alert message (optional)',
+  'form.messageHint': 'What the alert says, e.g. {{name}} at {{price}}, {{time}}. Also: {{symbol}}, {{level}}, {{condition}}, {{change_percent}}, {{note}}.',
   'form.create': 'Create alert',
   'form.save': 'Save changes',
   'form.created': 'Alert created.',
@@ -159,6 +162,7 @@ const en = {
   'state.expired': 'Expired',
   'state.paused': 'Paused',
   'rules.fired': 'Fired {n} times',
+  'rules.fired.one': 'Fired once',
   'rules.last': 'last {time}',
   'rules.never': 'Not fired yet',
   'rules.expires': 'Expires {time}',
@@ -301,6 +305,7 @@ const ko: Record<Key, string> = {
   'conn.offline': '오프라인',
   'conn.label': '연결 상태: {state}',
   unreadBadge: '읽지 않은 알림 {n}개',
+  'unreadBadge.one': '읽지 않은 알림 1개',
   simulated: '모의 시세',
   simulatedTitle: '거래소가 아닌 모의 시장의 가격입니다',
   marketClosed: '장 마감',
@@ -429,6 +434,8 @@ const ko: Record<Key, string> = {
   'form.rearmHint': '다시 울리기 전에 가격이 목표에서 되돌아가야 하는 폭.',
   'form.expires': '만료 (선택)',
   'form.note': '메모 (선택)',
+  'form.message': '알림 문구 (선택)',
+  'form.messageHint': '알림에 표시할 문구입니다. 예: {{name}} {{price}} 도달, {{time}}. 그 밖에 {{symbol}}, {{level}}, {{condition}}, {{change_percent}}, {{note}}.',
   'form.create': '알림 만들기',
   'form.save': '변경 저장',
   'form.created': '알림을 만들었습니다.',
@@ -442,6 +449,7 @@ const ko: Record<Key, string> = {
   'state.expired': '만료됨',
   'state.paused': '일시정지됨',
   'rules.fired': '{n}회 발동',
+  'rules.fired.one': '한 번 발동',
   'rules.last': '최근 {time}',
   'rules.never': '아직 발동 안 함',
   'rules.expires': '{time} 만료',
@@ -577,3 +585,13 @@ export function t(key: Key, vars?: Record<string, string | number>): string {
   if (!vars) return text;
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
 }
+
+/** The text of `key` for a count `n` (a number, or as shown: `99+`): its `.one` form for exactly
+ * one ("Fired once"), otherwise `key` itself ("Fired 3 times"). */
+export function tn(key: CountedKey, n: number | string): string {
+  return t(String(n) === '1' ? `${key}.one` : key, { n });
+}
+
+/** The keys that have a form for exactly one. */
+type CountedKey = BaseOfOne<Key>;
+type BaseOfOne<K> = K extends `${infer Base}.one` ? (Base extends Key ? Base : never) : never;

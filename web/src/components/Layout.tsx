@@ -4,7 +4,7 @@
 import type { ComponentChildren } from 'preact';
 import { useLocation } from 'preact-iso/router';
 import { alertSocket, unread } from '../alerts';
-import { t, type Key } from '../i18n';
+import { t, tn, type Key } from '../i18n';
 import { quoteSocket } from '../quotes';
 import type { Connection } from '../socket';
 import { Announcer } from './Announcer';
@@ -36,7 +36,7 @@ function NavLink({ href, icon, label, badge }: { href: string; icon: IconName; l
       {badge && (
         <span class="badge" data-unread={badge}>
           <span aria-hidden="true">{badge}</span>
-          <span class="visually-hidden">{t('unreadBadge', { n: badge })}</span>
+          <span class="visually-hidden">{tn('unreadBadge', badge)}</span>
         </span>
       )}
     </a>

@@ -156,6 +156,7 @@ export function RuleForm({
   const [band, setBand] = useState(rule?.rearmBand ?? '0');
   const [expires, setExpires] = useState(localInput(rule?.expiresAt));
   const [note, setNote] = useState(rule?.note ?? '');
+  const [message, setMessage] = useState(rule?.message ?? '');
   const [channels, setChannels] = useState<number[] | null>(rule?.channels ?? null);
   const [busy, setBusy] = useState(false);
   const { problems, show, clear } = useProblems<string>([]);
@@ -192,6 +193,7 @@ export function RuleForm({
       request.expiresAt = Number.isNaN(date.getTime()) ? expires : date.toISOString();
     }
     if (note.trim()) request.note = note.trim();
+    if (message.trim()) request.message = message.trim();
     if (channels !== null) request.channels = channels;
     setBusy(true);
     try {
@@ -200,7 +202,7 @@ export function RuleForm({
         : await post<Rule>('/api/v1/rules', request);
       onSaved(saved);
     } catch (error) {
-      const typed: Record<string, string> = { cooldownSeconds: cooldown, rearmBand: band, expiresAt: expires, note };
+      const typed: Record<string, string> = { cooldownSeconds: cooldown, rearmBand: band, expiresAt: expires, note, message };
       for (const param of shown) typed[WIRE[param]] = values[param];
       show(
         error,
@@ -210,6 +212,7 @@ export function RuleForm({
           ...(repeat === 'every' ? ['cooldownSeconds', 'rearmBand'] : []),
           'expiresAt',
           'note',
+          'message',
           'channels',
         ],
         typed,
@@ -385,6 +388,19 @@ export function RuleForm({
             aria-describedby={describedBy}
             aria-invalid={invalid}
             onInput={(e) => setNote(e.currentTarget.value)}
+          />
+        )}
+      </Field>
+      <Field id={id('message')} label={t('form.message')} hint={t('form.messageHint')} problem={problems.message}>
+        {(describedBy, invalid) => (
+          <textarea
+            id={id('message')}
+            name="message"
+            rows={2}
+            value={message}
+            aria-describedby={describedBy}
+            aria-invalid={invalid}
+            onInput={(e) => setMessage(e.currentTarget.value)}
           />
         )}
       </Field>

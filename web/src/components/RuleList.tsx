@@ -3,7 +3,7 @@
 
 import type { Rule } from '../api';
 import { describeRule, formatTime, nameOf } from '../format';
-import { t } from '../i18n';
+import { t, tn } from '../i18n';
 import { deleteRule, pauseRule, rearmRule, resumeRule } from '../rules';
 import { announce } from './Announcer';
 import { Icon } from './Icon';
@@ -56,7 +56,7 @@ export function RuleList({
               </p>
               <p class="rule-meta muted">
                 {rule.triggerCount > 0
-                  ? `${t('rules.fired', { n: rule.triggerCount })}, ${t('rules.last', { time: formatTime(rule.lastTriggeredAt) })}`
+                  ? `${tn('rules.fired', rule.triggerCount)}, ${t('rules.last', { time: formatTime(rule.lastTriggeredAt) })}`
                   : t('rules.never')}
                 {rule.coolingUntil && state === 'cooling' && ` · ${t('rules.coolingUntil', { time: formatTime(rule.coolingUntil) })}`}
                 {rule.expiresAt && ` · ${t('rules.expires', { time: formatTime(rule.expiresAt) })}`}
