@@ -95,7 +95,7 @@ async fn store_once(
     event: &TriggeredAlert,
 ) -> Result<Option<AlertRecord>, StoreError> {
     let message = channels.rule_message(event).await?;
-    let render = |record: &AlertRecord| message.as_ref().map(|message| message.render(record));
+    let render = move |record: &AlertRecord| message.as_ref().map(|message| message.render(record));
     history
         .insert_if_absent(event, &render, chrono::Utc::now())
         .await
