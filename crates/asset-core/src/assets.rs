@@ -257,7 +257,8 @@ impl Assets {
         .await
     }
 
-    /// Resumes a paused or snoozed rule: it is evaluated, and may fire, from the next trade on.
+    /// Resumes a paused or snoozed rule: it is evaluated, and may fire, at once on the latest
+    /// trade and from then on.
     pub async fn resume_rule(&self, user: &UserId, id: RuleId) -> Result<AlertRule, CoreError> {
         self.hold_rule(user, id, |_, _| RuleHold::default()).await
     }

@@ -99,7 +99,8 @@ pub(crate) fn replay(spec: &RuleSpec, candles: &[Candle]) -> Vec<PreviewFiring> 
         },
         other => other,
     };
-    engine.upsert(EngineRule {
+    // Before the first replayed trade: there is nothing to evaluate it on yet.
+    engine.hold(EngineRule {
         id: RuleId(0),
         instrument: instrument.clone(),
         condition: spec.condition,

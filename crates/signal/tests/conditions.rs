@@ -58,6 +58,55 @@ async fn a_crossing_fires_when_the_price_goes_through_its_level_not_when_it_is_a
 }
 
 #[tokio::test]
+async fn a_rule_created_past_its_level_fires_without_a_new_trade_and_a_crossing_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path()).await;
+    let mut socket = app.alert_socket("olga").await;
+    // A first rule fires on the first trade: its alert shows the engine has taken the trade.
+    create(
+        &app,
+        "olga",
+        json!({"instrument": "UPBIT:KRW-BTC", "condition": "ABOVE", "level": "1"}),
+    )
+    .await;
+    app.tick("UPBIT:KRW-BTC", "101000000").await;
+    assert_eq!(socket.next_of("alert").await["level"], "1");
+
+    // The price is already under 102,000,000: BELOW it fires at once, with no further trade.
+    create(
+        &app,
+        "olga",
+        json!({"instrument": "UPBIT:KRW-BTC", "condition": "BELOW", "level": "102000000"}),
+    )
+    .await;
+    let alert = socket.next_of("alert").await;
+    assert_eq!(alert["condition"], "BELOW");
+    assert_eq!(alert["level"], "102000000");
+    assert_eq!(alert["price"], "101000000");
+
+    // Already past a crossing's level is no crossing.
+    create(
+        &app,
+        "olga",
+        json!({"instrument": "UPBIT:KRW-BTC", "condition": "CROSS_DOWN", "level": "102000000"}),
+    )
+    .await;
+    socket.assert_no_alert().await;
+    let rules: Vec<Value> = app
+        .get_json(format!("{}/api/v1/rules", app.asset), "olga")
+        .await;
+    let state_of = |kind: &str| {
+        rules
+            .iter()
+            .find(|rule| rule["condition"] == kind)
+            .map(|rule| rule["state"].clone())
+    };
+    assert_eq!(state_of("BELOW"), Some(json!("triggered")));
+    assert_eq!(state_of("CROSS_DOWN"), Some(json!("armed")));
+    app.app.stop().await;
+}
+
+#[tokio::test]
 async fn a_channel_fires_on_a_trade_inside_its_band_after_one_outside() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn(dir.path()).await;

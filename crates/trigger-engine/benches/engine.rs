@@ -150,7 +150,7 @@ fn at() -> Timestamp {
 fn loaded<E: RuleEngine + Default>(rules: &[EngineRule]) -> E {
     let mut engine = E::default();
     for rule in rules {
-        engine.upsert(rule.clone());
+        engine.hold(rule.clone());
     }
     engine
 }

@@ -123,9 +123,19 @@ impl TransitionKind {
 pub trait RuleEngine {
     /// The engine's key for `instrument`, the same for the engine's whole life.
     fn key(&mut self, instrument: &InstrumentId) -> InstrumentKey;
-    /// Adds the rule, replacing any rule with the same id (it may move instrument). A rule whose
-    /// state is Triggered or Expired is simply removed.
-    fn upsert(&mut self, rule: EngineRule);
+    /// Adds the rule, replacing any rule with the same id (it may move instrument), and evaluates
+    /// it at once: if its instrument has had a trade, the rule takes that trade's price at `now`
+    /// (the present, not before that trade) exactly as a trade would, appending its transition
+    /// to `out`. So a holding condition already met (ABOVE under the price, a percent change
+    /// already made, an RSI already past its level) fires without waiting for the next trade,
+    /// while a crossing, which needs a move since the previous trade, does not. Once-per-bar-close
+    /// rules wait for the next close. A rule whose state is Triggered or Expired is simply
+    /// removed.
+    fn upsert(&mut self, rule: EngineRule, now: Timestamp, out: &mut Vec<Transition>);
+    /// Adds the rule like [`RuleEngine::upsert`] without evaluating it: for a caller that does
+    /// not evaluate the instrument's trades (it holds a copy of a rule evaluated elsewhere), or
+    /// adds rules before any trade.
+    fn hold(&mut self, rule: EngineRule);
     /// Whether a rule with this id was held.
     fn remove(&mut self, id: RuleId) -> bool;
     /// Sets the previous close that the instrument's percent rules are measured against.

@@ -61,6 +61,7 @@ struct History {
 #[derive(Debug, Clone, Copy)]
 struct Recorded {
     at: Timestamp,
+    price: Price,
     key: i128,
     volume: i128,
 }
@@ -269,6 +270,7 @@ impl NaiveEngine {
         let key = price_key(trade.price);
         history.trades.push(Recorded {
             at: trade.at,
+            price: trade.price,
             key,
             volume: volume_key(trade.volume),
         });
@@ -339,7 +341,40 @@ impl RuleEngine for NaiveEngine {
         key
     }
 
-    fn upsert(&mut self, rule: EngineRule) {
+    fn upsert(&mut self, rule: EngineRule, now: Timestamp, out: &mut Vec<Transition>) {
+        let id = rule.id;
+        self.hold(rule);
+        let Some((stream, rule)) = self.rules.get_mut(&id) else {
+            return;
+        };
+        // Once-per-bar-close rules are evaluated on closes only.
+        if !matches!(stream, Stream::Trades(_)) {
+            return;
+        }
+        let Some(history) = self.streams.get(&*stream) else {
+            return;
+        };
+        let Some(last) = history.trades.last() else {
+            return;
+        };
+        if is_expired(rule.expires_at, now) {
+            out.push(Transition {
+                rule: id,
+                kind: TransitionKind::Expired,
+            });
+            self.remove(id);
+            return;
+        }
+        let views = history.views(rule, Some(last.key));
+        if let Some(kind) = rule.step(views, last.price, now) {
+            out.push(Transition { rule: id, kind });
+        }
+        if !rule.state.is_active() {
+            self.remove(id);
+        }
+    }
+
+    fn hold(&mut self, rule: EngineRule) {
         self.remove(rule.id);
         if !rule.state.is_active() {
             return;

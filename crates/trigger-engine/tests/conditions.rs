@@ -25,6 +25,8 @@ fn on_both_engines(scenario: impl Fn(&mut Market)) {
 struct Market {
     engine: Box<dyn RuleEngine>,
     btc: InstrumentKey,
+    /// The time of the last trade or bar close: rules are added then.
+    now: Timestamp,
 }
 
 fn btc() -> InstrumentId {
@@ -46,10 +48,14 @@ fn price(text: &str) -> Price {
 impl Market {
     fn new(mut engine: Box<dyn RuleEngine>) -> Self {
         let btc = engine.key(&btc());
-        Self { engine, btc }
+        Self {
+            engine,
+            btc,
+            now: t0(),
+        }
     }
 
-    fn add(&mut self, condition: Condition, repeat: Repeat) {
+    fn add(&mut self, condition: Condition, repeat: Repeat) -> Vec<Transition> {
         self.add_rule(EngineRule {
             id: RuleId(1),
             instrument: btc(),
@@ -62,16 +68,20 @@ impl Market {
         });
     }
 
-    fn add_rule(&mut self, rule: EngineRule) {
-        self.engine.upsert(rule);
+    /// Adds the rule; returns what it did at once.
+    fn add_rule(&mut self, rule: EngineRule) -> Vec<Transition> {
+        let mut out = Vec::new();
+        self.engine.upsert(rule, self.now, &mut out);
+        out
     }
 
     fn trade_with(&mut self, traded: &str, at: i64, volume: Decimal) -> Vec<Transition> {
         let mut out = Vec::new();
+        self.now = secs(at);
         let trade = Trade {
             price: price(traded),
             volume,
-            at: secs(at),
+            at: self.now,
         };
         self.engine.on_trade(self.btc, trade, &mut out);
         out
@@ -90,6 +100,7 @@ impl Market {
     ) -> Vec<Transition> {
         let mut out = Vec::new();
         let bar = bar(secs(start), close, volume);
+        self.now = interval.bar_end(btc().market(), bar.start);
         self.engine.on_bar_close(self.btc, interval, &bar, &mut out);
         out
     }
@@ -168,7 +179,7 @@ fn a_crossing_needs_a_trade_on_the_other_side_first() {
 fn a_crossing_created_past_its_level_waits_for_the_price_to_come_back() {
     on_both_engines(|market| {
         market.trade("105", 0);
-        market.add(cross(Crossing::Up, "100"), Repeat::Once);
+        assert_eq!(market.add(cross(Crossing::Up, "100"), Repeat::Once), []);
         assert_eq!(market.trade("106", 1), []);
         assert_eq!(market.trade("99.5", 2), []);
         assert_eq!(market.trade("101", 3), [fired_once(dec!(100), "101")]);
@@ -542,5 +553,71 @@ fn a_snoozed_rule_fires_only_after_its_snooze() {
         assert_eq!(market.trade("101", 10), []);
         assert_eq!(market.trade("101", 59), []);
         assert_eq!(market.trade("101", 61), [fired_once(dec!(100), "101")]);
+    });
+}
+
+#[test]
+fn holding_conditions_already_met_fire_when_added_and_crossings_do_not() {
+    on_both_engines(|market| {
+        market.trade("105", 0);
+        for crossing in [Crossing::Up, Crossing::Either] {
+            assert_eq!(market.add(cross(crossing, "100"), Repeat::Once), []);
+        }
+        let channel = Condition::Channel {
+            edge: ChannelEdge::Enter,
+            low: price("100"),
+            high: price("110"),
+        };
+        assert_eq!(market.add(channel, Repeat::Once), []);
+        assert_eq!(
+            market.add(Condition::Above(price("100")), Repeat::Once),
+            [fired_once(dec!(100), "105")]
+        );
+    });
+}
+
+#[test]
+fn a_move_already_made_fires_when_added_to_a_window_already_followed() {
+    on_both_engines(|market| {
+        // A window that starts with the rule has seen no trade: nothing to measure yet.
+        market.trade("100", 0);
+        assert_eq!(market.add(falls(dec!(3), 15), Repeat::Once), []);
+        market.trade("100", 1);
+        market.trade("97.5", 2);
+        // A second rule on the same window sees the 4 % fall from its high at once.
+        let mut second = market.add_rule(EngineRule {
+            id: RuleId(2),
+            instrument: btc(),
+            condition: falls(dec!(2), 15),
+            and: None,
+            repeat: Repeat::Once,
+            expires_at: None,
+            snoozed_until: None,
+            state: RuleState::Armed,
+        });
+        assert_eq!(second.len(), 1);
+        let TransitionKind::Fired { measured, .. } = second.remove(0).kind else {
+            panic!("fired");
+        };
+        assert_eq!(measured, Some(dec!(2.5)));
+    });
+}
+
+#[test]
+fn a_once_per_bar_close_rule_added_past_its_level_waits_for_the_next_close() {
+    on_both_engines(|market| {
+        market.close(Interval::M1, 0, "150", Decimal::ZERO);
+        market.trade("150", 61);
+        assert_eq!(
+            market.add(
+                Condition::Above(price("100")),
+                Repeat::OncePerBarClose(Interval::M1)
+            ),
+            []
+        );
+        assert_eq!(
+            market.close(Interval::M1, 60, "101", Decimal::ZERO),
+            [fired(dec!(100), "101", None, RuleState::Armed)]
+        );
     });
 }

@@ -224,7 +224,10 @@ enum Op {
         instrument: InstrumentId,
         prev_close: Price,
     },
+    /// A rule is added and evaluated on its instrument's last trade.
     Upsert(EngineRule),
+    /// A rule is added without being evaluated.
+    Hold(EngineRule),
     Remove(RuleId),
     ExpireDue {
         after: i64,
@@ -257,6 +260,7 @@ fn op() -> impl Strategy<Value = Op> {
         }))
             .prop_map(|(instrument, prev_close)| Op::SetReference { instrument, prev_close }),
         3 => rule().prop_map(Op::Upsert),
+        1 => rule().prop_map(Op::Hold),
         1 => (0i64..16).prop_map(|id| Op::Remove(RuleId(id))),
         1 => (0i64..=5).prop_map(|after| Op::ExpireDue { after }),
     ]
@@ -328,7 +332,8 @@ fn apply(engine: &mut dyn RuleEngine, op: &Op, now: Timestamp) -> (Vec<Transitio
             let key = engine.key(instrument);
             engine.set_reference(key, *prev_close);
         }
-        Op::Upsert(rule) => engine.upsert(rule.clone()),
+        Op::Upsert(rule) => engine.upsert(rule.clone(), now, &mut out),
+        Op::Hold(rule) => engine.hold(rule.clone()),
         Op::Remove(id) => removed = Some(engine.remove(*id)),
         Op::ExpireDue { .. } => engine.expire_due(now, &mut out),
     }
@@ -346,8 +351,8 @@ proptest! {
         let mut indexed = TriggerEngine::default();
         let mut naive = NaiveEngine::default();
         for rule in rules {
-            indexed.upsert(rule.clone());
-            naive.upsert(rule);
+            indexed.hold(rule.clone());
+            naive.hold(rule);
         }
         prop_assert_eq!(indexed.len(), naive.len());
 

@@ -21,8 +21,8 @@ mod tests;
 
 use backon::ExponentialBuilder;
 use signal_domain::{
-    AlertRule, Condition, ErrorChain, InstrumentId, Interval, Price, RuleId, RuleSpec, Timestamp,
-    UserId,
+    AlertRule, Condition, ErrorChain, InstrumentId, Interval, Price, Quote, RuleId, RuleSpec,
+    Timestamp, UserId,
 };
 use signal_ownership::ShardSet;
 use signal_ports::{CandleStore, RuleStore, StoreError};
@@ -107,6 +107,9 @@ pub(crate) struct Engine {
     ended: HashMap<RuleId, Timestamp>,
     /// Reused for every evaluation, so a quote allocates nothing when nothing fires.
     transitions: Vec<Transition>,
+    /// What rules did at once when held (one already past its level fires), with the quote
+    /// they were evaluated on, until stored.
+    fired_on_upsert: Vec<(Transition, Quote)>,
     deps: EngineDeps,
 }
 
@@ -122,6 +125,7 @@ impl Engine {
             owned,
             ended: HashMap::new(),
             transitions: Vec::new(),
+            fired_on_upsert: Vec::new(),
             deps,
         };
         // One warm-up per instrument and interval, as long as its longest indicator wants.
@@ -170,7 +174,14 @@ impl Engine {
             }
             None => self.deps.interest.rule_active(&rule.spec.instrument),
         }
-        self.triggers.upsert(EngineRule {
+        // Only the instance that evaluates the instrument evaluates the rule, on the latest
+        // quote its users have seen: a quote the trigger engine took is in the book.
+        let latest = self
+            .owned
+            .owns(&rule.spec.instrument)
+            .then(|| self.deps.book.latest(&rule.spec.instrument))
+            .flatten();
+        let engine_rule = EngineRule {
             id: rule.id,
             instrument: rule.spec.instrument,
             condition: rule.spec.condition,
@@ -179,7 +190,18 @@ impl Engine {
             expires_at: rule.spec.expires_at,
             snoozed_until: rule.snoozed_until,
             state: rule.state,
-        });
+        };
+        match latest {
+            Some(quote) => {
+                let mut transitions = std::mem::take(&mut self.transitions);
+                self.triggers
+                    .upsert(engine_rule, chrono::Utc::now(), &mut transitions);
+                self.fired_on_upsert
+                    .extend(transitions.drain(..).map(|t| (t, quote.clone())));
+                self.transitions = transitions;
+            }
+            None => self.triggers.hold(engine_rule),
+        }
         self.count_rules();
     }
 

@@ -50,6 +50,7 @@ impl Engine {
                 for rule in rules {
                     self.upsert_warm(rule).await;
                 }
+                self.store_fired_on_upsert().await;
                 // The caller may have gone; the rules are held either way.
                 let _ = done.send(());
             }
@@ -59,8 +60,14 @@ impl Engine {
                 }
                 let _ = done.send(());
             }
-            EngineCommand::Sync(id, rule) => self.sync(id, rule.map(|rule| *rule)),
-            EngineCommand::Reconcile { changes, loaded_at } => self.reconcile(changes, loaded_at),
+            EngineCommand::Sync(id, rule) => {
+                self.sync(id, rule.map(|rule| *rule));
+                self.store_fired_on_upsert().await;
+            }
+            EngineCommand::Reconcile { changes, loaded_at } => {
+                self.reconcile(changes, loaded_at);
+                self.store_fired_on_upsert().await;
+            }
             EngineCommand::TakeOver(take_over, done) => {
                 self.take_over(take_over).await;
                 let _ = done.send(());
@@ -88,6 +95,14 @@ impl Engine {
         self.upsert(rule);
         for (interval, bars) in history {
             self.warm_up(&instrument, interval, bars).await;
+        }
+    }
+
+    /// Stores and announces what rules did when they were held, as a quote's transitions are.
+    async fn store_fired_on_upsert(&mut self) {
+        let now = chrono::Utc::now();
+        for (transition, quote) in std::mem::take(&mut self.fired_on_upsert) {
+            self.persist(&[transition], Some(&quote), now).await;
         }
     }
 

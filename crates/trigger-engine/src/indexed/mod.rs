@@ -21,6 +21,7 @@ use crate::{
     EngineRule, InstrumentKey, Instruments, RuleEngine, Trade, Transition, TransitionKind,
 };
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 use signal_domain::{Bar, InstrumentId, Interval, Price, Repeat, RuleId, Timestamp};
 use std::collections::BTreeSet;
@@ -67,23 +68,15 @@ struct Home {
 }
 
 /// The quiet-trade test of one instrument: a trade wakes its stream when its price key is at or
-/// above `rise`, at or below `fall`, or when it comes at or after `due`; `last` is the price key
-/// of its last trade (`i128::MIN` before the first). One cache line.
+/// above `rise`, at or below `fall`, or when it comes at or after `due`; `last` is the price of
+/// its last trade, which a new rule is evaluated on. One cache line.
 #[derive(Debug, Clone, Copy)]
 #[repr(align(64))]
 struct Bounds {
     rise: i128,
     fall: i128,
-    last: i128,
+    last: Option<Price>,
     due: Timestamp,
-}
-
-impl Bounds {
-    const NONE: i128 = i128::MIN;
-
-    fn last(&self) -> Option<i128> {
-        (self.last != Self::NONE).then_some(self.last)
-    }
 }
 
 impl TriggerEngine {
@@ -101,7 +94,7 @@ impl TriggerEngine {
     /// The price key of the last trade the stream saw.
     fn last(&self, instrument: InstrumentKey, evaluated: Evaluated) -> Option<i128> {
         match evaluated {
-            Evaluated::OnTrades => self.bounds.get(instrument.index())?.last(),
+            Evaluated::OnTrades => self.bounds.get(instrument.index())?.last.map(price_key),
             Evaluated::OnCloses(interval) => self.closes.get(&(instrument, interval))?.last,
         }
     }
@@ -137,6 +130,44 @@ impl TriggerEngine {
         }
     }
 
+    /// Holds the rule in its stream without evaluating it; where it went, if it is active.
+    fn place_rule(&mut self, rule: EngineRule) -> Option<Home> {
+        self.remove(rule.id);
+        if !rule.state.is_active() {
+            return None;
+        }
+        let instrument = self.key(&rule.instrument);
+        let evaluated = Evaluated::of(rule.repeat);
+        if let Evaluated::OnCloses(interval) = evaluated {
+            let reference = self
+                .trades
+                .get(instrument.index())
+                .and_then(|stream| stream.reference);
+            self.closes
+                .entry((instrument, interval))
+                .or_insert_with(|| {
+                    let mut stream = Stream::new(rule.instrument.market());
+                    stream.reference = reference;
+                    stream
+                });
+        }
+        let last = self.last(instrument, evaluated);
+        let stream = self.stream_mut(instrument, evaluated)?;
+        let core = RuleCore::new(&rule, stream.reference);
+        let slot = stream.hold(core, last);
+        if let Some(expiry) = rule.expires_at {
+            self.expiring.insert((expiry, rule.id));
+        }
+        let home = Home {
+            instrument,
+            evaluated,
+            slot,
+        };
+        self.homes.insert(rule.id, home);
+        self.refresh_bounds(instrument);
+        Some(home)
+    }
+
     /// The part of a trade that concerns some rule or source.
     #[inline(never)]
     fn wake(
@@ -161,7 +192,7 @@ impl RuleEngine for TriggerEngine {
             self.bounds.push(Bounds {
                 rise: i128::MAX,
                 fall: i128::MIN,
-                last: Bounds::NONE,
+                last: None,
                 due: DateTime::<Utc>::MAX_UTC,
             });
             self.trades.push(Stream::new(instrument.market()));
@@ -169,44 +200,34 @@ impl RuleEngine for TriggerEngine {
         key
     }
 
-    fn upsert(&mut self, rule: EngineRule) {
-        self.remove(rule.id);
-        if !rule.state.is_active() {
-            return;
-        }
-        let instrument = self.key(&rule.instrument);
-        let evaluated = Evaluated::of(rule.repeat);
-        if let Evaluated::OnCloses(interval) = evaluated {
-            let reference = self
-                .trades
-                .get(instrument.index())
-                .and_then(|stream| stream.reference);
-            self.closes
-                .entry((instrument, interval))
-                .or_insert_with(|| {
-                    let mut stream = Stream::new(rule.instrument.market());
-                    stream.reference = reference;
-                    stream
-                });
-        }
-        let last = self.last(instrument, evaluated);
-        let Some(stream) = self.stream_mut(instrument, evaluated) else {
+    fn upsert(&mut self, rule: EngineRule, now: Timestamp, out: &mut Vec<Transition>) {
+        let Some(home) = self.place_rule(rule) else {
             return;
         };
-        let core = RuleCore::new(&rule, stream.reference);
-        let slot = stream.hold(core, last);
-        if let Some(expiry) = rule.expires_at {
-            self.expiring.insert((expiry, rule.id));
-        }
-        self.homes.insert(
-            rule.id,
-            Home {
-                instrument,
-                evaluated,
-                slot,
-            },
-        );
-        self.refresh_bounds(instrument);
+        let last = match home.evaluated {
+            Evaluated::OnTrades => self
+                .bounds
+                .get(home.instrument.index())
+                .and_then(|bounds| bounds.last),
+            // Evaluated on closes only.
+            Evaluated::OnCloses(_) => None,
+        };
+        let (Some(price), Some(stream)) = (last, self.trades.get_mut(home.instrument.index()))
+        else {
+            return;
+        };
+        let trade = Trade {
+            price,
+            volume: Decimal::ZERO,
+            at: now,
+        };
+        stream.evaluate_new(home.slot, price_key(price), trade, &mut self.departed, out);
+        self.forget_departed();
+        self.refresh_bounds(home.instrument);
+    }
+
+    fn hold(&mut self, rule: EngineRule) {
+        self.place_rule(rule);
     }
 
     fn remove(&mut self, id: RuleId) -> bool {
@@ -244,7 +265,7 @@ impl RuleEngine for TriggerEngine {
         };
         let key = price_key(trade.price);
         let quiet = key < bounds.rise && key > bounds.fall && trade.at < bounds.due;
-        bounds.last = key;
+        bounds.last = Some(trade.price);
         if !quiet {
             self.wake(instrument, key, trade, out);
         }

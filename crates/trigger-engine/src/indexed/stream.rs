@@ -409,6 +409,20 @@ impl Stream {
         self.settle_wake();
     }
 
+    /// Evaluates a rule just held on the stream's last trade, at price key `key`, as if that
+    /// trade came again at `trade.at`.
+    pub(super) fn evaluate_new(
+        &mut self,
+        index: u32,
+        key: i128,
+        trade: Trade,
+        departed: &mut Departed,
+        out: &mut Vec<Transition>,
+    ) {
+        self.step(index, key, trade, departed, out);
+        self.settle_wake();
+    }
+
     /// Collects the slots the trade wakes: by their timers, and by the cuts their sources' values
     /// crossed.
     fn take_woken(&mut self, key: i128, at: Timestamp, woken: &mut Vec<u32>) {
