@@ -65,7 +65,7 @@ impl Market {
             expires_at: None,
             snoozed_until: None,
             state: RuleState::Armed,
-        });
+        })
     }
 
     /// Adds the rule; returns what it did at once.
