@@ -13,7 +13,6 @@ use signal_ports::{
     Candle, CandleStore, Capped, DailyCandle, QuoteCache, RuleHold, RuleStore, WatchlistStore,
 };
 use std::sync::{Arc, RwLock};
-use tokio::sync::watch;
 
 use crate::backfill::Backfill;
 use crate::creation::RuleCreator;
@@ -22,7 +21,7 @@ use crate::engine::replica::RuleAnnouncer;
 use crate::engine::EngineHandle;
 use crate::error::CoreError;
 use crate::interest::{InterestTracker, ViewGuard};
-use crate::market::{latest_known, newest, QuoteBook};
+use crate::market::{latest_known, newest, LiveQuotes, QuoteBook};
 
 /// An instrument with its latest quote.
 pub struct Listing {
@@ -452,7 +451,7 @@ impl Assets {
 
     /// The live quotes of `id`, conflated (a receiver sees the newest only), and the guard that
     /// keeps `id` marked as viewed live until dropped.
-    pub fn follow(&self, id: &InstrumentId) -> (watch::Receiver<Option<Quote>>, ViewGuard) {
+    pub fn follow(&self, id: &InstrumentId) -> (LiveQuotes, ViewGuard) {
         (self.book.subscribe(id), self.interest.view(id))
     }
 

@@ -36,6 +36,7 @@ pub use backfill::{Backfill, BackfillError};
 pub use error::CoreError;
 pub use interest::ViewGuard;
 pub use listings::follow_listings;
+pub use market::{LiveQuote, LiveQuotes};
 pub use metrics::AssetMetrics;
 pub use preview::{Preview, PreviewFiring, APPROXIMATION, MAX_LISTED, PREVIEW_DAYS};
 

@@ -27,7 +27,7 @@ pub use gateway::{GatewayConfig, GatewayConfigError, GatewayTrust, SocketViewer}
 pub use jwks::{Jwks, JwksConfig, JwksError};
 pub use ops::{ops_router, Check, Dependency, Readiness, Report, TaskRunning};
 pub use session::{CookieRefusal, SessionClaims};
-pub use socket::{SocketIdentity, SocketLimits, SocketUpgrade};
+pub use socket::{ConnectionSocket, SocketIdentity, SocketLimits, SocketUpgrade};
 pub use user_rate::{UserRateLimit, UserRateLimited};
 
 /// The longest error message a response carries, in characters. Messages quote input only as

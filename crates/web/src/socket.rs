@@ -3,7 +3,7 @@
 //! its token expires (unless the client sends a fresh one), and the close codes that tell a
 //! client why its socket ended.
 
-use axum::extract::ws::{close_code, CloseFrame, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use signal_domain::{ErrorChain, Timestamp, UserId};
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::auth::JwtVerifier;
 
@@ -42,9 +42,62 @@ impl Default for SocketLimits {
 /// grows for the frame being read.
 pub const SOCKET_READ_BUFFER_BYTES: usize = 4 * 1024;
 
+/// Unsent bytes the kernel may hold for a conflating socket (`TCP_NOTSENT_LOWAT`): once that much
+/// waits, the socket stops taking writes, so what a reader has not taken stays with the
+/// application, which keeps only the newest value. What is in flight to the client is not limited,
+/// so a fast reader on a distant link is not slowed.
+pub const CONFLATING_UNSENT_BYTES: u32 = 1;
+
+/// The TCP connection a request arrived on. The server puts it in every request's extensions, so
+/// that a route can tune its socket; it does not keep the connection open.
+#[derive(Clone)]
+pub struct ConnectionSocket(Weak<std::net::TcpStream>);
+
+impl ConnectionSocket {
+    pub fn new(socket: &Arc<std::net::TcpStream>) -> Self {
+        Self(Arc::downgrade(socket))
+    }
+
+    /// Lets the kernel hold at most `bytes` unsent (`TCP_NOTSENT_LOWAT`). Does nothing once the
+    /// connection has gone.
+    pub fn limit_unsent(&self, bytes: u32) -> std::io::Result<()> {
+        match self.0.upgrade() {
+            Some(socket) => socket2::SockRef::from(&*socket).set_tcp_notsent_lowat(bytes),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A WebSocket upgrade with the state's [`SocketLimits`] and small buffers; frames are written as
 /// they are sent rather than gathered first (every send flushes anyway).
-pub struct SocketUpgrade(pub WebSocketUpgrade);
+pub struct SocketUpgrade {
+    upgrade: WebSocketUpgrade,
+    connection: Option<ConnectionSocket>,
+}
+
+impl SocketUpgrade {
+    /// For a socket whose every message supersedes the one before (live quotes): the kernel
+    /// holds next to nothing unsent ([`CONFLATING_UNSENT_BYTES`]), so a reader that stalls and
+    /// resumes gets the newest value the application kept, not a backlog the kernel queued.
+    /// Alerts are never conflated: their sockets keep the kernel's buffers.
+    pub fn conflating(self) -> Self {
+        if let Some(connection) = &self.connection {
+            if let Err(error) = connection.limit_unsent(CONFLATING_UNSENT_BYTES) {
+                tracing::debug!(%error, "cannot limit a conflating socket's unsent bytes");
+            }
+        }
+        self
+    }
+
+    /// Finishes the handshake and hands the socket to `callback`.
+    pub fn on_upgrade<C, F>(self, callback: C) -> Response
+    where
+        C: FnOnce(WebSocket) -> F + Send + 'static,
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.upgrade.on_upgrade(callback)
+    }
+}
 
 impl<S> FromRequestParts<S> for SocketUpgrade
 where
@@ -56,13 +109,14 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let limits = SocketLimits::from_ref(state);
         match WebSocketUpgrade::from_request_parts(parts, state).await {
-            Ok(upgrade) => Ok(SocketUpgrade(
-                upgrade
+            Ok(upgrade) => Ok(SocketUpgrade {
+                upgrade: upgrade
                     .max_frame_size(limits.max_frame_bytes)
                     .max_message_size(limits.max_message_bytes)
                     .read_buffer_size(SOCKET_READ_BUFFER_BYTES)
                     .write_buffer_size(0),
-            )),
+                connection: parts.extensions.get::<ConnectionSocket>().cloned(),
+            }),
             Err(rejection) => Err(not_a_socket(rejection)),
         }
     }
@@ -141,14 +195,22 @@ impl SocketIdentity {
     /// Resolves when the token has expired, its leeway passed; never for an identity without
     /// expiry.
     pub async fn expired(&self) {
-        let Some(expires_at) = self.expires_at else {
-            return std::future::pending().await;
-        };
+        match self.deadline() {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The moment the token has expired, its leeway passed, on tokio's clock; None for an
+    /// identity without expiry. For a socket that keeps one timer and resets it after
+    /// [`Self::reauthenticate`].
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        let expires_at = self.expires_at?;
         let leeway = chrono::Duration::from_std(self.verifier.leeway()).unwrap_or_default();
         let left = (expires_at + leeway - chrono::Utc::now())
             .to_std()
             .unwrap_or_default();
-        tokio::time::sleep(left).await;
+        Some(tokio::time::Instant::now() + left)
     }
 
     /// The close frame of a socket whose token expired.

@@ -67,7 +67,7 @@ enum Acknowledging {
 async fn original_upgrade(
     SocketUser(identity): SocketUser,
     State(state): State<AlertState>,
-    SocketUpgrade(ws): SocketUpgrade,
+    ws: SocketUpgrade,
 ) -> Response {
     ws.on_upgrade(move |socket| session(socket, identity, state, Acknowledging::OnPush))
 }
@@ -87,7 +87,7 @@ async fn original_upgrade(
 async fn upgrade(
     SocketUser(identity): SocketUser,
     State(state): State<AlertState>,
-    SocketUpgrade(ws): SocketUpgrade,
+    ws: SocketUpgrade,
 ) -> Response {
     ws.on_upgrade(move |socket| session(socket, identity, state, Acknowledging::ByClient))
 }

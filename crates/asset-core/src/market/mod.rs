@@ -10,6 +10,7 @@ pub(crate) mod conflated;
 pub(crate) mod quote_book;
 
 pub(crate) use quote_book::{latest_known, newest, QuoteBook};
+pub use quote_book::{LiveQuote, LiveQuotes};
 
 use signal_domain::{MarketCalendar, Quote, QuoteSource, Tick};
 use signal_ownership::ShardSet;

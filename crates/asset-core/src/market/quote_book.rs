@@ -3,45 +3,89 @@
 //! Each instrument has a `watch` channel: a subscriber only ever sees the newest value, so a slow
 //! client gets the latest price instead of a growing backlog, and a burst of ticks costs it
 //! nothing beyond one pending value per instrument it follows.
+//!
+//! Every subscriber of an instrument shares one [`LiveQuote`] per quote, and with it the quote's
+//! encoding for the wire: however many sockets follow the instrument, a quote is encoded once.
 
 use signal_domain::ErrorChain;
 use signal_domain::{InstrumentId, Quote};
 use signal_ports::QuoteCache;
+use std::any::Any;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, OnceLock, RwLock};
 use tokio::sync::watch;
+
+/// What an instrument's live subscribers receive: its newest quote, if it has one yet.
+pub type LiveQuotes = watch::Receiver<Option<Arc<LiveQuote>>>;
+
+/// One published quote, shared by every live subscriber of its instrument.
+pub struct LiveQuote {
+    pub quote: Quote,
+    /// What the transport makes of the quote, made by the first subscriber that sends it.
+    encoded: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl LiveQuote {
+    fn new(quote: Quote) -> Self {
+        Self {
+            quote,
+            encoded: OnceLock::new(),
+        }
+    }
+
+    /// The quote as `encode` makes it, made once however many subscribers ask. The core knows
+    /// no wire format: the one transport that sends quotes live chooses `E`. A caller asking for
+    /// another type than the first caller gets its own encoding, made for it alone.
+    pub fn encoded<E, F>(&self, encode: F) -> Arc<E>
+    where
+        E: Send + Sync + 'static,
+        F: Fn(&Quote) -> E,
+    {
+        let shared = self
+            .encoded
+            .get_or_init(|| Box::new(Arc::new(encode(&self.quote))));
+        match shared.downcast_ref::<Arc<E>>() {
+            Some(encoded) => encoded.clone(),
+            None => Arc::new(encode(&self.quote)),
+        }
+    }
+}
+
+type Channel = watch::Sender<Option<Arc<LiveQuote>>>;
 
 #[derive(Default)]
 pub struct QuoteBook {
-    channels: RwLock<HashMap<InstrumentId, watch::Sender<Option<Quote>>>>,
+    channels: RwLock<HashMap<InstrumentId, Channel>>,
 }
 
 impl QuoteBook {
     pub fn latest(&self, id: &InstrumentId) -> Option<Quote> {
-        self.read().get(id).and_then(|tx| tx.borrow().clone())
+        self.read()
+            .get(id)
+            .and_then(|tx| tx.borrow().as_ref().map(|live| live.quote.clone()))
     }
 
     pub fn all(&self) -> Vec<Quote> {
         self.read()
             .values()
-            .filter_map(|tx| tx.borrow().clone())
+            .filter_map(|tx| tx.borrow().as_ref().map(|live| live.quote.clone()))
             .collect()
     }
 
     pub fn publish(&self, quote: Quote) {
         if let Some(tx) = self.read().get(&quote.instrument) {
-            tx.send_replace(Some(quote));
+            tx.send_replace(Some(Arc::new(LiveQuote::new(quote))));
             return;
         }
         let mut channels = self.write();
         channels
             .entry(quote.instrument.clone())
             .or_insert_with(|| watch::Sender::new(None))
-            .send_replace(Some(quote));
+            .send_replace(Some(Arc::new(LiveQuote::new(quote))));
     }
 
     /// A receiver that sees the current quote (if any) and every later one, conflated.
-    pub fn subscribe(&self, id: &InstrumentId) -> watch::Receiver<Option<Quote>> {
+    pub fn subscribe(&self, id: &InstrumentId) -> LiveQuotes {
         if let Some(tx) = self.read().get(id) {
             return tx.subscribe();
         }
@@ -51,16 +95,12 @@ impl QuoteBook {
             .subscribe()
     }
 
-    fn read(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, HashMap<InstrumentId, watch::Sender<Option<Quote>>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<InstrumentId, Channel>> {
         // Nothing panics while holding this lock, so a poisoned lock guards no broken invariant.
         self.channels.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(
-        &self,
-    ) -> std::sync::RwLockWriteGuard<'_, HashMap<InstrumentId, watch::Sender<Option<Quote>>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<InstrumentId, Channel>> {
         self.channels.write().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -8,12 +8,15 @@
 //! JSON API's terms: English acknowledgements, change rates in percent, a token always.
 //!
 //! Each subscription is a `watch` receiver, so the socket holds at most one pending quote per
-//! instrument: a slow client gets the latest price, never a backlog.
+//! instrument: a slow client gets the latest price, never a backlog. The kernel holds next to
+//! nothing unsent either ([`SocketUpgrade::conflating`]), so a reader that stalls and resumes gets
+//! the current price, not what the kernel queued meanwhile. Each quote is encoded once, in both
+//! dialects, and every socket following the instrument sends the same bytes.
 //!
 //! The socket closes (4401) when its token expires, unless the client sent a fresh one:
 //! `{"type":"auth","token":"<jwt>"}`.
 
-use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
+use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::extract::State;
 use axum::response::Response;
 use futures::StreamExt;
@@ -21,12 +24,13 @@ use serde::{Deserialize, Serialize};
 use signal_domain::{ErrorChain, InstrumentId, Quote};
 use signal_web::{SocketIdentity, SocketUpgrade, SocketUser, SocketViewer};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio_stream::wrappers::WatchStream;
 use tokio_stream::StreamMap;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use asset_core::ViewGuard;
+use asset_core::{LiveQuote, ViewGuard};
 
 use super::AssetState;
 
@@ -66,10 +70,11 @@ enum Dialect {
 async fn original_upgrade(
     SocketViewer(identity): SocketViewer,
     State(state): State<AssetState>,
-    SocketUpgrade(ws): SocketUpgrade,
+    ws: SocketUpgrade,
 ) -> Response {
     tracing::debug!(user = ?identity.as_ref().map(|i| &i.user), "quote socket opened");
-    ws.on_upgrade(move |socket| session(socket, identity, state, Dialect::Original))
+    ws.conflating()
+        .on_upgrade(move |socket| session(socket, identity, state, Dialect::Original))
 }
 
 /// The quote socket (WebSocket) in the JSON API's terms: the protocol of `/ws/stocks` with
@@ -87,10 +92,11 @@ async fn original_upgrade(
 async fn upgrade(
     SocketUser(identity): SocketUser,
     State(state): State<AssetState>,
-    SocketUpgrade(ws): SocketUpgrade,
+    ws: SocketUpgrade,
 ) -> Response {
     tracing::debug!(user = %identity.user, "quote socket opened");
-    ws.on_upgrade(move |socket| session(socket, Some(identity), state, Dialect::Api))
+    ws.conflating()
+        .on_upgrade(move |socket| session(socket, Some(identity), state, Dialect::Api))
 }
 
 #[derive(Deserialize)]
@@ -127,7 +133,7 @@ struct PriceUpdate<'a> {
 struct Socket {
     ws: WebSocket,
     dialect: Dialect,
-    subscriptions: StreamMap<InstrumentId, WatchStream<Option<Quote>>>,
+    subscriptions: StreamMap<InstrumentId, WatchStream<Option<Arc<LiveQuote>>>>,
     /// Keeps each subscribed instrument marked as viewed live while subscribed.
     views: HashMap<InstrumentId, ViewGuard>,
 }
@@ -146,6 +152,12 @@ async fn session(
         subscriptions: StreamMap::new(),
         views: HashMap::new(),
     };
+    // One timer and one shutdown waiter for the socket's life, not one per message sent.
+    let mut deadline = identity.as_ref().and_then(SocketIdentity::deadline);
+    let expiry = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now));
+    tokio::pin!(expiry);
+    let stopping = state.shutdown.cancelled();
+    tokio::pin!(stopping);
     loop {
         tokio::select! {
             incoming = socket.ws.recv() => match incoming {
@@ -155,7 +167,13 @@ async fn session(
                         None => None,
                     };
                     let sent = match reauthenticated {
-                        Some(reply) => socket.send_json(&reply).await,
+                        Some(reply) => {
+                            deadline = identity.as_ref().and_then(SocketIdentity::deadline);
+                            if let Some(deadline) = deadline {
+                                expiry.as_mut().reset(deadline);
+                            }
+                            socket.send_json(&reply).await
+                        }
                         None => {
                             let reply = socket.handle(&state, &text);
                             socket.send_json(&reply).await
@@ -174,19 +192,31 @@ async fn session(
                 }
                 Some(Ok(_)) => {}
             },
-            Some((_, quote)) = socket.subscriptions.next(), if !socket.subscriptions.is_empty() => {
-                let Some(quote) = quote else { continue };
-                if socket.send_json(&price_update(&quote, socket.dialect)).await.is_err() {
+            Some((_, live)) = socket.subscriptions.next(), if !socket.subscriptions.is_empty() => {
+                let Some(live) = live else { continue };
+                let sent = match live.encoded(PriceUpdateFrames::encode).as_ref() {
+                    Ok(frames) => {
+                        let frame = frames.in_dialect(socket.dialect).clone();
+                        socket.ws.send(Message::Text(frame)).await.is_ok()
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot encode a quote; closing its socket");
+                        false
+                    }
+                };
+                if !sent {
                     break;
                 }
             }
-            Some(frame) = expiry(identity.as_ref()) => {
-                let _ = socket.ws.send(Message::Close(Some(frame))).await;
+            () = &mut expiry, if deadline.is_some() => {
+                if let Some(identity) = &identity {
+                    let _ = socket.ws.send(Message::Close(Some(identity.expired_frame()))).await;
+                }
                 break;
             }
             // A stopping service closes its sockets ("going away"), so clients reconnect at
             // once, to this instance once it is back or to another.
-            () = state.shutdown.cancelled() => {
+            () = &mut stopping => {
                 let _ = socket.ws.send(Message::Close(Some(CloseFrame {
                     code: close_code::AWAY,
                     reason: "the service is stopping".into(),
@@ -196,18 +226,6 @@ async fn session(
         }
     }
     state.metrics.quote_sockets_open.dec();
-}
-
-/// Resolves with the close frame once the socket's token has expired; never for a socket
-/// without one.
-async fn expiry(identity: Option<&SocketIdentity>) -> Option<CloseFrame> {
-    match identity {
-        Some(identity) => {
-            identity.expired().await;
-            Some(identity.expired_frame())
-        }
-        None => std::future::pending().await,
-    }
 }
 
 impl Socket {
@@ -271,6 +289,31 @@ impl Socket {
     async fn send_json<T: Serialize>(&mut self, value: &T) -> Result<(), axum::Error> {
         let text = serde_json::to_string(value).map_err(axum::Error::new)?;
         self.ws.send(Message::Text(text.into())).await
+    }
+}
+
+/// A quote's `price_update` in both dialects, encoded once and shared by every socket that
+/// sends it.
+struct PriceUpdateFrames {
+    original: Utf8Bytes,
+    api: Utf8Bytes,
+}
+
+impl PriceUpdateFrames {
+    fn encode(quote: &Quote) -> Result<Self, serde_json::Error> {
+        let frame =
+            |dialect| serde_json::to_string(&price_update(quote, dialect)).map(Utf8Bytes::from);
+        Ok(Self {
+            original: frame(Dialect::Original)?,
+            api: frame(Dialect::Api)?,
+        })
+    }
+
+    fn in_dialect(&self, dialect: Dialect) -> &Utf8Bytes {
+        match dialect {
+            Dialect::Original => &self.original,
+            Dialect::Api => &self.api,
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use signal_domain::ErrorChain;
+use signal_web::ConnectionSocket;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -232,9 +233,10 @@ pub(crate) async fn serve_connection(
     _ticket: Ticket,
 ) {
     // A second handle on the socket, for the one answer written after hyper has given up the
-    // connection (the request head did not arrive in time).
+    // connection (the request head did not arrive in time), and for the routes that tune their
+    // socket (a quote socket's unsent limit) through the requests' `ConnectionSocket`.
     let (stream, spare) = match split_spare(stream) {
-        Ok(pair) => pair,
+        Ok((stream, spare)) => (stream, Arc::new(spare)),
         Err(e) => {
             tracing::debug!(error = %e, %address, "cannot take the connection");
             return;
@@ -245,12 +247,13 @@ pub(crate) async fn serve_connection(
     let service = {
         let activity = activity.clone();
         let app = context.app.clone();
+        let socket = ConnectionSocket::new(&spare);
         hyper::service::service_fn(move |mut request: Request<Incoming>| {
             activity.request_started();
             let finished = Finished(activity.clone());
-            request
-                .extensions_mut()
-                .insert(axum::extract::ConnectInfo(address));
+            let extensions = request.extensions_mut();
+            extensions.insert(axum::extract::ConnectInfo(address));
+            extensions.insert(socket.clone());
             let response = app.clone().oneshot(request.map(axum::body::Body::new));
             async move {
                 let response = response.await?;
@@ -293,7 +296,7 @@ pub(crate) async fn serve_connection(
             None,
         );
         // The socket is non-blocking; an answer that does not fit the send buffer is dropped.
-        let _ = (&spare).write(&answer);
+        let _ = (&*spare).write(&answer);
     }
     tracing::debug!(%address, ?expiry, "closing a connection past its limits");
     let _ = spare.shutdown(std::net::Shutdown::Both);
@@ -357,6 +360,10 @@ impl MeteredIo {
 /// hyper's own error answers are a status line of 4xx or 5xx and headers with
 /// `content-length: 0` and no content type; every answer of the services has a JSON body.
 fn hypers_own_error(buf: &[u8]) -> Option<StatusCode> {
+    // Checked first: every frame an upgraded socket writes passes here.
+    if !buf.starts_with(b"HTTP/1.1 ") {
+        return None;
+    }
     let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&buf[..head_end]).ok()?;
     let status_line = head.strip_prefix("HTTP/1.1 ")?;
