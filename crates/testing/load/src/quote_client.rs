@@ -43,9 +43,19 @@ fn source_address(index: usize) -> Ipv4Addr {
 }
 
 /// Opens socket number `index` and subscribes it to `symbol`, returning once the server has
-/// answered the subscription.
-pub async fn connect(server: &Server, index: usize, symbol: &str) -> anyhow::Result<QuoteSocket> {
+/// answered the subscription. `receive_buffer`: the socket's receive buffer in bytes (the kernel
+/// doubles it and keeps it above its minimum) instead of the kernel's default.
+pub async fn connect(
+    server: &Server,
+    index: usize,
+    symbol: &str,
+    receive_buffer: Option<u32>,
+) -> anyhow::Result<QuoteSocket> {
     let socket = TcpSocket::new_v4()?;
+    if let Some(bytes) = receive_buffer {
+        // Before connecting, so that the window the client offers starts small too.
+        socket.set_recv_buffer_size(bytes)?;
+    }
     socket.bind(SocketAddr::from((source_address(index), 0)))?;
     let stream = socket.connect(server.addr).await?;
     stream.set_nodelay(true)?;
@@ -120,7 +130,7 @@ pub async fn open_many(
     let connections = futures::stream::iter(0..count)
         .map(|index| {
             let symbol = symbol_of(index);
-            async move { connect(server, index, &symbol).await }
+            async move { connect(server, index, &symbol, None).await }
         })
         .buffer_unordered(in_flight.max(1));
     futures::pin_mut!(connections);

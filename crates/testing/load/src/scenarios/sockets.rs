@@ -46,6 +46,12 @@ pub struct Options {
     /// How long the stalled reader stops reading, in seconds.
     #[arg(long, default_value_t = 10)]
     stall: u64,
+    /// The stalled reader's receive buffer in bytes (1: the kernel's minimum); the kernel's
+    /// default if not given. What the reader's own buffer took before it stalled reaches it
+    /// before anything the server sends on resuming, so this separates the client's share of
+    /// the stale messages from the server's.
+    #[arg(long)]
+    stall_receive_buffer: Option<u32>,
     /// Sockets being opened at once.
     #[arg(long, default_value_t = 256)]
     in_flight: usize,
@@ -92,6 +98,9 @@ pub struct Memory {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Stalled {
     pub stall_seconds: u64,
+    /// The reader's receive buffer as set (`--stall-receive-buffer`); None: the kernel's default.
+    #[serde(default)]
+    pub receive_buffer: Option<u32>,
     /// Messages received after resuming, before the one with the current price.
     pub stale_messages: u64,
     /// From resuming to reading the current price.
@@ -192,7 +201,13 @@ async fn stalled(subject: &Subject<'_>, feed: &Feed, options: &Options) -> anyho
         .market_index(&options.market)
         .context("stalled-reader market")?;
     let base = feed.markets()[index].base;
-    let mut socket = quote_client::connect(&subject.server, 0, &options.market).await?;
+    let mut socket = quote_client::connect(
+        &subject.server,
+        0,
+        &options.market,
+        options.stall_receive_buffer,
+    )
+    .await?;
     feed.set_background(options.fanout_rate, vec![index]);
     // Read normally for a second, then stop reading while the market keeps trading.
     let reading = Instant::now();
@@ -222,6 +237,7 @@ async fn stalled(subject: &Subject<'_>, feed: &Feed, options: &Options) -> anyho
     drop(socket);
     Ok(Stalled {
         stall_seconds: options.stall,
+        receive_buffer: options.stall_receive_buffer,
         stale_messages,
         resume_to_current_ms,
     })
