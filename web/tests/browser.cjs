@@ -320,6 +320,14 @@ async function main() {
     check((await text(spent)).includes('Fired once'), 'the rule says it fired once');
     await accessible(desk, 'rules');
     await screenshot(desk, 'desktop-rules');
+    // A rule re-armed while the price is still past its level fires again at once: the price
+    // first goes back below it, as the system tells before the rule is re-armed.
+    await trade(level - 100);
+    await until(
+      'the price is back below the level',
+      () => desk.evaluate(async () => (await (await fetch('/api/v1/instruments/KRX:005930')).json()).quote?.price),
+      (price) => Number(price) === level - 100,
+    );
     await spent.getByRole('button', { name: /^Re-arm alert/ }).click();
     await spent.locator('.state-armed').waitFor();
     await spent.getByRole('button', { name: /^Pause alert/ }).click();
