@@ -12,11 +12,13 @@ use signal_domain::{
 use signal_ports::{
     Candle, CandleStore, Capped, DailyCandle, QuoteCache, RuleHold, RuleStore, WatchlistStore,
 };
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use crate::backfill::Backfill;
 use crate::creation::RuleCreator;
-use crate::engine::bars::minute_bars;
+use crate::engine::bars::{minute_bars, warm_up_minutes};
 use crate::engine::replica::RuleAnnouncer;
 use crate::engine::EngineHandle;
 use crate::error::CoreError;
@@ -40,6 +42,10 @@ pub struct Chart {
 /// Most days of stored minute candles one chart folds; older day bars are the exchange's daily
 /// candles alone.
 const FOLDED_DAYS: i64 = 31;
+
+/// Most a rule's creation waits for the exchange's candles its indicators warm up from. Past it
+/// the rule is held with what the store has, and its indicators fill up as bars close.
+const WARM_UP_FETCH: Duration = Duration::from_secs(10);
 
 /// The use cases over the service's stores, engine and quotes.
 pub struct Assets {
@@ -204,6 +210,7 @@ impl Assets {
         user: &UserId,
         spec: &RuleSpec,
     ) -> Result<AlertRule, CoreError> {
+        self.fetch_warm_up_history([spec]).await;
         self.creator.create(user, spec).await
     }
 
@@ -214,6 +221,7 @@ impl Assets {
         user: &UserId,
         specs: &[RuleSpec],
     ) -> Result<Vec<AlertRule>, CoreError> {
+        self.fetch_warm_up_history(specs).await;
         let limit = self.max_active_rules;
         let rules = match self
             .rules
@@ -236,6 +244,7 @@ impl Assets {
         id: RuleId,
         spec: &RuleSpec,
     ) -> Result<AlertRule, CoreError> {
+        self.fetch_warm_up_history([spec]).await;
         let limit = self.max_active_rules;
         let rule = match self.rules.update(user, id, spec, limit, Utc::now()).await? {
             Some(Capped::Stored(rule)) => rule,
@@ -245,6 +254,46 @@ impl Assets {
         self.engine.upsert(vec![rule.clone()]).await?;
         self.announcer.announce(user, vec![rule.id]).await;
         Ok(rule)
+    }
+
+    /// Stores the minute candles the indicators of `specs` warm up from, fetched from the
+    /// exchanges where the store lacks them (an instrument nobody followed, a system just
+    /// started), so that the engine finds them in the store when it holds the rules. One fetch
+    /// per instrument, as far back as its longest indicator wants; a refusal or a slow exchange
+    /// leaves the store as it is.
+    async fn fetch_warm_up_history<'a>(&self, specs: impl IntoIterator<Item = &'a RuleSpec>) {
+        let now = Utc::now();
+        let mut oldest: HashMap<&InstrumentId, Timestamp> = HashMap::new();
+        for spec in specs {
+            let market = spec.instrument.market();
+            for (interval, bars) in spec.conditions().filter_map(Condition::history_wanted) {
+                let (from, _) = warm_up_minutes(market, interval, bars, now);
+                oldest
+                    .entry(&spec.instrument)
+                    .and_modify(|known| *known = (*known).min(from))
+                    .or_insert(from);
+            }
+        }
+        if oldest.is_empty() {
+            return;
+        }
+        let fills = oldest.into_iter().map(|(instrument, from)| async move {
+            if let Err(error) = self.backfill.fill(instrument, from, now).await {
+                tracing::warn!(
+                    error = %ErrorChain(&error), %instrument,
+                    "indicators warm up from the stored candles alone"
+                );
+            }
+        });
+        if tokio::time::timeout(WARM_UP_FETCH, futures::future::join_all(fills))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the exchanges' candles were not all fetched in time: indicators warm up from \
+                 what is stored"
+            );
+        }
     }
 
     /// Pauses the rule: it keeps its state and is not evaluated until resumed.

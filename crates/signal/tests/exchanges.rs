@@ -375,3 +375,50 @@ async fn a_market_upbit_lists_while_the_system_runs_can_be_looked_up_and_fire_a_
     assert_eq!(fired["UPBIT:KRW-NEWCOIN"]["price"], "1610");
     app.app.stop().await;
 }
+
+#[tokio::test]
+async fn an_indicator_rule_is_warmed_up_from_the_exchange_s_candles_when_the_store_has_none() {
+    use chrono::{DurationRound, TimeDelta, Utc};
+    use signal_exchange_fakes::Bar;
+    let dir = tempfile::tempdir().unwrap();
+    let exchanges = Exchanges::start().await;
+    // Upbit reports fifteen minutes of steady falls, which this fresh system never saw: RSI(2)
+    // on 1m bars is 0.
+    let this_minute = Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap();
+    exchanges.upbit.set_minute_history(
+        "KRW-XRP",
+        (1..=15).map(|back: i64| {
+            let close = (860 + (back - 1) * 10).to_string();
+            (
+                (this_minute - TimeDelta::minutes(back)).naive_utc(),
+                Bar::new(&close, &close, &close, &close, "1"),
+            )
+        }),
+    );
+    exchanges.upbit.set_price("KRW-XRP", "860");
+    let app = exchanges.spawn_system(dir.path()).await;
+    let mut socket = app.alert_socket("jin").await;
+    let response = app
+        .post(format!("{}/api/v1/rules", app.asset), "jin")
+        .json(
+            &json!({"instrument": "UPBIT:KRW-XRP", "condition": "RSI_ABOVE",
+                      "interval": "1m", "bars": 2, "level": 80}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    exchanges.upbit_subscribed("KRW-XRP", 0).await;
+    quoted_at(&app, "UPBIT:KRW-XRP", "860").await;
+
+    // A small rise does not lift RSI(2) past 80; a jump does, which only an RSI that knows the
+    // falls before it can tell.
+    exchanges.upbit.trade("KRW-XRP", "862");
+    quoted_at(&app, "UPBIT:KRW-XRP", "862").await;
+    socket.assert_no_alert().await;
+    exchanges.upbit.trade("KRW-XRP", "910");
+    let fired = alerts(&mut socket, 1).await;
+    assert_eq!(fired["UPBIT:KRW-XRP"]["condition"], "RSI_ABOVE");
+    assert_eq!(fired["UPBIT:KRW-XRP"]["price"], "910");
+    app.app.stop().await;
+}

@@ -135,15 +135,28 @@ pub(crate) async fn history(
     now: Timestamp,
 ) -> Result<Vec<Bar>, StoreError> {
     let market = instrument.market();
-    let end = interval.bar_start(market, now);
-    let per_bar = usize::try_from(interval.length().num_minutes()).unwrap_or(1);
-    let minutes = wanted.saturating_mul(per_bar).min(MAX_WARM_UP_MINUTES);
-    let from = end - chrono::Duration::minutes(i64::try_from(minutes).unwrap_or(0));
+    let (from, end) = warm_up_minutes(market, interval, wanted, now);
+    let minutes = usize::try_from((end - from).num_minutes()).unwrap_or(0);
     let stored = candles.candles(instrument, from, end, minutes).await?;
     let mut bars = minute_bars(&stored, interval, market);
     let surplus = bars.len().saturating_sub(wanted);
     bars.drain(..surplus);
     Ok(bars)
+}
+
+/// The minutes, `[from, end)`, whose candles hold the last `wanted` finished bars of `interval`
+/// before the one forming at `now` (at most [`MAX_WARM_UP_MINUTES`] of them).
+pub(crate) fn warm_up_minutes(
+    market: signal_domain::Market,
+    interval: Interval,
+    wanted: usize,
+    now: Timestamp,
+) -> (Timestamp, Timestamp) {
+    let end = interval.bar_start(market, now);
+    let per_bar = usize::try_from(interval.length().num_minutes()).unwrap_or(1);
+    let minutes = wanted.saturating_mul(per_bar).min(MAX_WARM_UP_MINUTES);
+    let from = end - chrono::Duration::minutes(i64::try_from(minutes).unwrap_or(0));
+    (from, end)
 }
 
 /// Minute candles, oldest first, joined into bars of `interval`.
