@@ -225,6 +225,10 @@ pub(crate) fn is_expired(expires_at: Option<Timestamp>, at: Timestamp) -> bool {
 
 /// `at + delta`, or the end of time (the start, for a negative delta) past the calendar.
 fn later(at: Timestamp, delta: TimeDelta) -> Timestamp {
+    // No cooldown is common (a rule that fires on every crossing) and the calendar is slow.
+    if delta.is_zero() {
+        return at;
+    }
     at.checked_add_signed(delta)
         .unwrap_or(if delta < TimeDelta::zero() {
             DateTime::<Utc>::MIN_UTC

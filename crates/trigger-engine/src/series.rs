@@ -196,8 +196,14 @@ impl Map {
         bound.unwrap_or(if x < 0 { Bound::Always } else { Bound::Never })
     }
 
+    #[inline]
     pub(crate) fn above(&self, cut: i128, point: Point) -> bool {
-        self.bound(cut).holds(point)
+        match self {
+            // The common case, asked for every cut a firing rule looks at: a price cut is a price
+            // key, and every price key is in 1..=LIMIT, so this is what its bound says.
+            Map::Price => point.price >= cut,
+            _ => self.bound(cut).holds(point),
+        }
     }
 
     /// The price (or volume) at which the value reaches `cut`, for reports.
@@ -213,7 +219,6 @@ impl Map {
     /// The value itself at `point`, for reports: the move, the average, the fast average, the
     /// RSI, the volume ratio or the volume.
     pub(crate) fn measured(&self, point: Point) -> Option<Decimal> {
-        let price = key_value(point.price);
         let fraction = |value: Option<Decimal>| value.map(|v| v.round_dp(FRACTION_SCALE));
         match *self {
             Map::Unready | Map::Price => None,
@@ -222,6 +227,8 @@ impl Map {
                 percent,
                 extreme,
             } => {
+                // Only a move reports the price; making a decimal of it is costly.
+                let price = key_value(point.price);
                 let extreme = key_value(extreme);
                 let moved = match direction {
                     Direction::Up => price - extreme,
