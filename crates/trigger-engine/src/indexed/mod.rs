@@ -25,7 +25,7 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 use signal_domain::{Bar, InstrumentId, Interval, Price, Repeat, RuleId, Timestamp};
 use std::collections::BTreeSet;
-use stream::{Departed, Stream};
+use stream::{Departed, Stream, Woken};
 
 /// Rules in per-instrument, price-ordered indexes; see the module documentation.
 #[derive(Debug, Default)]
@@ -40,7 +40,7 @@ pub struct TriggerEngine {
     /// Every held expiry, for `expire_due` to sweep across instruments.
     expiring: BTreeSet<(Timestamp, RuleId)>,
     /// Rules a trade woke, and rules that left their stream; kept to avoid allocating.
-    woken: Vec<u32>,
+    woken: Woken,
     departed: Departed,
 }
 

@@ -56,8 +56,19 @@ struct Slot {
     live: bool,
 }
 
+impl Slot {
+    /// The sources of the legs the rule has.
+    fn leg_sources(&self) -> &[u16] {
+        let legs = 1 + usize::from(self.rule.second.is_some());
+        &self.sources[..legs]
+    }
+}
+
 /// Rules that left the stream, with their expiry, to be forgotten by the engine.
 pub(super) type Departed = Vec<(RuleId, Option<Timestamp>)>;
+
+/// The rules a trade woke, by id and slot.
+pub(super) type Woken = Vec<(RuleId, u32)>;
 
 impl Stream {
     pub(super) fn new(market: Market) -> Self {
@@ -128,7 +139,7 @@ impl Stream {
                 };
                 self.count_sources();
                 // Its bounds are computed once it is in place.
-                self.dirty.push(index as u16);
+                mark_dirty(&mut self.dirty, index as u16);
                 index
             }
         };
@@ -170,13 +181,14 @@ impl Stream {
     /// What each leg of the slot's rule sees at a trade at price key `price` (`None`: no trade
     /// yet).
     fn views(&self, slot: &Slot, price: Option<i128>) -> [Option<View>; 2] {
-        self.views_of(slot.sources, price)
+        self.views_of(slot.leg_sources(), price)
     }
 
-    fn views_of(&self, sources: [u16; 2], price: Option<i128>) -> [Option<View>; 2] {
+    /// The views of the legs watching `sources` (one or two); none for a leg the rule lacks.
+    fn views_of(&self, sources: &[u16], price: Option<i128>) -> [Option<View>; 2] {
         let view = |leg: usize| {
             let price = price?;
-            let source = self.source(sources[leg])?;
+            let source = self.source(*sources.get(leg)?)?;
             let map = source.map();
             map.is_ready().then(|| View {
                 map,
@@ -193,7 +205,8 @@ impl Stream {
             Some(pair) => self.use_source(pair.leg.source),
             None => PRICE,
         };
-        rule.settle(self.views_of([first, second], last));
+        let legs = 1 + usize::from(rule.second.is_some());
+        rule.settle(self.views_of(&[first, second][..legs], last));
         let slot = Slot {
             sources: [first, second],
             placed: Plan::default(),
@@ -223,11 +236,8 @@ impl Stream {
         self.unplace(index);
         let slot = self.slots.get_mut(index as usize)?;
         slot.live = false;
-        let (sources, legs, expiry) = (
-            slot.sources,
-            1 + usize::from(slot.rule.second.is_some()),
-            slot.rule.expires_at,
-        );
+        let (sources, legs, expiry) =
+            (slot.sources, slot.leg_sources().len(), slot.rule.expires_at);
         self.free.push(index);
         for &source in &sources[..legs] {
             self.drop_source_use(source);
@@ -279,7 +289,7 @@ impl Stream {
                     source.falling.insert(cut, waiter);
                 }
             }
-            self.dirty.push(source_index);
+            mark_dirty(&mut self.dirty, source_index);
         }
         if due != old_due {
             if let Some(old) = old_due {
@@ -319,7 +329,7 @@ impl Stream {
             if let Some(cut) = placed[leg].fall {
                 source.falling.remove(cut, waiter);
             }
-            self.dirty.push(sources[leg]);
+            mark_dirty(&mut self.dirty, sources[leg]);
         }
     }
 
@@ -367,7 +377,7 @@ impl Stream {
         &mut self,
         key: i128,
         trade: Trade,
-        woken: &mut Vec<u32>,
+        woken: &mut Woken,
         departed: &mut Departed,
         out: &mut Vec<Transition>,
     ) {
@@ -391,21 +401,14 @@ impl Stream {
         if !self.wake.wakes(key, self.volume, trade.at) {
             return;
         }
-        let start = out.len();
         woken.clear();
         self.take_woken(key, trade.at, woken);
-        // The woken rules are scattered in memory that earlier trades on other instruments pushed
-        // out of the caches. Reading them all first lets those misses overlap instead of each one
-        // waiting behind the index updates of the rule before.
-        for &index in woken.iter() {
-            if let Some(slot) = self.slots.get(index as usize) {
-                std::hint::black_box(&slot.rule.state);
-            }
-        }
-        for &index in woken.iter() {
+        // A rule gives at most one transition, so stepping the rules in id order emits the
+        // transitions in id order: sorting these small pairs is cheaper than sorting transitions.
+        woken.sort_unstable_by_key(|&(id, _)| id);
+        for &(_, index) in woken.iter() {
             self.step(index, key, trade, departed, out);
         }
-        out[start..].sort_unstable_by_key(|transition| transition.rule);
         self.settle_wake();
     }
 
@@ -425,7 +428,7 @@ impl Stream {
 
     /// Collects the slots the trade wakes: by their timers, and by the cuts their sources' values
     /// crossed.
-    fn take_woken(&mut self, key: i128, at: Timestamp, woken: &mut Vec<u32>) {
+    fn take_woken(&mut self, key: i128, at: Timestamp, woken: &mut Woken) {
         self.epoch = self.epoch.wrapping_add(1);
         let epoch = self.epoch;
         let Stream {
@@ -476,7 +479,7 @@ impl Stream {
                     })
                 },
             );
-            dirty.push(index as u16);
+            mark_dirty(dirty, index as u16);
         }
     }
 
@@ -523,7 +526,7 @@ impl Stream {
             if let Some(source) = source {
                 if source.key.interval() == Some(interval) {
                     source.close_bar(bar, volume);
-                    self.dirty.push(index as u16);
+                    mark_dirty(&mut self.dirty, index as u16);
                 }
             }
         }
@@ -546,11 +549,19 @@ impl Stream {
             if let Some(source) = source {
                 if source.key.interval() == Some(interval) {
                     source.warm_up(bars);
-                    self.dirty.push(index as u16);
+                    mark_dirty(&mut self.dirty, index as u16);
                 }
             }
         }
         self.settle_wake();
+    }
+}
+
+/// Notes that the source's bounds must be refreshed, once however many of its rules moved: a
+/// firing trade moves several rules of one source.
+fn mark_dirty(dirty: &mut Vec<u16>, index: u16) {
+    if !dirty.contains(&index) {
+        dirty.push(index);
     }
 }
 
@@ -559,14 +570,14 @@ fn wake_slot(
     slots: &mut [Slot],
     index: u32,
     epoch: u32,
-    woken: &mut Vec<u32>,
+    woken: &mut Woken,
     left: impl FnOnce(&mut Slot),
 ) {
     if let Some(slot) = slots.get_mut(index as usize) {
         left(slot);
         if slot.woken_in != epoch {
             slot.woken_in = epoch;
-            woken.push(index);
+            woken.push((slot.rule.id, index));
         }
     }
 }
