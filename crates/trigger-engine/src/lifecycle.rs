@@ -75,7 +75,7 @@ impl Leg {
     }
 
     fn is_crossing(&self) -> bool {
-        self.spec.is_some_and(|spec| spec.is_crossing())
+        self.spec.as_ref().is_some_and(LegSpec::is_crossing)
     }
 
     /// For a leg of a pair: whether it was met at some moment of the `within` before `at`.
@@ -91,20 +91,34 @@ impl Leg {
             })
     }
 
-    fn reading(&self, view: Option<View>) -> Option<(LegSpec, Reading, View)> {
-        let spec = self.spec?;
+    /// Where the value `view` shows stands against the leg's cuts, if both are known. The spec
+    /// stays where it is (the leg is read on every firing, and a spec is large).
+    fn reading(&self, view: Option<View>) -> Option<(Reading, View)> {
+        let spec = self.spec.as_ref()?;
         let view = view?;
-        Some((spec, Reading::of(&spec, &view), view))
+        Some((Reading::of(spec, &view), view))
     }
 
-    /// Follows a trade; returns whether the condition is met at it, and the cut it was met at.
-    fn observe(&mut self, view: Option<View>, tracks_zone: bool) -> Option<(bool, Fired)> {
+    /// Whether a value with this reading re-arms the leg.
+    fn rearms(&self, reading: Reading) -> bool {
+        self.spec
+            .as_ref()
+            .is_some_and(|spec| spec.rearms(reading.rearm_zone))
+    }
+
+    /// Follows a trade, given its reading; returns whether the condition is met at it, and the
+    /// cut it was met at.
+    fn observe(
+        &mut self,
+        seen: Option<(Reading, View)>,
+        tracks_zone: bool,
+    ) -> Option<(bool, Fired)> {
         let previous = self.zone;
-        let seen = self.reading(view);
         if tracks_zone {
-            self.zone = seen.map(|(_, reading, _)| reading.zone);
+            self.zone = seen.map(|(reading, _)| reading.zone);
         }
-        let (spec, reading, view) = seen?;
+        let (reading, view) = seen?;
+        let spec = self.spec.as_ref()?;
         let met = spec.met(previous, reading.zone);
         let from = if spec.is_crossing() { previous } else { None };
         let index = spec.crossed_cut(from, reading.zone);
@@ -317,7 +331,7 @@ impl RuleCore {
         {
             if let Some(leg) = leg {
                 if pair || leg.is_crossing() {
-                    leg.zone = leg.reading(view).map(|(_, reading, _)| reading.zone);
+                    leg.zone = leg.reading(view).map(|(reading, _)| reading.zone);
                 }
             }
         }
@@ -338,11 +352,9 @@ impl RuleCore {
         let (met, fired, rearm) = match &mut self.second {
             None => {
                 let tracks = self.first.is_crossing();
-                let rearm = self
-                    .first
-                    .reading(views[0])
-                    .is_some_and(|(spec, reading, _)| spec.rearms(reading.rearm_zone));
-                let seen = self.first.observe(views[0], tracks);
+                let reading = self.first.reading(views[0]);
+                let rearm = reading.is_some_and(|(reading, _)| self.first.rearms(reading));
+                let seen = self.first.observe(reading, tracks);
                 let met = seen.is_some_and(|(met, _)| met);
                 (met, seen.map(|(_, fired)| fired), rearm)
             }
@@ -412,7 +424,7 @@ impl RuleCore {
             };
         }
         // Each leg of a pair is followed all the time: when it stops being met counts too.
-        let follow = |leg: &Leg, view| match leg.spec {
+        let follow = |leg: &Leg, view| match &leg.spec {
             Some(spec) => Leg::cell(spec.cuts.as_slice(), view),
             None => Placement::default(),
         };
@@ -423,7 +435,7 @@ impl RuleCore {
     }
 
     fn single_placement(&self, view: Option<View>, snoozed: bool) -> Placement {
-        let Some(spec) = self.first.spec else {
+        let Some(spec) = &self.first.spec else {
             return Placement::default();
         };
         let unrearmed = matches!(self.state, RuleState::Cooling { rearmed: false, .. });
@@ -433,7 +445,7 @@ impl RuleCore {
             None => {
                 // A value in a re-arm zone re-arms the rule at the next trade.
                 let rearms_now =
-                    view.is_some_and(|view| spec.rearms(Reading::of(&spec, &view).rearm_zone));
+                    view.is_some_and(|view| spec.rearms(Reading::of(spec, &view).rearm_zone));
                 if unrearmed && rearms_now {
                     return Placement::NEXT_TRADE;
                 }
@@ -504,7 +516,7 @@ impl RuleCore {
 /// what the leg reports if it is met now.
 fn follow(leg: &mut Leg, view: Option<View>, at: Timestamp) -> Option<Fired> {
     let was_met = leg.met;
-    let seen = leg.observe(view, true);
+    let seen = leg.observe(leg.reading(view), true);
     let met = seen.is_some_and(|(met, _)| met);
     let crossing = leg.is_crossing();
     if crossing && met || !crossing && was_met && !met {
