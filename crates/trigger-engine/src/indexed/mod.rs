@@ -177,11 +177,15 @@ impl TriggerEngine {
         trade: Trade,
         out: &mut Vec<Transition>,
     ) {
-        if let Some(stream) = self.trades.get_mut(instrument.index()) {
-            stream.trade(key, trade, &mut self.woken, &mut self.departed, out);
+        let Some(stream) = self.trades.get_mut(instrument.index()) else {
+            return;
+        };
+        // A stream that follows windows or volumes takes every trade, and most only go onto its
+        // tape or count: those change neither its rules nor its bounds.
+        if stream.trade(key, trade, &mut self.woken, &mut self.departed, out) {
+            self.forget_departed();
+            self.refresh_bounds(instrument);
         }
-        self.forget_departed();
-        self.refresh_bounds(instrument);
     }
 }
 

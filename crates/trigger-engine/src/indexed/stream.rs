@@ -372,7 +372,8 @@ impl Stream {
     }
 
     /// Applies a trade at price key `key`; appends transitions to `out` in rule id order, and the
-    /// rules that left to `departed`.
+    /// rules that left to `departed`. Returns whether the trade concerned any source or rule, and
+    /// so may have moved the stream's bounds; a trade that was only recorded did not.
     pub(super) fn trade(
         &mut self,
         key: i128,
@@ -380,7 +381,7 @@ impl Stream {
         woken: &mut Woken,
         departed: &mut Departed,
         out: &mut Vec<Transition>,
-    ) {
+    ) -> bool {
         self.last = Some(key);
         if let Some(tape) = &mut self.tape {
             self.seq += 1;
@@ -389,17 +390,15 @@ impl Stream {
                 at: trade.at,
                 key,
             });
-        }
-        if let (Some(longest), Some(tape)) = (self.longest, &mut self.tape) {
-            if let Some(start) = trade.at.checked_sub_signed(longest) {
-                tape.forget_before(start);
+            if let Some(longest) = self.longest {
+                tape.trim(trade.at, longest);
             }
         }
         if self.volume_sources > 0 {
             self.volume = self.volume.saturating_add(volume_key(trade.volume));
         }
         if !self.wake.wakes(key, self.volume, trade.at) {
-            return;
+            return false;
         }
         woken.clear();
         self.take_woken(key, trade.at, woken);
@@ -410,6 +409,7 @@ impl Stream {
             self.step(index, key, trade, departed, out);
         }
         self.settle_wake();
+        true
     }
 
     /// Evaluates a rule just held on the stream's last trade, at price key `key`, as if that
