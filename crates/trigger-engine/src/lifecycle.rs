@@ -93,10 +93,10 @@ impl Leg {
 
     /// Where the value `view` shows stands against the leg's cuts, if both are known. The spec
     /// stays where it is (the leg is read on every firing, and a spec is large).
-    fn reading(&self, view: Option<View>) -> Option<(Reading, View)> {
+    fn reading<'v>(&self, view: Option<&'v View>) -> Option<(Reading, &'v View)> {
         let spec = self.spec.as_ref()?;
         let view = view?;
-        Some((Reading::of(spec, &view), view))
+        Some((Reading::of(spec, view), view))
     }
 
     /// Whether a value with this reading re-arms the leg.
@@ -110,7 +110,7 @@ impl Leg {
     /// cut it was met at.
     fn observe(
         &mut self,
-        seen: Option<(Reading, View)>,
+        seen: Option<(Reading, &View)>,
         tracks_zone: bool,
     ) -> Option<(bool, Fired)> {
         let previous = self.zone;
@@ -138,7 +138,7 @@ impl Leg {
 
     /// Where the leg waits for a value whose position `view` gives (`None`: unknown), watching
     /// `cuts`. Unknown, it waits for the next trade.
-    fn cell(cuts: &[i128], view: Option<View>) -> Placement {
+    fn cell(cuts: &[i128], view: Option<&View>) -> Placement {
         let Some(view) = view else {
             return Placement::NEXT_TRADE;
         };
@@ -152,7 +152,7 @@ impl Leg {
     /// Where to wait for the value to be in the zones of `zones`: on their side of the cut, so a
     /// value already there wakes the rule at the next trade. A snoozed rule whose value is there
     /// waits for it to leave instead (and for the snooze to end).
-    fn region(cuts: Cuts, zones: u8, view: Option<View>, snoozed: bool) -> Placement {
+    fn region(cuts: Cuts, zones: u8, view: Option<&View>, snoozed: bool) -> Placement {
         match cuts.as_slice() {
             &[cut] => {
                 let region_above = zones == 1 << 1;
@@ -320,7 +320,7 @@ impl RuleCore {
 
     /// Takes in where the instrument's last trade stood, for a rule that was just added: a
     /// crossing needs to know which side of its level the price was on.
-    pub(crate) fn settle(&mut self, views: [Option<View>; 2]) {
+    pub(crate) fn settle(&mut self, views: &[Option<View>; 2]) {
         let pair = self.second.is_some();
         for (leg, view) in [
             Some(&mut self.first),
@@ -331,7 +331,7 @@ impl RuleCore {
         {
             if let Some(leg) = leg {
                 if pair || leg.is_crossing() {
-                    leg.zone = leg.reading(view).map(|(reading, _)| reading.zone);
+                    leg.zone = leg.reading(view.as_ref()).map(|(reading, _)| reading.zone);
                 }
             }
         }
@@ -345,22 +345,22 @@ impl RuleCore {
     /// source. Returns the transition, if the rule's stored state changes.
     pub(crate) fn step(
         &mut self,
-        views: [Option<View>; 2],
+        views: &[Option<View>; 2],
         price: Price,
         at: Timestamp,
     ) -> Option<TransitionKind> {
         let (met, fired, rearm) = match &mut self.second {
             None => {
                 let tracks = self.first.is_crossing();
-                let reading = self.first.reading(views[0]);
+                let reading = self.first.reading(views[0].as_ref());
                 let rearm = reading.is_some_and(|(reading, _)| self.first.rearms(reading));
                 let seen = self.first.observe(reading, tracks);
                 let met = seen.is_some_and(|(met, _)| met);
                 (met, seen.map(|(_, fired)| fired), rearm)
             }
             Some(pair) => {
-                let first = follow(&mut self.first, views[0], at);
-                let second = follow(&mut pair.leg, views[1], at);
+                let first = follow(&mut self.first, views[0].as_ref(), at);
+                let second = follow(&mut pair.leg, views[1].as_ref(), at);
                 let met = pair.met(&self.first, at);
                 (met, first.or(second), !met)
             }
@@ -393,12 +393,12 @@ impl RuleCore {
     /// Where the rule waits in its current state, given where its source's value is
     /// (`None`: unknown) at the trade at `at` (`None`: when added): at the cuts whose crossing can
     /// change what a trade does to the rule.
-    pub(crate) fn placements(&self, views: [Option<View>; 2], at: Option<Timestamp>) -> Plan {
+    pub(crate) fn placements(&self, views: &[Option<View>; 2], at: Option<Timestamp>) -> Plan {
         let Some(pair) = &self.second else {
             let snoozed = at.is_some_and(|at| self.snoozed(at));
             return Plan {
                 legs: [
-                    self.single_placement(views[0], snoozed),
+                    self.single_placement(views[0].as_ref(), snoozed),
                     Placement::default(),
                 ],
                 next_trade: false,
@@ -424,17 +424,17 @@ impl RuleCore {
             };
         }
         // Each leg of a pair is followed all the time: when it stops being met counts too.
-        let follow = |leg: &Leg, view| match &leg.spec {
-            Some(spec) => Leg::cell(spec.cuts.as_slice(), view),
+        let follow = |leg: &Leg, view: &Option<View>| match &leg.spec {
+            Some(spec) => Leg::cell(spec.cuts.as_slice(), view.as_ref()),
             None => Placement::default(),
         };
         Plan {
-            legs: [follow(&self.first, views[0]), follow(&pair.leg, views[1])],
+            legs: [follow(&self.first, &views[0]), follow(&pair.leg, &views[1])],
             next_trade: false,
         }
     }
 
-    fn single_placement(&self, view: Option<View>, snoozed: bool) -> Placement {
+    fn single_placement(&self, view: Option<&View>, snoozed: bool) -> Placement {
         let Some(spec) = &self.first.spec else {
             return Placement::default();
         };
@@ -445,7 +445,7 @@ impl RuleCore {
             None => {
                 // A value in a re-arm zone re-arms the rule at the next trade.
                 let rearms_now =
-                    view.is_some_and(|view| spec.rearms(Reading::of(spec, &view).rearm_zone));
+                    view.is_some_and(|view| spec.rearms(Reading::of(spec, view).rearm_zone));
                 if unrearmed && rearms_now {
                     return Placement::NEXT_TRADE;
                 }
@@ -514,7 +514,7 @@ impl RuleCore {
 
 /// Follows a trade on one leg of a pair: updates whether it is met and when it last was. Returns
 /// what the leg reports if it is met now.
-fn follow(leg: &mut Leg, view: Option<View>, at: Timestamp) -> Option<Fired> {
+fn follow(leg: &mut Leg, view: Option<&View>, at: Timestamp) -> Option<Fired> {
     let was_met = leg.met;
     let seen = leg.observe(leg.reading(view), true);
     let met = seen.is_some_and(|(met, _)| met);

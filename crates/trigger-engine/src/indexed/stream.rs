@@ -206,7 +206,7 @@ impl Stream {
             None => PRICE,
         };
         let legs = 1 + usize::from(rule.second.is_some());
-        rule.settle(self.views_of(&[first, second][..legs], last));
+        rule.settle(&self.views_of(&[first, second][..legs], last));
         let slot = Slot {
             sources: [first, second],
             placed: Plan::default(),
@@ -252,7 +252,7 @@ impl Stream {
         let Some(slot) = self.slots.get(index as usize) else {
             return;
         };
-        let plan = slot.rule.placements(self.views(slot, price), at);
+        let plan = slot.rule.placements(&self.views(slot, price), at);
         let due = slot.rule.due(at);
         let (sources, placed, old_due) = (slot.sources, slot.placed, slot.due);
         if plan.next_trade && !placed.next_trade {
@@ -508,7 +508,7 @@ impl Stream {
         let Some(slot) = self.slots.get_mut(index as usize) else {
             return;
         };
-        if let Some(kind) = slot.rule.step(views, trade.price, trade.at) {
+        if let Some(kind) = slot.rule.step(&views, trade.price, trade.at) {
             out.push(Transition { rule: id, kind });
         }
         if slot.rule.state.is_active() {
