@@ -252,7 +252,17 @@ impl Stream {
         let Some(slot) = self.slots.get(index as usize) else {
             return;
         };
-        let plan = slot.rule.placements(&self.views(slot, price), at);
+        let views = self.views(slot, price);
+        self.place_seeing(index, &views, at);
+    }
+
+    /// [`Stream::place`], given what the rule's legs see: a rule just stepped has its views at
+    /// hand.
+    fn place_seeing(&mut self, index: u32, views: &[Option<View>; 2], at: Option<Timestamp>) {
+        let Some(slot) = self.slots.get(index as usize) else {
+            return;
+        };
+        let plan = slot.rule.placements(views, at);
         let due = slot.rule.due(at);
         let (sources, placed, old_due) = (slot.sources, slot.placed, slot.due);
         if plan.next_trade && !placed.next_trade {
@@ -512,7 +522,7 @@ impl Stream {
             out.push(Transition { rule: id, kind });
         }
         if slot.rule.state.is_active() {
-            self.place(index, Some(key), Some(trade.at));
+            self.place_seeing(index, &views, Some(trade.at));
         } else {
             departed.push((id, expiry));
             self.release(index);
