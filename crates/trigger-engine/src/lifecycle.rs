@@ -505,10 +505,18 @@ impl RuleCore {
                 })
                 .min()
         });
-        [self.expires_at, release, snooze, recency]
-            .into_iter()
-            .flatten()
-            .min()
+        earliest(
+            earliest(self.expires_at, release),
+            earliest(snooze, recency),
+        )
+    }
+}
+
+/// The earlier of two instants, or the one there is.
+fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

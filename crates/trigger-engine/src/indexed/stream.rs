@@ -569,8 +569,10 @@ impl Stream {
 
 /// Notes that the source's bounds must be refreshed, once however many of its rules moved: a
 /// firing trade moves several rules of one source.
+#[inline]
 fn mark_dirty(dirty: &mut Vec<u16>, index: u16) {
-    if !dirty.contains(&index) {
+    // The last one marked is the likeliest to come again.
+    if dirty.last() != Some(&index) && !dirty.contains(&index) {
         dirty.push(index);
     }
 }
