@@ -14,16 +14,30 @@ use std::collections::BTreeSet;
 /// The price source is always first.
 const PRICE: u16 = 0;
 
+/// The fields every trade reads come first, in declaration order (`repr(C)`) from the start of a
+/// cache line: a stream that follows windows or volumes takes every trade, and on a busy instrument
+/// set those few lines are what a quiet trade costs, where the compiler's order spread them over
+/// most of the struct.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub(super) struct Stream {
-    market: Market,
-    pub(super) reference: Option<Price>,
-    /// The price key of the last trade; the engine keeps it apart for trade streams.
-    pub(super) last: Option<i128>,
-    /// Trades seen while the stream had window sources (window sources count from it).
-    seq: u64,
+    /// What a trade must reach to concern any rule of the stream.
+    wake: Wake,
     /// Volume traded since the stream began, while it had volume sources.
     volume: i128,
+    /// The price key of the last trade; the engine keeps it apart for trade streams.
+    pub(super) last: Option<i128>,
+    tape: Option<Tape>,
+    /// The longest window of its window sources, and how many volume sources it has: both are
+    /// read on every trade.
+    longest: Option<TimeDelta>,
+    volume_sources: u32,
+    /// Trades seen while the stream had window sources (window sources count from it).
+    seq: u64,
+    /// Stamps slots woken by the current trade, so each is stepped once.
+    epoch: u32,
+    market: Market,
+    pub(super) reference: Option<Price>,
     sources: Vec<Option<Source>>,
     /// Sources whose cut sets or values changed during the current change.
     dirty: Vec<u16>,
@@ -32,15 +46,6 @@ pub(super) struct Stream {
     timers: BTreeSet<(Timestamp, u32)>,
     /// Rules the next trade must step whatever it is.
     soon: Vec<u32>,
-    tape: Option<Tape>,
-    /// The longest window of its window sources, and how many volume sources it has: both are
-    /// read on every trade.
-    longest: Option<TimeDelta>,
-    volume_sources: u32,
-    /// What a trade must reach to concern any rule of the stream.
-    wake: Wake,
-    /// Stamps slots woken by the current trade, so each is stepped once.
-    epoch: u32,
 }
 
 /// A rule and where it waits.
