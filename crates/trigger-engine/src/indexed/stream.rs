@@ -48,8 +48,10 @@ pub(super) struct Stream {
     soon: Vec<u32>,
 }
 
-/// A rule and where it waits.
+/// A rule and where it waits. A firing trade reads nearly all of a slot, so it starts a cache
+/// line: it then spans as many lines as its size needs, not one more.
 #[derive(Debug)]
+#[repr(align(64))]
 struct Slot {
     rule: RuleCore,
     /// The source of each leg, and where the leg waits in it.
