@@ -44,8 +44,16 @@ pub(crate) fn price_key(price: Price) -> i128 {
                 .unwrap_or(LIMIT)
                 .min(LIMIT)
         }
-        _ => floor_key(value),
+        _ => unusual_price_key(price),
     }
+}
+
+/// The key of a price with a mantissa beyond 64 bits. Out of line, so that the common path reads
+/// the price's parts where they are rather than copying the whole price first for this call.
+#[cold]
+#[inline(never)]
+fn unusual_price_key(price: Price) -> i128 {
+    floor_key(price.value())
 }
 
 /// The largest key at or below `value`.
