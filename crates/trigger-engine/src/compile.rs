@@ -62,6 +62,7 @@ impl Cuts {
     }
 
     /// How many of the cuts `above` says the value is above.
+    #[inline]
     pub(crate) fn zone(&self, above: &impl Fn(i128) -> bool) -> u8 {
         // Ascending cuts: the value is above a prefix of them.
         self.as_slice()

@@ -18,8 +18,9 @@ pub(crate) const SCALE: u32 = 12;
 /// level keeps its comparisons with prices and a key can be stepped by one without overflowing.
 pub(crate) const LIMIT: i128 = 10i128.pow(31);
 
-const POWERS: [i128; 13] = {
-    let mut powers = [1i128; 13];
+/// Powers of ten up to 10^SCALE.
+const POWERS: [u64; 13] = {
+    let mut powers = [1u64; 13];
     let mut i = 1;
     while i < powers.len() {
         powers[i] = powers[i - 1] * 10;
@@ -33,10 +34,26 @@ const POWERS: [i128; 13] = {
 pub(crate) fn price_key(price: Price) -> i128 {
     let value = price.value();
     let scale = value.scale();
-    match POWERS.get((SCALE.saturating_sub(scale)) as usize) {
-        Some(&factor) if scale <= SCALE => value.mantissa().saturating_mul(factor).min(LIMIT),
-        _ => floor_key(value),
+    let factor = POWERS.get(SCALE.saturating_sub(scale) as usize);
+    match (u64::try_from(value.mantissa()), factor) {
+        // Nearly every price: a mantissa of 64 bits times at most 10^12 is one widening
+        // multiplication (below 2^104, so it cannot overflow), where two 128-bit factors would
+        // take several, and every trade computes this.
+        (Ok(mantissa), Some(&factor)) if scale <= SCALE => {
+            i128::try_from(u128::from(mantissa) * u128::from(factor))
+                .unwrap_or(LIMIT)
+                .min(LIMIT)
+        }
+        _ => unusual_price_key(price),
     }
+}
+
+/// The key of a price with a mantissa beyond 64 bits. Out of line, so that the common path reads
+/// the price's parts where they are rather than copying the whole price first for this call.
+#[cold]
+#[inline(never)]
+fn unusual_price_key(price: Price) -> i128 {
+    floor_key(price.value())
 }
 
 /// The largest key at or below `value`.
@@ -53,7 +70,7 @@ fn rounded_key(value: Decimal, up: bool) -> i128 {
     let mantissa = value.mantissa();
     let scale = value.scale();
     let key = if scale <= SCALE {
-        POWERS[(SCALE - scale) as usize]
+        i128::from(POWERS[(SCALE - scale) as usize])
             .checked_mul(mantissa)
             .unwrap_or(if mantissa < 0 { -LIMIT } else { LIMIT })
     } else {

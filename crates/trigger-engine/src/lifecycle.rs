@@ -75,7 +75,7 @@ impl Leg {
     }
 
     fn is_crossing(&self) -> bool {
-        self.spec.is_some_and(|spec| spec.is_crossing())
+        self.spec.as_ref().is_some_and(LegSpec::is_crossing)
     }
 
     /// For a leg of a pair: whether it was met at some moment of the `within` before `at`.
@@ -91,20 +91,34 @@ impl Leg {
             })
     }
 
-    fn reading(&self, view: Option<View>) -> Option<(LegSpec, Reading, View)> {
-        let spec = self.spec?;
+    /// Where the value `view` shows stands against the leg's cuts, if both are known. The spec
+    /// stays where it is (the leg is read on every firing, and a spec is large).
+    fn reading<'v>(&self, view: Option<&'v View>) -> Option<(Reading, &'v View)> {
+        let spec = self.spec.as_ref()?;
         let view = view?;
-        Some((spec, Reading::of(&spec, &view), view))
+        Some((Reading::of(spec, view), view))
     }
 
-    /// Follows a trade; returns whether the condition is met at it, and the cut it was met at.
-    fn observe(&mut self, view: Option<View>, tracks_zone: bool) -> Option<(bool, Fired)> {
+    /// Whether a value with this reading re-arms the leg.
+    fn rearms(&self, reading: Reading) -> bool {
+        self.spec
+            .as_ref()
+            .is_some_and(|spec| spec.rearms(reading.rearm_zone))
+    }
+
+    /// Follows a trade, given its reading; returns whether the condition is met at it, and the
+    /// cut it was met at.
+    fn observe(
+        &mut self,
+        seen: Option<(Reading, &View)>,
+        tracks_zone: bool,
+    ) -> Option<(bool, Fired)> {
         let previous = self.zone;
-        let seen = self.reading(view);
         if tracks_zone {
-            self.zone = seen.map(|(_, reading, _)| reading.zone);
+            self.zone = seen.map(|(reading, _)| reading.zone);
         }
-        let (spec, reading, view) = seen?;
+        let (reading, view) = seen?;
+        let spec = self.spec.as_ref()?;
         let met = spec.met(previous, reading.zone);
         let from = if spec.is_crossing() { previous } else { None };
         let index = spec.crossed_cut(from, reading.zone);
@@ -124,7 +138,7 @@ impl Leg {
 
     /// Where the leg waits for a value whose position `view` gives (`None`: unknown), watching
     /// `cuts`. Unknown, it waits for the next trade.
-    fn cell(cuts: &[i128], view: Option<View>) -> Placement {
+    fn cell(cuts: &[i128], view: Option<&View>) -> Placement {
         let Some(view) = view else {
             return Placement::NEXT_TRADE;
         };
@@ -138,7 +152,7 @@ impl Leg {
     /// Where to wait for the value to be in the zones of `zones`: on their side of the cut, so a
     /// value already there wakes the rule at the next trade. A snoozed rule whose value is there
     /// waits for it to leave instead (and for the snooze to end).
-    fn region(cuts: Cuts, zones: u8, view: Option<View>, snoozed: bool) -> Placement {
+    fn region(cuts: Cuts, zones: u8, view: Option<&View>, snoozed: bool) -> Placement {
         match cuts.as_slice() {
             &[cut] => {
                 let region_above = zones == 1 << 1;
@@ -225,6 +239,10 @@ pub(crate) fn is_expired(expires_at: Option<Timestamp>, at: Timestamp) -> bool {
 
 /// `at + delta`, or the end of time (the start, for a negative delta) past the calendar.
 fn later(at: Timestamp, delta: TimeDelta) -> Timestamp {
+    // No cooldown is common (a rule that fires on every crossing) and the calendar is slow.
+    if delta.is_zero() {
+        return at;
+    }
     at.checked_add_signed(delta)
         .unwrap_or(if delta < TimeDelta::zero() {
             DateTime::<Utc>::MIN_UTC
@@ -302,7 +320,7 @@ impl RuleCore {
 
     /// Takes in where the instrument's last trade stood, for a rule that was just added: a
     /// crossing needs to know which side of its level the price was on.
-    pub(crate) fn settle(&mut self, views: [Option<View>; 2]) {
+    pub(crate) fn settle(&mut self, views: &[Option<View>; 2]) {
         let pair = self.second.is_some();
         for (leg, view) in [
             Some(&mut self.first),
@@ -313,7 +331,7 @@ impl RuleCore {
         {
             if let Some(leg) = leg {
                 if pair || leg.is_crossing() {
-                    leg.zone = leg.reading(view).map(|(_, reading, _)| reading.zone);
+                    leg.zone = leg.reading(view.as_ref()).map(|(reading, _)| reading.zone);
                 }
             }
         }
@@ -327,24 +345,22 @@ impl RuleCore {
     /// source. Returns the transition, if the rule's stored state changes.
     pub(crate) fn step(
         &mut self,
-        views: [Option<View>; 2],
+        views: &[Option<View>; 2],
         price: Price,
         at: Timestamp,
     ) -> Option<TransitionKind> {
         let (met, fired, rearm) = match &mut self.second {
             None => {
                 let tracks = self.first.is_crossing();
-                let rearm = self
-                    .first
-                    .reading(views[0])
-                    .is_some_and(|(spec, reading, _)| spec.rearms(reading.rearm_zone));
-                let seen = self.first.observe(views[0], tracks);
+                let reading = self.first.reading(views[0].as_ref());
+                let rearm = reading.is_some_and(|(reading, _)| self.first.rearms(reading));
+                let seen = self.first.observe(reading, tracks);
                 let met = seen.is_some_and(|(met, _)| met);
                 (met, seen.map(|(_, fired)| fired), rearm)
             }
             Some(pair) => {
-                let first = follow(&mut self.first, views[0], at);
-                let second = follow(&mut pair.leg, views[1], at);
+                let first = follow(&mut self.first, views[0].as_ref(), at);
+                let second = follow(&mut pair.leg, views[1].as_ref(), at);
                 let met = pair.met(&self.first, at);
                 (met, first.or(second), !met)
             }
@@ -377,12 +393,12 @@ impl RuleCore {
     /// Where the rule waits in its current state, given where its source's value is
     /// (`None`: unknown) at the trade at `at` (`None`: when added): at the cuts whose crossing can
     /// change what a trade does to the rule.
-    pub(crate) fn placements(&self, views: [Option<View>; 2], at: Option<Timestamp>) -> Plan {
+    pub(crate) fn placements(&self, views: &[Option<View>; 2], at: Option<Timestamp>) -> Plan {
         let Some(pair) = &self.second else {
             let snoozed = at.is_some_and(|at| self.snoozed(at));
             return Plan {
                 legs: [
-                    self.single_placement(views[0], snoozed),
+                    self.single_placement(views[0].as_ref(), snoozed),
                     Placement::default(),
                 ],
                 next_trade: false,
@@ -408,18 +424,18 @@ impl RuleCore {
             };
         }
         // Each leg of a pair is followed all the time: when it stops being met counts too.
-        let follow = |leg: &Leg, view| match leg.spec {
-            Some(spec) => Leg::cell(spec.cuts.as_slice(), view),
+        let follow = |leg: &Leg, view: &Option<View>| match &leg.spec {
+            Some(spec) => Leg::cell(spec.cuts.as_slice(), view.as_ref()),
             None => Placement::default(),
         };
         Plan {
-            legs: [follow(&self.first, views[0]), follow(&pair.leg, views[1])],
+            legs: [follow(&self.first, &views[0]), follow(&pair.leg, &views[1])],
             next_trade: false,
         }
     }
 
-    fn single_placement(&self, view: Option<View>, snoozed: bool) -> Placement {
-        let Some(spec) = self.first.spec else {
+    fn single_placement(&self, view: Option<&View>, snoozed: bool) -> Placement {
+        let Some(spec) = &self.first.spec else {
             return Placement::default();
         };
         let unrearmed = matches!(self.state, RuleState::Cooling { rearmed: false, .. });
@@ -429,7 +445,7 @@ impl RuleCore {
             None => {
                 // A value in a re-arm zone re-arms the rule at the next trade.
                 let rearms_now =
-                    view.is_some_and(|view| spec.rearms(Reading::of(&spec, &view).rearm_zone));
+                    view.is_some_and(|view| spec.rearms(Reading::of(spec, view).rearm_zone));
                 if unrearmed && rearms_now {
                     return Placement::NEXT_TRADE;
                 }
@@ -489,18 +505,26 @@ impl RuleCore {
                 })
                 .min()
         });
-        [self.expires_at, release, snooze, recency]
-            .into_iter()
-            .flatten()
-            .min()
+        earliest(
+            earliest(self.expires_at, release),
+            earliest(snooze, recency),
+        )
+    }
+}
+
+/// The earlier of two instants, or the one there is.
+fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
 /// Follows a trade on one leg of a pair: updates whether it is met and when it last was. Returns
 /// what the leg reports if it is met now.
-fn follow(leg: &mut Leg, view: Option<View>, at: Timestamp) -> Option<Fired> {
+fn follow(leg: &mut Leg, view: Option<&View>, at: Timestamp) -> Option<Fired> {
     let was_met = leg.met;
-    let seen = leg.observe(view, true);
+    let seen = leg.observe(leg.reading(view), true);
     let met = seen.is_some_and(|(met, _)| met);
     let crossing = leg.is_crossing();
     if crossing && met || !crossing && was_met && !met {

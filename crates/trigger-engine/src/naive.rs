@@ -290,7 +290,7 @@ impl NaiveEngine {
                 return false;
             }
             let views = history.views(rule, Some(key));
-            if let Some(kind) = rule.step(views, trade.price, trade.at) {
+            if let Some(kind) = rule.step(&views, trade.price, trade.at) {
                 out.push(Transition { rule: id, kind });
             }
             rule.state.is_active()
@@ -366,7 +366,7 @@ impl RuleEngine for NaiveEngine {
             return;
         }
         let views = history.views(rule, Some(last.key));
-        if let Some(kind) = rule.step(views, last.price, now) {
+        if let Some(kind) = rule.step(&views, last.price, now) {
             out.push(Transition { rule: id, kind });
         }
         if !rule.state.is_active() {
@@ -394,7 +394,7 @@ impl RuleEngine for NaiveEngine {
         for leg in core.legs() {
             history.ensure_source(leg.source);
         }
-        core.settle(history.views(&core, history.last()));
+        core.settle(&history.views(&core, history.last()));
         self.rules.insert(rule.id, (stream, core));
     }
 

@@ -14,6 +14,7 @@
 
 use crate::compile::{threshold_of, FRACTION_SCALE};
 use crate::keys::{key_value, LIMIT};
+use chrono::{DateTime, TimeDelta, Utc};
 use rust_decimal::Decimal;
 use signal_domain::{Average, AverageKind, Bar, Direction, Timestamp};
 use std::collections::VecDeque;
@@ -196,8 +197,14 @@ impl Map {
         bound.unwrap_or(if x < 0 { Bound::Always } else { Bound::Never })
     }
 
+    #[inline]
     pub(crate) fn above(&self, cut: i128, point: Point) -> bool {
-        self.bound(cut).holds(point)
+        match self {
+            // The common case, asked for every cut a firing rule looks at: a price cut is a price
+            // key, and every price key is in 1..=LIMIT, so this is what its bound says.
+            Map::Price => point.price >= cut,
+            _ => self.bound(cut).holds(point),
+        }
     }
 
     /// The price (or volume) at which the value reaches `cut`, for reports.
@@ -213,7 +220,6 @@ impl Map {
     /// The value itself at `point`, for reports: the move, the average, the fast average, the
     /// RSI, the volume ratio or the volume.
     pub(crate) fn measured(&self, point: Point) -> Option<Decimal> {
-        let price = key_value(point.price);
         let fraction = |value: Option<Decimal>| value.map(|v| v.round_dp(FRACTION_SCALE));
         match *self {
             Map::Unready | Map::Price => None,
@@ -222,6 +228,8 @@ impl Map {
                 percent,
                 extreme,
             } => {
+                // Only a move reports the price; making a decimal of it is costly.
+                let price = key_value(point.price);
                 let extreme = key_value(extreme);
                 let moved = match direction {
                     Direction::Up => price - extreme,
@@ -621,6 +629,10 @@ pub(crate) struct Mark {
 pub(crate) struct Tape {
     lows: VecDeque<Mark>,
     highs: VecDeque<Mark>,
+    /// When the oldest trade on the tape leaves the longest window, as of the last trim (`None`:
+    /// at the next trade). Until then a trim finds nothing to forget, so it is not tried: every
+    /// trade of an instrument with windows would otherwise pay for calendar arithmetic.
+    trim_at: Option<Timestamp>,
 }
 
 impl Tape {
@@ -635,13 +647,26 @@ impl Tape {
         self.highs.push_back(mark);
     }
 
-    /// Forgets the trades before `start`, which no window reaches any more.
-    pub(crate) fn forget_before(&mut self, start: Timestamp) {
-        for side in [&mut self.lows, &mut self.highs] {
-            while side.front().is_some_and(|first| first.at < start) {
-                side.pop_front();
+    /// Forgets the trades that no window of up to `longest` reaches at `at` any more, once the
+    /// oldest of them has left. A trim missed because `longest` shrank only keeps trades longer;
+    /// [`Tape::extreme`] skips them.
+    pub(crate) fn trim(&mut self, at: Timestamp, longest: TimeDelta) {
+        if self.trim_at.is_some_and(|due| at < due) {
+            return;
+        }
+        if let Some(start) = at.checked_sub_signed(longest) {
+            for side in [&mut self.lows, &mut self.highs] {
+                while side.front().is_some_and(|first| first.at < start) {
+                    side.pop_front();
+                }
             }
         }
+        let oldest = [self.lows.front(), self.highs.front()]
+            .into_iter()
+            .flatten()
+            .map(|mark| mark.at)
+            .min();
+        self.trim_at = oldest.map(|oldest| leaves_window(oldest, longest));
     }
 
     /// The lowest (`Up`) or highest trade after trade number `since`, at or after `start`; of
@@ -659,6 +684,13 @@ impl Tape {
         let first = side.partition_point(|mark| mark.seq <= since || mark.at < start);
         side.get(first).copied()
     }
+}
+
+/// The first instant at which a trade at `at` is no longer in a window of length `window`.
+pub(crate) fn leaves_window(at: Timestamp, window: TimeDelta) -> Timestamp {
+    at.checked_add_signed(window)
+        .and_then(|end| end.checked_add_signed(TimeDelta::nanoseconds(1)))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Stored history (sorted by start here, later copies of a bar winning) up to the first bar the

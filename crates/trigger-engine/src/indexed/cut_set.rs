@@ -7,9 +7,12 @@
 //! entries are contiguous, which is what keeps a firing trade to a few cache misses when a million
 //! rules no longer fit in the caches.
 
-/// One waiting rule leg. The cut is split in two halves so an entry takes 24 bytes, not the 32 an
-/// `i128` field's alignment would make it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One waiting rule leg, as its rank in its set: the fields compare (derived, field by field) in
+/// the set's order, so a search compares plain integers whichever way the set is sorted. In a
+/// `Rise` set, whose order is descending, every field is stored inverted (`!`), which reverses
+/// the order without the overflow a negation would risk. The cut is split in two halves so an
+/// entry takes 24 bytes, not the 32 an `i128` field's alignment would make it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
     cut_high: i64,
     cut_low: u64,
@@ -18,28 +21,39 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(cut: i128, waiter: Waiter) -> Self {
-        Self {
+    fn new(cut: i128, waiter: Waiter, wait: Wait) -> Self {
+        let entry = Self {
             cut_high: (cut >> 64) as i64,
             cut_low: cut as u64,
             slot: waiter.slot,
             leg: u32::from(waiter.leg),
+        };
+        entry.ranked(wait)
+    }
+
+    /// The entry with its fields inverted in a `Rise` set: ranks them, or undoes the ranking.
+    fn ranked(self, wait: Wait) -> Self {
+        match wait {
+            Wait::Fall => self,
+            Wait::Rise => Self {
+                cut_high: !self.cut_high,
+                cut_low: !self.cut_low,
+                slot: !self.slot,
+                leg: !self.leg,
+            },
         }
     }
 
-    fn cut(&self) -> i128 {
-        (i128::from(self.cut_high) << 64) | i128::from(self.cut_low)
+    fn cut(&self, wait: Wait) -> i128 {
+        let plain = self.ranked(wait);
+        (i128::from(plain.cut_high) << 64) | i128::from(plain.cut_low)
     }
 
-    /// The total order entries are kept in: by cut, then by waiter, so one entry can be found.
-    fn order(&self) -> (i128, u32, u32) {
-        (self.cut(), self.slot, self.leg)
-    }
-
-    fn waiter(&self) -> Waiter {
+    fn waiter(&self, wait: Wait) -> Waiter {
+        let plain = self.ranked(wait);
         Waiter {
-            slot: self.slot,
-            leg: self.leg as u8,
+            slot: plain.slot,
+            leg: plain.leg as u8,
         }
     }
 }
@@ -63,7 +77,8 @@ pub(super) enum Wait {
 #[derive(Debug)]
 pub(super) struct CutSet {
     wait: Wait,
-    /// Sorted so that the nearest entry is last: descending for `Rise`, ascending for `Fall`.
+    /// Ascending by rank, so that the nearest entry is last: by cut (then waiter), descending
+    /// for `Rise`, ascending for `Fall`.
     entries: Vec<Entry>,
 }
 
@@ -77,18 +92,18 @@ impl CutSet {
 
     /// The cut nearest to being crossed.
     pub(super) fn nearest(&self) -> Option<i128> {
-        self.entries.last().map(Entry::cut)
+        self.entries.last().map(|entry| entry.cut(self.wait))
     }
 
     pub(super) fn insert(&mut self, cut: i128, waiter: Waiter) {
-        let entry = Entry::new(cut, waiter);
+        let entry = Entry::new(cut, waiter, self.wait);
         let at = self.position(&entry);
         self.entries.insert(at, entry);
     }
 
     /// Whether the entry was there.
     pub(super) fn remove(&mut self, cut: i128, waiter: Waiter) -> bool {
-        let entry = Entry::new(cut, waiter);
+        let entry = Entry::new(cut, waiter, self.wait);
         let at = self.position(&entry);
         if at > 0 && self.entries[at - 1] == entry {
             self.entries.remove(at - 1);
@@ -106,19 +121,11 @@ impl CutSet {
         mut woken: impl FnMut(Waiter),
     ) {
         while let Some(entry) = self.entries.last() {
-            if !crossed(entry.cut()) {
+            if !crossed(entry.cut(self.wait)) {
                 break;
             }
-            woken(entry.waiter());
+            woken(entry.waiter(self.wait));
             self.entries.pop();
-        }
-    }
-
-    /// Whether `a` sorts before `b` in this set's order.
-    fn before(&self, a: &Entry, b: &Entry) -> bool {
-        match self.wait {
-            Wait::Rise => a.order() > b.order(),
-            Wait::Fall => a.order() < b.order(),
         }
     }
 
@@ -129,12 +136,12 @@ impl CutSet {
         let mut span = 1;
         let mut low = len;
         // Step back while the entry at `low - 1` sorts after `entry`.
-        while low > 0 && self.before(entry, &self.entries[low - 1]) {
+        while low > 0 && *entry < self.entries[low - 1] {
             let next = low.saturating_sub(span);
-            if next == 0 || !self.before(entry, &self.entries[next]) {
+            if next == 0 || *entry >= self.entries[next] {
                 // The boundary is in [next, low - 1].
                 let window = &self.entries[next..low - 1];
-                return next + window.partition_point(|e| !self.before(entry, e));
+                return next + window.partition_point(|e| e <= entry);
             }
             low = next;
             span *= 2;
@@ -144,7 +151,10 @@ impl CutSet {
 
     #[cfg(test)]
     fn cuts(&self) -> Vec<i128> {
-        self.entries.iter().map(Entry::cut).collect()
+        self.entries
+            .iter()
+            .map(|entry| entry.cut(self.wait))
+            .collect()
     }
 }
 

@@ -15,7 +15,7 @@ mod cut_set;
 mod source;
 mod stream;
 
-use crate::keys::price_key;
+use crate::keys::{key_value, price_key};
 use crate::lifecycle::RuleCore;
 use crate::{
     EngineRule, InstrumentKey, Instruments, RuleEngine, Trade, Transition, TransitionKind,
@@ -25,7 +25,7 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 use signal_domain::{Bar, InstrumentId, Interval, Price, Repeat, RuleId, Timestamp};
 use std::collections::BTreeSet;
-use stream::{Departed, Stream};
+use stream::{Departed, Stream, Woken};
 
 /// Rules in per-instrument, price-ordered indexes; see the module documentation.
 #[derive(Debug, Default)]
@@ -40,7 +40,7 @@ pub struct TriggerEngine {
     /// Every held expiry, for `expire_due` to sweep across instruments.
     expiring: BTreeSet<(Timestamp, RuleId)>,
     /// Rules a trade woke, and rules that left their stream; kept to avoid allocating.
-    woken: Vec<u32>,
+    woken: Woken,
     departed: Departed,
 }
 
@@ -68,15 +68,28 @@ struct Home {
 }
 
 /// The quiet-trade test of one instrument: a trade wakes its stream when its price key is at or
-/// above `rise`, at or below `fall`, or when it comes at or after `due`; `last` is the price of
-/// its last trade, which a new rule is evaluated on. One cache line.
+/// above `rise`, at or below `fall`, or when it comes at or after `due`; `last` is the price key of
+/// its last trade, which a new rule is evaluated on, or `NO_TRADE`. One cache line.
+///
+/// The key, not the price: every trade writes it, a key needs no option tag to fit the line, and
+/// the rare evaluation of a new rule makes the price again from it, exactly (a price is kept
+/// normalized, and so is the decimal a key stands for).
 #[derive(Debug, Clone, Copy)]
 #[repr(align(64))]
 struct Bounds {
     rise: i128,
     fall: i128,
-    last: Option<Price>,
+    last: i128,
     due: Timestamp,
+}
+
+/// The `last` of an instrument that has not traded: no price key is negative.
+const NO_TRADE: i128 = i128::MIN;
+
+impl Bounds {
+    fn last_key(&self) -> Option<i128> {
+        (self.last != NO_TRADE).then_some(self.last)
+    }
 }
 
 impl TriggerEngine {
@@ -94,7 +107,7 @@ impl TriggerEngine {
     /// The price key of the last trade the stream saw.
     fn last(&self, instrument: InstrumentKey, evaluated: Evaluated) -> Option<i128> {
         match evaluated {
-            Evaluated::OnTrades => self.bounds.get(instrument.index())?.last.map(price_key),
+            Evaluated::OnTrades => self.bounds.get(instrument.index())?.last_key(),
             Evaluated::OnCloses(interval) => self.closes.get(&(instrument, interval))?.last,
         }
     }
@@ -177,11 +190,15 @@ impl TriggerEngine {
         trade: Trade,
         out: &mut Vec<Transition>,
     ) {
-        if let Some(stream) = self.trades.get_mut(instrument.index()) {
-            stream.trade(key, trade, &mut self.woken, &mut self.departed, out);
+        let Some(stream) = self.trades.get_mut(instrument.index()) else {
+            return;
+        };
+        // A stream that follows windows or volumes takes every trade, and most only go onto its
+        // tape or count: those change neither its rules nor its bounds.
+        if stream.trade(key, trade, &mut self.woken, &mut self.departed, out) {
+            self.forget_departed();
+            self.refresh_bounds(instrument);
         }
-        self.forget_departed();
-        self.refresh_bounds(instrument);
     }
 }
 
@@ -192,7 +209,7 @@ impl RuleEngine for TriggerEngine {
             self.bounds.push(Bounds {
                 rise: i128::MAX,
                 fall: i128::MIN,
-                last: None,
+                last: NO_TRADE,
                 due: DateTime::<Utc>::MAX_UTC,
             });
             self.trades.push(Stream::new(instrument.market()));
@@ -208,11 +225,12 @@ impl RuleEngine for TriggerEngine {
             Evaluated::OnTrades => self
                 .bounds
                 .get(home.instrument.index())
-                .and_then(|bounds| bounds.last),
+                .and_then(Bounds::last_key),
             // Evaluated on closes only.
             Evaluated::OnCloses(_) => None,
         };
-        let (Some(price), Some(stream)) = (last, self.trades.get_mut(home.instrument.index()))
+        let price = last.and_then(|key| Price::new(key_value(key)).ok());
+        let (Some(price), Some(stream)) = (price, self.trades.get_mut(home.instrument.index()))
         else {
             return;
         };
@@ -265,7 +283,7 @@ impl RuleEngine for TriggerEngine {
         };
         let key = price_key(trade.price);
         let quiet = key < bounds.rise && key > bounds.fall && trade.at < bounds.due;
-        bounds.last = Some(trade.price);
+        bounds.last = key;
         if !quiet {
             self.wake(instrument, key, trade, out);
         }

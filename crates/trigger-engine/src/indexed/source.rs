@@ -4,9 +4,9 @@
 use super::cut_set::{CutSet, Wait, Waiter};
 use crate::compile::SourceKey;
 use crate::series::{
-    merged_history, AverageFold, Bound, Map, Mark, Point, RsiFold, Tape, VolumeFold,
+    leaves_window, merged_history, AverageFold, Bound, Map, Mark, Point, RsiFold, Tape, VolumeFold,
 };
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use signal_domain::{Bar, Direction, Timestamp};
 
 /// What a trade must reach for a source (or a whole stream) to need a closer look: a price key at
@@ -203,11 +203,13 @@ impl Source {
             },
         ) = (self.key, &self.state)
         {
-            // A trade at or past the extreme makes a new one; the extreme leaving the window
-            // makes another.
+            // A trade past the extreme makes a new one; the extreme leaving the window makes
+            // another. A trade at the extreme's price changes no move (they are measured from
+            // that price), so it leaves the source asleep: the source finds that trade on the
+            // tape when it wakes, at the latest when the extreme it holds leaves the window.
             match direction {
-                Direction::Up => wake.fall = wake.fall.max(mark.key),
-                Direction::Down => wake.rise = wake.rise.min(mark.key),
+                Direction::Up => wake.fall = wake.fall.max(mark.key - 1),
+                Direction::Down => wake.rise = wake.rise.min(mark.key + 1),
             }
             wake.due = leaves_window(mark.at, window);
         }
@@ -277,13 +279,6 @@ impl Source {
             self.fold(bar);
         }
     }
-}
-
-/// The first instant at which a trade at `at` is no longer in a window of length `window`.
-pub(super) fn leaves_window(at: Timestamp, window: TimeDelta) -> Timestamp {
-    at.checked_add_signed(window)
-        .and_then(|end| end.checked_add_signed(TimeDelta::nanoseconds(1)))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Where a leg's waiter goes in a source's sets.

@@ -1,10 +1,11 @@
 //! The rules evaluated on one stream of prices (an instrument's trades, or the closes of its bars of
 //! one interval), the sources they watch, and what a trade or a finished bar does to them.
 
+use super::cut_set::Wait;
 use super::source::{waiter, Source, Wake};
 use crate::compile::SourceKey;
 use crate::keys::price_key;
-use crate::lifecycle::{is_expired, Plan, RuleCore, View};
+use crate::lifecycle::{is_expired, Placement, Plan, RuleCore, View};
 use crate::series::{volume_key, Mark, Tape};
 use crate::{Trade, Transition, TransitionKind};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -14,16 +15,30 @@ use std::collections::BTreeSet;
 /// The price source is always first.
 const PRICE: u16 = 0;
 
+/// The fields every trade reads come first, in declaration order (`repr(C)`) from the start of a
+/// cache line: a stream that follows windows or volumes takes every trade, and on a busy instrument
+/// set those few lines are what a quiet trade costs, where the compiler's order spread them over
+/// most of the struct.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub(super) struct Stream {
-    market: Market,
-    pub(super) reference: Option<Price>,
-    /// The price key of the last trade; the engine keeps it apart for trade streams.
-    pub(super) last: Option<i128>,
-    /// Trades seen while the stream had window sources (window sources count from it).
-    seq: u64,
+    /// What a trade must reach to concern any rule of the stream.
+    wake: Wake,
     /// Volume traded since the stream began, while it had volume sources.
     volume: i128,
+    /// The price key of the last trade; the engine keeps it apart for trade streams.
+    pub(super) last: Option<i128>,
+    tape: Option<Tape>,
+    /// The longest window of its window sources, and how many volume sources it has: both are
+    /// read on every trade.
+    longest: Option<TimeDelta>,
+    volume_sources: u32,
+    /// Trades seen while the stream had window sources (window sources count from it).
+    seq: u64,
+    /// Stamps slots woken by the current trade, so each is stepped once.
+    epoch: u32,
+    market: Market,
+    pub(super) reference: Option<Price>,
     sources: Vec<Option<Source>>,
     /// Sources whose cut sets or values changed during the current change.
     dirty: Vec<u16>,
@@ -32,32 +47,90 @@ pub(super) struct Stream {
     timers: BTreeSet<(Timestamp, u32)>,
     /// Rules the next trade must step whatever it is.
     soon: Vec<u32>,
-    tape: Option<Tape>,
-    /// The longest window of its window sources, and how many volume sources it has: both are
-    /// read on every trade.
-    longest: Option<TimeDelta>,
-    volume_sources: u32,
-    /// What a trade must reach to concern any rule of the stream.
-    wake: Wake,
-    /// Stamps slots woken by the current trade, so each is stepped once.
-    epoch: u32,
 }
 
-/// A rule and where it waits.
+/// A rule and where it waits. A firing trade reads nearly all of a slot, so it starts a cache
+/// line: it then spans as many lines as its size needs, not one more.
 #[derive(Debug)]
+#[repr(align(64))]
 struct Slot {
     rule: RuleCore,
     /// The source of each leg, and where the leg waits in it.
     sources: [u16; 2],
-    placed: Plan,
+    placed: Placed,
     due: Option<Timestamp>,
     woken_in: u32,
     /// False once the rule is gone and the slot is free.
     live: bool,
 }
 
+/// Where a slot's rule waits, as a [`Plan`] says, packed: each leg's cut to rise to and cut to
+/// fall from, or `NO_CUT`. An `Option<i128>` takes 32 bytes, half of them padding for its tag,
+/// and a firing trade reads every slot it wakes from memory: packed, a slot takes a cache line
+/// fewer. No cut is `i128::MAX`: cuts are clamped to a few times `keys::LIMIT`, and "at the next
+/// trade" is `i128::MIN`.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    /// By leg, the rise cut then the fall cut.
+    cuts: [[i128; 2]; 2],
+    next_trade: bool,
+}
+
+const NO_CUT: i128 = i128::MAX;
+
+impl Placed {
+    const NOWHERE: Placed = Placed {
+        cuts: [[NO_CUT; 2]; 2],
+        next_trade: false,
+    };
+
+    fn from(plan: Plan) -> Self {
+        let pack = |cut: Option<i128>| {
+            debug_assert_ne!(cut, Some(NO_CUT), "a cut at i128::MAX cannot be packed");
+            cut.unwrap_or(NO_CUT)
+        };
+        Placed {
+            cuts: plan.legs.map(|leg| [pack(leg.rise), pack(leg.fall)]),
+            next_trade: plan.next_trade,
+        }
+    }
+
+    fn plan(&self) -> Plan {
+        let unpack = |cut: i128| (cut != NO_CUT).then_some(cut);
+        Plan {
+            legs: self.cuts.map(|[rise, fall]| Placement {
+                rise: unpack(rise),
+                fall: unpack(fall),
+            }),
+            next_trade: self.next_trade,
+        }
+    }
+
+    /// Notes that the leg left the set it waited in.
+    fn forget(&mut self, leg: u8, wait: Wait) {
+        let side = match wait {
+            Wait::Rise => 0,
+            Wait::Fall => 1,
+        };
+        if let Some(cuts) = self.cuts.get_mut(usize::from(leg)) {
+            cuts[side] = NO_CUT;
+        }
+    }
+}
+
+impl Slot {
+    /// The sources of the legs the rule has.
+    fn leg_sources(&self) -> &[u16] {
+        let legs = 1 + usize::from(self.rule.second.is_some());
+        &self.sources[..legs]
+    }
+}
+
 /// Rules that left the stream, with their expiry, to be forgotten by the engine.
 pub(super) type Departed = Vec<(RuleId, Option<Timestamp>)>;
+
+/// The rules a trade woke, by id and slot.
+pub(super) type Woken = Vec<(RuleId, u32)>;
 
 impl Stream {
     pub(super) fn new(market: Market) -> Self {
@@ -128,7 +201,7 @@ impl Stream {
                 };
                 self.count_sources();
                 // Its bounds are computed once it is in place.
-                self.dirty.push(index as u16);
+                mark_dirty(&mut self.dirty, index as u16);
                 index
             }
         };
@@ -170,13 +243,14 @@ impl Stream {
     /// What each leg of the slot's rule sees at a trade at price key `price` (`None`: no trade
     /// yet).
     fn views(&self, slot: &Slot, price: Option<i128>) -> [Option<View>; 2] {
-        self.views_of(slot.sources, price)
+        self.views_of(slot.leg_sources(), price)
     }
 
-    fn views_of(&self, sources: [u16; 2], price: Option<i128>) -> [Option<View>; 2] {
+    /// The views of the legs watching `sources` (one or two); none for a leg the rule lacks.
+    fn views_of(&self, sources: &[u16], price: Option<i128>) -> [Option<View>; 2] {
         let view = |leg: usize| {
             let price = price?;
-            let source = self.source(sources[leg])?;
+            let source = self.source(*sources.get(leg)?)?;
             let map = source.map();
             map.is_ready().then(|| View {
                 map,
@@ -193,10 +267,11 @@ impl Stream {
             Some(pair) => self.use_source(pair.leg.source),
             None => PRICE,
         };
-        rule.settle(self.views_of([first, second], last));
+        let legs = 1 + usize::from(rule.second.is_some());
+        rule.settle(&self.views_of(&[first, second][..legs], last));
         let slot = Slot {
             sources: [first, second],
-            placed: Plan::default(),
+            placed: Placed::NOWHERE,
             due: None,
             woken_in: self.epoch,
             live: true,
@@ -223,11 +298,8 @@ impl Stream {
         self.unplace(index);
         let slot = self.slots.get_mut(index as usize)?;
         slot.live = false;
-        let (sources, legs, expiry) = (
-            slot.sources,
-            1 + usize::from(slot.rule.second.is_some()),
-            slot.rule.expires_at,
-        );
+        let (sources, legs, expiry) =
+            (slot.sources, slot.leg_sources().len(), slot.rule.expires_at);
         self.free.push(index);
         for &source in &sources[..legs] {
             self.drop_source_use(source);
@@ -242,9 +314,19 @@ impl Stream {
         let Some(slot) = self.slots.get(index as usize) else {
             return;
         };
-        let plan = slot.rule.placements(self.views(slot, price), at);
+        let views = self.views(slot, price);
+        self.place_seeing(index, &views, at);
+    }
+
+    /// [`Stream::place`], given what the rule's legs see: a rule just stepped has its views at
+    /// hand.
+    fn place_seeing(&mut self, index: u32, views: &[Option<View>; 2], at: Option<Timestamp>) {
+        let Some(slot) = self.slots.get(index as usize) else {
+            return;
+        };
+        let plan = slot.rule.placements(views, at);
         let due = slot.rule.due(at);
-        let (sources, placed, old_due) = (slot.sources, slot.placed, slot.due);
+        let (sources, placed, old_due) = (slot.sources, slot.placed.plan(), slot.due);
         if plan.next_trade && !placed.next_trade {
             self.soon.push(index);
         }
@@ -279,7 +361,7 @@ impl Stream {
                     source.falling.insert(cut, waiter);
                 }
             }
-            self.dirty.push(source_index);
+            mark_dirty(&mut self.dirty, source_index);
         }
         if due != old_due {
             if let Some(old) = old_due {
@@ -290,7 +372,7 @@ impl Stream {
             }
         }
         if let Some(slot) = self.slots.get_mut(index as usize) {
-            slot.placed = plan;
+            slot.placed = Placed::from(plan);
             slot.due = due;
         }
     }
@@ -299,8 +381,8 @@ impl Stream {
         let Some(slot) = self.slots.get_mut(index as usize) else {
             return;
         };
-        let (sources, placed, due) = (slot.sources, slot.placed, slot.due.take());
-        slot.placed = Plan::default();
+        let (sources, placed, due) = (slot.sources, slot.placed.plan(), slot.due.take());
+        slot.placed = Placed::NOWHERE;
         if let Some(due) = due {
             self.timers.remove(&(due, index));
         }
@@ -319,7 +401,7 @@ impl Stream {
             if let Some(cut) = placed[leg].fall {
                 source.falling.remove(cut, waiter);
             }
-            self.dirty.push(sources[leg]);
+            mark_dirty(&mut self.dirty, sources[leg]);
         }
     }
 
@@ -362,15 +444,16 @@ impl Stream {
     }
 
     /// Applies a trade at price key `key`; appends transitions to `out` in rule id order, and the
-    /// rules that left to `departed`.
+    /// rules that left to `departed`. Returns whether the trade concerned any source or rule, and
+    /// so may have moved the stream's bounds; a trade that was only recorded did not.
     pub(super) fn trade(
         &mut self,
         key: i128,
         trade: Trade,
-        woken: &mut Vec<u32>,
+        woken: &mut Woken,
         departed: &mut Departed,
         out: &mut Vec<Transition>,
-    ) {
+    ) -> bool {
         self.last = Some(key);
         if let Some(tape) = &mut self.tape {
             self.seq += 1;
@@ -379,34 +462,26 @@ impl Stream {
                 at: trade.at,
                 key,
             });
-        }
-        if let (Some(longest), Some(tape)) = (self.longest, &mut self.tape) {
-            if let Some(start) = trade.at.checked_sub_signed(longest) {
-                tape.forget_before(start);
+            if let Some(longest) = self.longest {
+                tape.trim(trade.at, longest);
             }
         }
         if self.volume_sources > 0 {
             self.volume = self.volume.saturating_add(volume_key(trade.volume));
         }
         if !self.wake.wakes(key, self.volume, trade.at) {
-            return;
+            return false;
         }
-        let start = out.len();
         woken.clear();
         self.take_woken(key, trade.at, woken);
-        // The woken rules are scattered in memory that earlier trades on other instruments pushed
-        // out of the caches. Reading them all first lets those misses overlap instead of each one
-        // waiting behind the index updates of the rule before.
-        for &index in woken.iter() {
-            if let Some(slot) = self.slots.get(index as usize) {
-                std::hint::black_box(&slot.rule.state);
-            }
-        }
-        for &index in woken.iter() {
+        // A rule gives at most one transition, so stepping the rules in id order emits the
+        // transitions in id order: sorting these small pairs is cheaper than sorting transitions.
+        woken.sort_unstable_by_key(|&(id, _)| id);
+        for &(_, index) in woken.iter() {
             self.step(index, key, trade, departed, out);
         }
-        out[start..].sort_unstable_by_key(|transition| transition.rule);
         self.settle_wake();
+        true
     }
 
     /// Evaluates a rule just held on the stream's last trade, at price key `key`, as if that
@@ -425,7 +500,7 @@ impl Stream {
 
     /// Collects the slots the trade wakes: by their timers, and by the cuts their sources' values
     /// crossed.
-    fn take_woken(&mut self, key: i128, at: Timestamp, woken: &mut Vec<u32>) {
+    fn take_woken(&mut self, key: i128, at: Timestamp, woken: &mut Woken) {
         self.epoch = self.epoch.wrapping_add(1);
         let epoch = self.epoch;
         let Stream {
@@ -464,7 +539,7 @@ impl Stream {
                 |cut| map.above(cut, point),
                 |w| {
                     wake_slot(slots, w.slot, epoch, woken, |slot| {
-                        slot.placed.legs[usize::from(w.leg)].rise = None
+                        slot.placed.forget(w.leg, Wait::Rise)
                     })
                 },
             );
@@ -472,11 +547,11 @@ impl Stream {
                 |cut| !map.above(cut, point),
                 |w| {
                     wake_slot(slots, w.slot, epoch, woken, |slot| {
-                        slot.placed.legs[usize::from(w.leg)].fall = None
+                        slot.placed.forget(w.leg, Wait::Fall)
                     })
                 },
             );
-            dirty.push(index as u16);
+            mark_dirty(dirty, index as u16);
         }
     }
 
@@ -505,11 +580,11 @@ impl Stream {
         let Some(slot) = self.slots.get_mut(index as usize) else {
             return;
         };
-        if let Some(kind) = slot.rule.step(views, trade.price, trade.at) {
+        if let Some(kind) = slot.rule.step(&views, trade.price, trade.at) {
             out.push(Transition { rule: id, kind });
         }
         if slot.rule.state.is_active() {
-            self.place(index, Some(key), Some(trade.at));
+            self.place_seeing(index, &views, Some(trade.at));
         } else {
             departed.push((id, expiry));
             self.release(index);
@@ -523,7 +598,7 @@ impl Stream {
             if let Some(source) = source {
                 if source.key.interval() == Some(interval) {
                     source.close_bar(bar, volume);
-                    self.dirty.push(index as u16);
+                    mark_dirty(&mut self.dirty, index as u16);
                 }
             }
         }
@@ -546,11 +621,21 @@ impl Stream {
             if let Some(source) = source {
                 if source.key.interval() == Some(interval) {
                     source.warm_up(bars);
-                    self.dirty.push(index as u16);
+                    mark_dirty(&mut self.dirty, index as u16);
                 }
             }
         }
         self.settle_wake();
+    }
+}
+
+/// Notes that the source's bounds must be refreshed, once however many of its rules moved: a
+/// firing trade moves several rules of one source.
+#[inline]
+fn mark_dirty(dirty: &mut Vec<u16>, index: u16) {
+    // The last one marked is the likeliest to come again.
+    if dirty.last() != Some(&index) && !dirty.contains(&index) {
+        dirty.push(index);
     }
 }
 
@@ -559,14 +644,14 @@ fn wake_slot(
     slots: &mut [Slot],
     index: u32,
     epoch: u32,
-    woken: &mut Vec<u32>,
+    woken: &mut Woken,
     left: impl FnOnce(&mut Slot),
 ) {
     if let Some(slot) = slots.get_mut(index as usize) {
         left(slot);
         if slot.woken_in != epoch {
             slot.woken_in = epoch;
-            woken.push(index);
+            woken.push((slot.rule.id, index));
         }
     }
 }
