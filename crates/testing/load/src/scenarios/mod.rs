@@ -20,11 +20,6 @@ pub struct Context {
 }
 
 impl Context {
-    /// A fresh system under test over `feed`.
-    pub async fn start_system(&self, feed: &Feed) -> anyhow::Result<SystemUnderTest> {
-        self.start_system_with(feed, &[]).await
-    }
-
     /// A fresh system under test over `feed` with the scenario's `settings` (environment
     /// variables); those given on the command line take precedence.
     pub async fn start_system_with(
@@ -40,3 +35,11 @@ impl Context {
         SystemUnderTest::start(&self.app.path()?, feed, &self.data_root, &env).await
     }
 }
+
+/// The system's request rate limits switched off, for scenarios whose every client comes from the
+/// one loopback address: the limits protect the service from one client, which here is the whole
+/// load.
+pub const NO_REQUEST_LIMITS: [(&str, &str); 2] = [
+    ("SIGNAL_HTTP__REQUESTS_PER_SECOND_PER_ADDRESS", "0"),
+    ("SIGNAL_HTTP__REQUESTS_PER_SECOND_PER_USER", "0"),
+];

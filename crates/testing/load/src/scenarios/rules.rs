@@ -349,11 +349,9 @@ pub async fn run(context: &Context, options: Options) -> anyhow::Result<()> {
     let run = RunHeader::new(SCENARIO);
     let feed = Feed::start(upbit_markets()).await?;
     feed.set_background(100.0, (0..feed.markets().len()).collect());
-    let unlimited = [
-        ("SIGNAL_HTTP__REQUESTS_PER_SECOND_PER_ADDRESS", "0"),
-        ("SIGNAL_HTTP__REQUESTS_PER_SECOND_PER_USER", "0"),
-    ];
-    let system = context.start_system_with(&feed, &unlimited).await?;
+    let system = context
+        .start_system_with(&feed, &super::NO_REQUEST_LIMITS)
+        .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle_rss_bytes = system.rss()?;
 

@@ -256,7 +256,10 @@ fn both<'s, 'a>(
 pub async fn run(context: &Context, options: Options) -> anyhow::Result<()> {
     let run = RunHeader::new(SCENARIO);
     let feed = Feed::start(upbit_markets()).await?;
-    let system = context.start_system(&feed).await?;
+    // Thousands of sockets open from one address within seconds.
+    let system = context
+        .start_system_with(&feed, &super::NO_REQUEST_LIMITS)
+        .await?;
     let codes: Vec<String> = feed.markets().iter().map(|m| m.code.clone()).collect();
     let peer = NodePeer::start(&feed.ws_url(), &codes).await?;
     feed.wait_for_reader(&options.market).await?;
