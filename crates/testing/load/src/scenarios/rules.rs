@@ -473,8 +473,9 @@ pub async fn run(context: &Context, options: Options) -> anyhow::Result<()> {
         .map(|w| w.per_second)
         .collect();
     println!(
-        "rules: created {} at {:.0} rules/s (last window {:.0}/s, median of the last three {:.0}/s), p99 {:.1} ms; \
+        "rules: created {} in {} requests at {:.0} rules/s (last window {:.0}/s, median of the last three {:.0}/s), p99 {:.1} ms; \
          update {:.0}/s, delete {:.0}/s; {:.0} bytes per rule; {} slow statements (slowest {} ms) -> {}",
+        options.rules,
         result.create.requests,
         result.create.per_second,
         last,

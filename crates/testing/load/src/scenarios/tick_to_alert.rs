@@ -254,7 +254,13 @@ pub async fn run(context: &Context, options: Options) -> anyhow::Result<()> {
         .filter(|&i| i != probe_market)
         .collect();
     // The stages' spans are logged unless the caller chose its own filter.
+    // The background rules are created from one address, faster than its request limits allow.
     let mut env = vec![("RUST_LOG".to_string(), stages::LOG_FILTER.to_string())];
+    env.extend(
+        super::NO_REQUEST_LIMITS
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string())),
+    );
     env.extend(context.app_env.iter().cloned());
     let system =
         SystemUnderTest::start(&context.app.path()?, &feed, &context.data_root, &env).await?;
