@@ -5,10 +5,12 @@
 use signal_domain::InstrumentId;
 use signal_ownership::ShardSet;
 use signal_ports::{Interest, Need};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// How long a one-off quote request (`GET /asset/{symbol}`) keeps an instrument live.
 pub const GLANCE: Duration = Duration::from_secs(300);
@@ -45,6 +47,11 @@ impl Counts {
 pub struct InterestTracker {
     counts: Mutex<Counts>,
     sender: watch::Sender<Arc<Interest>>,
+    /// Until when each glanced instrument stays viewed. A glance at an instrument already
+    /// glanced only moves its end: one timer per instrument, not one per request (a client
+    /// polling `GET /asset/{symbol}` would otherwise leave a task for every request of the last
+    /// five minutes).
+    glances: Mutex<HashMap<InstrumentId, Instant>>,
 }
 
 impl Default for InterestTracker {
@@ -52,6 +59,7 @@ impl Default for InterestTracker {
         Self {
             counts: Mutex::default(),
             sender: watch::Sender::new(Arc::default()),
+            glances: Mutex::default(),
         }
     }
 }
@@ -117,11 +125,38 @@ impl InterestTracker {
 
     /// Marks `id` viewed live for [`GLANCE`].
     pub fn glance(self: &Arc<Self>, id: &InstrumentId) {
+        let mut until = Instant::now() + GLANCE;
+        match self.lock_glances().entry(id.clone()) {
+            Entry::Occupied(mut glanced) => {
+                glanced.insert(until);
+                return;
+            }
+            Entry::Vacant(glanced) => {
+                glanced.insert(until);
+            }
+        }
         let guard = self.view(id);
+        let tracker = self.clone();
+        let id = id.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(GLANCE).await;
+            loop {
+                tokio::time::sleep_until(until).await;
+                let mut glances = tracker.lock_glances();
+                match glances.get(&id) {
+                    Some(&later) if later > until => until = later,
+                    _ => {
+                        glances.remove(&id);
+                        break;
+                    }
+                }
+            }
             drop(guard);
         });
+    }
+
+    fn lock_glances(&self) -> std::sync::MutexGuard<'_, HashMap<InstrumentId, Instant>> {
+        // Nothing panics while holding the lock; a poisoned map still holds valid ends.
+        self.glances.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn update(&self, change: impl FnOnce(&mut Counts) -> bool) {
@@ -190,6 +225,26 @@ mod tests {
         assert_eq!(receiver.borrow().needs.get(&aapl), Some(&Need::ActiveRule));
         tracker.set_owned(ShardSet::default());
         assert_eq!(receiver.borrow().needs.get(&aapl), None);
+        assert_eq!(receiver.borrow().needs.get(&btc), Some(&Need::ViewedLive));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_glance_keeps_an_instrument_live_for_five_minutes_after_the_last_one() {
+        let tracker = Arc::new(InterestTracker::default());
+        let receiver = tracker.subscribe();
+        let btc: InstrumentId = "UPBIT:KRW-BTC".parse().unwrap();
+        tracker.glance(&btc);
+        tokio::time::sleep(Duration::from_secs(200)).await;
+        tracker.glance(&btc);
+        tokio::time::sleep(Duration::from_secs(200)).await;
+        assert_eq!(
+            receiver.borrow().needs.get(&btc),
+            Some(&Need::ViewedLive),
+            "glanced again 200 s ago"
+        );
+        tokio::time::sleep(Duration::from_secs(101)).await;
+        assert!(receiver.borrow().needs.is_empty());
+        tracker.glance(&btc);
         assert_eq!(receiver.borrow().needs.get(&btc), Some(&Need::ViewedLive));
     }
 }

@@ -56,7 +56,7 @@ pub async fn start(
 ) -> Result<AssetService, StartError> {
     let calendar = Arc::new(settings.calendar.clone());
     let core = asset_core::start(deps, settings, registry, shutdown.clone()).await?;
-    let state = http::AssetState {
+    let state = http::AssetState::new(http::AssetShared {
         assets: core.assets,
         verifier: edge.verifier,
         gateway: edge.gateway,
@@ -65,7 +65,7 @@ pub async fn start(
         calendar,
         shutdown,
         socket_limits: edge.socket_limits,
-    };
+    });
     let readiness = Readiness::default();
     readiness.add(Dependency {
         name: "engine",
