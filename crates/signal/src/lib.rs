@@ -11,3 +11,9 @@ pub mod standalone;
 
 pub use app::{start, RunningApp};
 pub use signal_runtime::Settings;
+
+/// jemalloc rather than glibc's malloc for every binary of the crate: glibc kept what thousands of
+/// closed quote sockets had used resident in its arenas for good, where jemalloc gives it back
+/// (its purging is configured in `.cargo/config.toml`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -37,10 +37,11 @@ impl Default for SocketLimits {
 }
 
 /// The read buffer each socket starts with. A socket is idle nearly all the time and clients send
-/// only small commands; tungstenite's default 128 KiB buffer is zero-filled on the first read, so
-/// it stayed resident for every open socket. A larger message still arrives whole: the buffer
-/// grows for the frame being read.
-pub const SOCKET_READ_BUFFER_BYTES: usize = 4 * 1024;
+/// only small commands (a subscription is some 50 bytes, a fresh token under 1 KiB); tungstenite
+/// zero-fills the whole buffer on the first read, so all of it stays resident for every open
+/// socket: the default 128 KiB, and at 4 KiB still nearly half of a quote socket's memory. A
+/// larger message still arrives whole: the buffer grows for the frame being read.
+pub const SOCKET_READ_BUFFER_BYTES: usize = 1024;
 
 /// Unsent bytes the kernel may hold for a conflating socket (`TCP_NOTSENT_LOWAT`): once that much
 /// waits, the socket stops taking writes, so what a reader has not taken stays with the
@@ -235,7 +236,9 @@ impl SocketIdentity {
                 r#"an auth message carries a fresh token: {"type":"auth","token":"<jwt>"}"#,
             ));
         };
-        Some(match self.verifier.verify(&token).await {
+        // Boxed: verifying may fetch the identity provider's keys, and that future, inlined,
+        // would enlarge every open socket's task for a message most sockets never receive.
+        Some(match Box::pin(self.verifier.verify(&token)).await {
             Ok(verified) if verified.user == self.user => {
                 self.expires_at = verified.expires_at;
                 json!({
