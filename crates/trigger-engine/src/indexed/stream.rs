@@ -42,7 +42,7 @@ pub(super) struct Stream {
     sources: Vec<Option<Source>>,
     /// Sources whose cut sets or values changed during the current change.
     dirty: Vec<u16>,
-    slots: Vec<Slot>,
+    slots: Slots,
     free: Vec<u32>,
     timers: BTreeSet<(Timestamp, u32)>,
     /// Rules the next trade must step whatever it is.
@@ -118,6 +118,55 @@ impl Placed {
     }
 }
 
+/// Slots by index, in chunks of a fixed size rather than one vector. A vector doubles as rules are
+/// added: its spare capacity is up to half of it, and each doubling copies every slot (hundreds of
+/// kilobytes on an instrument with a few hundred rules) to a new block and leaves the old one to
+/// the allocator, which need not give it back. A chunk never moves, and a stream leaves at most
+/// one chunk partly empty.
+#[derive(Debug, Default)]
+struct Slots {
+    chunks: Vec<Vec<Slot>>,
+    len: u32,
+}
+
+/// Slots per chunk: 32 slots of a few hundred bytes are some 14 KB, small beside the rules of a
+/// busy instrument.
+const CHUNK: u32 = 32;
+
+impl Slots {
+    fn get(&self, index: u32) -> Option<&Slot> {
+        self.chunks
+            .get((index / CHUNK) as usize)?
+            .get((index % CHUNK) as usize)
+    }
+
+    fn get_mut(&mut self, index: u32) -> Option<&mut Slot> {
+        self.chunks
+            .get_mut((index / CHUNK) as usize)?
+            .get_mut((index % CHUNK) as usize)
+    }
+
+    /// Adds the slot at the end; returns its index.
+    fn push(&mut self, slot: Slot) -> u32 {
+        let chunk = match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK as usize => chunk,
+            _ => {
+                self.chunks.push(Vec::with_capacity(CHUNK as usize));
+                self.chunks.last_mut().expect("a chunk was just pushed")
+            }
+        };
+        chunk.push(slot);
+        let index = self.len;
+        // A stream holds far fewer than four billion rules.
+        self.len = self.len.saturating_add(1);
+        index
+    }
+
+    fn len(&self) -> u32 {
+        self.len
+    }
+}
+
 impl Slot {
     /// The sources of the legs the rule has.
     fn leg_sources(&self) -> &[u16] {
@@ -142,7 +191,7 @@ impl Stream {
             volume: 0,
             sources: Vec::new(),
             dirty: Vec::new(),
-            slots: Vec::new(),
+            slots: Slots::default(),
             free: Vec::new(),
             timers: BTreeSet::new(),
             soon: Vec::new(),
@@ -279,14 +328,12 @@ impl Stream {
         };
         let index = match self.free.pop() {
             Some(index) => {
-                self.slots[index as usize] = slot;
+                if let Some(free) = self.slots.get_mut(index) {
+                    *free = slot;
+                }
                 index
             }
-            None => {
-                self.slots.push(slot);
-                // A stream holds far fewer than four billion rules.
-                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
-            }
+            None => self.slots.push(slot),
         };
         self.place(index, last, None);
         self.settle_wake();
@@ -296,7 +343,7 @@ impl Stream {
     /// Takes the rule out of every index and frees its slot; returns the rule's expiry.
     pub(super) fn release(&mut self, index: u32) -> Option<Timestamp> {
         self.unplace(index);
-        let slot = self.slots.get_mut(index as usize)?;
+        let slot = self.slots.get_mut(index)?;
         slot.live = false;
         let (sources, legs, expiry) =
             (slot.sources, slot.leg_sources().len(), slot.rule.expires_at);
@@ -311,7 +358,7 @@ impl Stream {
     /// Puts the slot's rule where it waits now, given the price key of the last trade if known,
     /// and the time of the trade it just took, if any.
     fn place(&mut self, index: u32, price: Option<i128>, at: Option<Timestamp>) {
-        let Some(slot) = self.slots.get(index as usize) else {
+        let Some(slot) = self.slots.get(index) else {
             return;
         };
         let views = self.views(slot, price);
@@ -321,7 +368,7 @@ impl Stream {
     /// [`Stream::place`], given what the rule's legs see: a rule just stepped has its views at
     /// hand.
     fn place_seeing(&mut self, index: u32, views: &[Option<View>; 2], at: Option<Timestamp>) {
-        let Some(slot) = self.slots.get(index as usize) else {
+        let Some(slot) = self.slots.get(index) else {
             return;
         };
         let plan = slot.rule.placements(views, at);
@@ -371,14 +418,14 @@ impl Stream {
                 self.timers.insert((new, index));
             }
         }
-        if let Some(slot) = self.slots.get_mut(index as usize) {
+        if let Some(slot) = self.slots.get_mut(index) {
             slot.placed = Placed::from(plan);
             slot.due = due;
         }
     }
 
     fn unplace(&mut self, index: u32) {
-        let Some(slot) = self.slots.get_mut(index as usize) else {
+        let Some(slot) = self.slots.get_mut(index) else {
             return;
         };
         let (sources, placed, due) = (slot.sources, slot.placed.plan(), slot.due.take());
@@ -433,8 +480,10 @@ impl Stream {
 
     pub(super) fn set_reference(&mut self, prev_close: Price, last: Option<i128>) {
         self.reference = Some(prev_close);
-        for index in 0..self.slots.len() as u32 {
-            let slot = &mut self.slots[index as usize];
+        for index in 0..self.slots.len() {
+            let Some(slot) = self.slots.get_mut(index) else {
+                continue;
+            };
             if slot.live && slot.rule.is_relative() {
                 slot.rule.recompile(self.reference);
                 self.place(index, last, None);
@@ -563,7 +612,7 @@ impl Stream {
         departed: &mut Departed,
         out: &mut Vec<Transition>,
     ) {
-        let Some(slot) = self.slots.get(index as usize) else {
+        let Some(slot) = self.slots.get(index) else {
             return;
         };
         let (id, expiry) = (slot.rule.id, slot.rule.expires_at);
@@ -577,7 +626,7 @@ impl Stream {
             return;
         }
         let views = self.views(slot, Some(key));
-        let Some(slot) = self.slots.get_mut(index as usize) else {
+        let Some(slot) = self.slots.get_mut(index) else {
             return;
         };
         if let Some(kind) = slot.rule.step(&views, trade.price, trade.at) {
@@ -641,13 +690,13 @@ fn mark_dirty(dirty: &mut Vec<u16>, index: u16) {
 
 /// Notes that the slot's rule left one of its places (`left` forgets it) and must be stepped.
 fn wake_slot(
-    slots: &mut [Slot],
+    slots: &mut Slots,
     index: u32,
     epoch: u32,
     woken: &mut Woken,
     left: impl FnOnce(&mut Slot),
 ) {
-    if let Some(slot) = slots.get_mut(index as usize) {
+    if let Some(slot) = slots.get_mut(index) {
         left(slot);
         if slot.woken_in != epoch {
             slot.woken_in = epoch;
