@@ -103,6 +103,8 @@ struct Stepped {
     assigner: Assigner,
     cache: Arc<MemoryQuoteCache>,
     interest: Arc<InterestTracker>,
+    /// The shards the handover follows: how a test knows it has seen an assignment.
+    following: watch::Receiver<ShardSet>,
 }
 
 impl Stepped {
@@ -126,7 +128,7 @@ impl Stepped {
         let handle = EngineHandle::new(queue);
         let (mut assigner, assigned) = handshake();
         assigner.ask(owned);
-        let (following, _) = watch::channel(owned);
+        let (following, following_seen) = watch::channel(owned);
         tokio::spawn(
             Handover {
                 assigned,
@@ -147,6 +149,7 @@ impl Stepped {
             assigner,
             cache,
             interest,
+            following: following_seen,
         }
     }
 
@@ -330,6 +333,17 @@ async fn a_shard_lost_mid_load_is_taken_over_from_a_newer_load_when_regained() {
         .expect("the load reads the rules");
     // Lost before the load is in, and meanwhile the other instance fires the rule twice.
     stepped.assigner.ask(ShardSet::default());
+    // The handover must see the loss before the regain: assignments are a watch, and a loss and a
+    // regain asked while it is busy would reach it as no change at all.
+    tokio::time::timeout(
+        PATIENCE,
+        stepped
+            .following
+            .wait_for(|following| *following == ShardSet::default()),
+    )
+    .await
+    .expect("the handover sees the loss")
+    .unwrap();
     fired_elsewhere(sql.as_ref(), &rule, 1, RuleState::Armed).await;
     fired_elsewhere(sql.as_ref(), &rule, 2, RuleState::Armed).await;
     // Regained, and then the first load comes back with what it read before.
