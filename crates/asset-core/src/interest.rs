@@ -5,7 +5,6 @@
 use signal_domain::InstrumentId;
 use signal_ownership::ShardSet;
 use signal_ports::{Interest, Need};
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -126,14 +125,9 @@ impl InterestTracker {
     /// Marks `id` viewed live for [`GLANCE`].
     pub fn glance(self: &Arc<Self>, id: &InstrumentId) {
         let mut until = Instant::now() + GLANCE;
-        match self.lock_glances().entry(id.clone()) {
-            Entry::Occupied(mut glanced) => {
-                glanced.insert(until);
-                return;
-            }
-            Entry::Vacant(glanced) => {
-                glanced.insert(until);
-            }
+        // Already glanced: its timer finds the new end when it wakes.
+        if self.lock_glances().insert(id.clone(), until).is_some() {
+            return;
         }
         let guard = self.view(id);
         let tracker = self.clone();

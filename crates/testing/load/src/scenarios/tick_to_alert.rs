@@ -253,17 +253,15 @@ pub async fn run(context: &Context, options: Options) -> anyhow::Result<()> {
     let others: Vec<usize> = (0..feed.markets().len())
         .filter(|&i| i != probe_market)
         .collect();
-    // The stages' spans are logged unless the caller chose its own filter.
-    // The background rules are created from one address, faster than its request limits allow.
-    let mut env = vec![("RUST_LOG".to_string(), stages::LOG_FILTER.to_string())];
-    env.extend(
-        super::NO_REQUEST_LIMITS
-            .iter()
-            .map(|(key, value)| (key.to_string(), value.to_string())),
-    );
-    env.extend(context.app_env.iter().cloned());
-    let system =
-        SystemUnderTest::start(&context.app.path()?, &feed, &context.data_root, &env).await?;
+    // The stages' spans are logged unless the caller chose its own filter; the background rules
+    // are created from one address, faster than its request limits allow.
+    let [per_address, per_user] = super::NO_REQUEST_LIMITS;
+    let system = context
+        .start_system_with(
+            &feed,
+            &[("RUST_LOG", stages::LOG_FILTER), per_address, per_user],
+        )
+        .await?;
     feed.wait_for_reader(&options.probe).await?;
 
     if options.rules > 0 {
